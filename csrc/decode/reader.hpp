@@ -1,0 +1,99 @@
+// Video reader over libavformat/libavcodec.
+//
+// Opening a file demuxes it once without decoding (packets only) to build an exact
+// presentation-order index: the true frame count and every frame's timestamp, whatever
+// the container header claims. Frame i is the i-th frame in presentation order.
+// Decoding then visits only the requested indices, in ascending order, seeking to the
+// nearest keyframe when that skips work and never decoding past the last index.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace msce {
+
+// Layouts the fused transform reads directly. Everything else is converted by swscale
+// to kRGB24 (8-bit) inside the reader.
+enum class PixelLayout : int { kYUV420P = 0, kNV12 = 1, kRGB24 = 2 };
+enum class ColorMatrix : int { kBT601 = 0, kBT709 = 1, kBT2020 = 2 };
+enum class ColorRange : int { kLimited = 0, kFull = 1 };
+
+struct VideoMetadata {
+  std::string path;
+  std::string container;       // AVInputFormat name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
+  std::string codec;           // e.g. "h264"
+  std::string pixel_format;    // decoder output format name, e.g. "yuv420p"
+  int bit_depth = 8;
+  int coded_width = 0;         // as stored in the stream
+  int coded_height = 0;
+  int width = 0;               // as displayed (after rotation)
+  int height = 0;
+  int rotation = 0;            // clockwise degrees applied to decoded frames: 0, 90, 180, 270
+  int64_t num_frames = 0;      // true count, from the packet index
+  int64_t header_num_frames = -1;  // what the container claims (nb_frames), -1 when absent
+  double duration = 0.0;       // seconds: last timestamp + last frame duration
+  double average_fps = 0.0;    // num_frames / duration
+  bool variable_frame_rate = false;
+  std::string color_space;     // "bt709", "bt470bg", "smpte170m", "unknown", ...
+  std::string color_range;     // "tv", "pc", "unknown"
+  ColorMatrix matrix = ColorMatrix::kBT601;  // what the transform uses (unknown -> BT.601)
+  ColorRange range = ColorRange::kLimited;   // (unknown -> limited, yuvj* -> full)
+  std::vector<double> timestamps;  // seconds from the first frame (timestamps[0] == 0), ascending
+};
+
+// A decoded frame, already rotated to display orientation. Planes stay valid while
+// `owner` is alive: copy the Frame (cheap) to keep it past the sink call.
+struct Frame {
+  PixelLayout layout = PixelLayout::kYUV420P;
+  const uint8_t* data[3] = {nullptr, nullptr, nullptr};  // Y,U,V | Y,UV | RGB
+  int linesize[3] = {0, 0, 0};
+  int width = 0;
+  int height = 0;
+  ColorMatrix matrix = ColorMatrix::kBT601;
+  ColorRange range = ColorRange::kLimited;
+  int64_t index = 0;
+  double timestamp = 0.0;
+  std::shared_ptr<const void> owner;
+};
+
+struct ReaderOptions {
+  int threads = 0;             // FFmpeg decoder threads; 0 = FFmpeg's choice (all cores)
+  // Seek only when the next wanted frame is at least this many frames past the current
+  // position and a keyframe lies in between; 0 = always decode sequentially.
+  int64_t seek_threshold = 16;
+};
+
+class VideoReader {
+ public:
+  // Throws DecodeError (missing file, directory, not a video, no video stream, zero
+  // frames, corrupt) or UnsupportedError (codec without decoder, absurd dimensions).
+  // Messages name the path and carry FFmpeg's error text.
+  explicit VideoReader(const std::string& path, ReaderOptions options = {});
+  ~VideoReader();
+  VideoReader(const VideoReader&) = delete;
+  VideoReader& operator=(const VideoReader&) = delete;
+
+  const VideoMetadata& metadata() const;
+
+  // Decodes the frames at `indices` (strictly ascending, each in [0, num_frames)),
+  // calling `sink` exactly once per index, in order. Throws PlanError for bad indices
+  // and DecodeError when a wanted frame cannot be produced (truncated/corrupt data).
+  void decode(const std::vector<int64_t>& indices, const std::function<void(const Frame&)>& sink);
+
+  // Statistics of the last decode() call (for benchmarks and tests).
+  struct Stats {
+    int64_t frames_decoded = 0;   // frames that came out of the decoder
+    int64_t seeks = 0;
+    int64_t packets_read = 0;
+  };
+  Stats last_stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace msce
