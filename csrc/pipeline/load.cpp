@@ -1,0 +1,116 @@
+#include "pipeline/load.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "common/error.hpp"
+#include "common/thread_pool.hpp"
+
+namespace msce {
+
+namespace {
+
+using Targets = std::vector<std::pair<size_t, int64_t>>;  // (job, slot)
+
+std::map<int64_t, Targets> slots_by_index(const std::vector<LoadJob>& jobs, int64_t num_frames) {
+  std::map<int64_t, Targets> wanted;
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    const LoadJob& job = jobs[j];
+    job.spec.validate();
+    if (!job.out) throw TransformError("output buffer is missing");
+    if (!job.crops.empty() && job.crops.size() != job.indices.size()) {
+      throw TransformError("got " + std::to_string(job.crops.size()) + " crop boxes for " +
+                           std::to_string(job.indices.size()) + " frames");
+    }
+    if (job.slots < static_cast<int64_t>(job.indices.size())) throw TransformError("output has too few slots");
+    for (size_t s = 0; s < job.indices.size(); ++s) {
+      const int64_t idx = job.indices[s];
+      if (idx < 0 || idx >= num_frames) {
+        throw PlanError("frame index " + std::to_string(idx) + " is outside the clip (" + std::to_string(num_frames) +
+                        " frames)");
+      }
+      wanted[idx].emplace_back(j, static_cast<int64_t>(s));
+    }
+  }
+  return wanted;
+}
+
+void pad_slots(std::vector<LoadJob>& jobs) {
+  for (LoadJob& job : jobs) {
+    const int64_t n = static_cast<int64_t>(job.indices.size());
+    if (job.spec.layout != Layout::kQwen || n == 0) continue;
+    for (int64_t s = n; s < job.slots; ++s) copy_qwen_slot(job.spec, job.out, n - 1, s);
+  }
+}
+
+int resolve_threads(int threads) {
+  if (threads > 0) return threads;
+  const unsigned hc = std::thread::hardware_concurrency();
+  return hc == 0 ? 1 : static_cast<int>(hc);
+}
+
+void transform_targets(const Frame& f, const Targets& targets, const std::vector<LoadJob>& jobs) {
+  for (const auto& [j, slot] : targets) {
+    const LoadJob& job = jobs[j];
+    const CropBox box = job.crops.empty() ? CropBox{} : job.crops[slot];
+    transform_frame_cpu(f, box, job.spec, job.out, slot);
+  }
+}
+
+}  // namespace
+
+LoadStats run_load_jobs(VideoReader& reader, std::vector<LoadJob>& jobs, int threads) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto wanted = slots_by_index(jobs, reader.metadata().num_frames);
+  std::vector<int64_t> order;
+  order.reserve(wanted.size());
+  for (const auto& kv : wanted) order.push_back(kv.first);
+
+  LoadStats stats;
+  const int n = resolve_threads(threads);
+  {
+    // Workers transform while this thread decodes; in-flight frames are bounded.
+    BoundedPool pool(n > 1 ? n : 0, 2 * n);
+    reader.decode(order, [&](const Frame& frame) {
+      const Targets* targets = &wanted.at(frame.index);
+      Frame kept = frame;  // shares ownership of the planes
+      pool.submit([kept, targets, &jobs] { transform_targets(kept, *targets, jobs); });
+      stats.frames_transformed += static_cast<int64_t>(targets->size());
+    });
+    stats.decode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    pool.wait();
+  }
+  pad_slots(jobs);
+  const auto rs = reader.last_stats();
+  stats.frames_decoded = rs.frames_decoded;
+  stats.seeks = rs.seeks;
+  stats.total_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return stats;
+}
+
+void run_array_jobs(const uint8_t* frames, int64_t count, int height, int width, std::vector<LoadJob>& jobs,
+                    int threads) {
+  const auto wanted = slots_by_index(jobs, count);
+  const int n = resolve_threads(threads);
+  BoundedPool pool(n > 1 ? n : 0, 2 * n);
+  const int64_t frame_bytes = static_cast<int64_t>(height) * width * 3;
+  for (const auto& [idx, targets] : wanted) {
+    Frame f;
+    f.layout = PixelLayout::kRGB24;
+    f.data[0] = frames + idx * frame_bytes;
+    f.linesize[0] = width * 3;
+    f.width = width;
+    f.height = height;
+    f.index = idx;
+    const Targets* t = &targets;
+    pool.submit([f, t, &jobs] { transform_targets(f, *t, jobs); });
+  }
+  pool.wait();
+  pad_slots(jobs);
+}
+
+}  // namespace msce

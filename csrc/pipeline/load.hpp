@@ -1,0 +1,41 @@
+// Streaming decode -> transform: frames flow from the reader to a bounded thread pool that
+// writes each one into its output slot(s), so at most a few decoded frames are alive at
+// any time, whatever the clip length.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "decode/reader.hpp"
+#include "pixel/transform.hpp"
+
+namespace msce {
+
+// One output buffer filled from a list of frame indices (slot s <- indices[s]; indices may
+// repeat and need not be sorted). For the Qwen layout, slots past indices.size() up to
+// `slots` repeat the last frame (temporal padding).
+struct LoadJob {
+  std::vector<int64_t> indices;
+  std::vector<CropBox> crops;  // one per slot, or empty for full frames
+  TransformSpec spec;
+  void* out = nullptr;
+  int64_t slots = 0;
+};
+
+struct LoadStats {
+  int64_t frames_decoded = 0;
+  int64_t frames_transformed = 0;
+  int64_t seeks = 0;
+  double decode_seconds = 0.0;  // wall time of the decode loop (transform overlaps it)
+  double total_seconds = 0.0;
+};
+
+// Decodes the union of all jobs' indices once, in ascending order, and transforms every
+// frame into every slot that wants it on `threads` worker threads (0 = hardware threads).
+LoadStats run_load_jobs(VideoReader& reader, std::vector<LoadJob>& jobs, int threads);
+
+// The same for frames already in memory (T, H, W, 3) uint8 RGB, contiguous.
+void run_array_jobs(const uint8_t* frames, int64_t count, int height, int width, std::vector<LoadJob>& jobs,
+                    int threads);
+
+}  // namespace msce

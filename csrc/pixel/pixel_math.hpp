@@ -1,0 +1,133 @@
+// Per-pixel math shared by the CPU loops (transform_cpu.cpp) and the CUDA kernels.
+// Everything here is a pure inline function marked MSCE_HD, so the CPU tests validate
+// exactly the arithmetic the GPU runs. Integer arithmetic is used wherever a result
+// must be bit-identical across compilers and devices.
+#pragma once
+
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define MSCE_HD __host__ __device__ __forceinline__
+#else
+#define MSCE_HD inline
+#endif
+
+namespace msce {
+namespace px {
+
+// ---- colour conversion -------------------------------------------------------------
+// Y'CbCr -> R'G'B' in 16-bit fixed point, the same integer form swscale's tables use:
+//   R = (cy*(Y - y0)                + crv*(V-128) + 2^15) >> 16
+//   G = (cy*(Y - y0) - cgu*(U-128) - cgv*(V-128) + 2^15) >> 16
+//   B = (cy*(Y - y0) + cbu*(U-128)                + 2^15) >> 16
+// limited range: y0 = 16, cy = 255/219, chroma scaled by 255/224; full range: y0 = 0,
+// cy = 1. The coefficients follow from the matrix constants Kr, Kb.
+struct ColorCoeffs {
+  int32_t y0;
+  int32_t cy;
+  int32_t crv;
+  int32_t cgu;
+  int32_t cgv;
+  int32_t cbu;
+};
+
+MSCE_HD int32_t round_fixed16(double v) { return static_cast<int32_t>(v * 65536.0 + (v >= 0 ? 0.5 : -0.5)); }
+
+// matrix: 0 = BT.601, 1 = BT.709, 2 = BT.2020 (non-constant luminance); full = full range.
+MSCE_HD ColorCoeffs make_color_coeffs(int matrix, bool full) {
+  double kr = 0.299, kb = 0.114;
+  if (matrix == 1) {
+    kr = 0.2126;
+    kb = 0.0722;
+  } else if (matrix == 2) {
+    kr = 0.2627;
+    kb = 0.0593;
+  }
+  const double kg = 1.0 - kr - kb;
+  const double cs = full ? 1.0 : 255.0 / 224.0;
+  ColorCoeffs c;
+  c.y0 = full ? 0 : 16;
+  c.cy = full ? 65536 : round_fixed16(255.0 / 219.0);
+  c.crv = round_fixed16(2.0 * (1.0 - kr) * cs);
+  c.cbu = round_fixed16(2.0 * (1.0 - kb) * cs);
+  c.cgu = round_fixed16(2.0 * kb * (1.0 - kb) / kg * cs);
+  c.cgv = round_fixed16(2.0 * kr * (1.0 - kr) / kg * cs);
+  return c;
+}
+
+MSCE_HD uint8_t clamp_u8(int32_t v) { return static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v)); }
+
+MSCE_HD void yuv_to_rgb(const ColorCoeffs& c, int32_t y, int32_t u, int32_t v, uint8_t* rgb) {
+  const int32_t yy = c.cy * (y - c.y0) + 32768;
+  const int32_t du = u - 128;
+  const int32_t dv = v - 128;
+  rgb[0] = clamp_u8((yy + c.crv * dv) >> 16);
+  rgb[1] = clamp_u8((yy - c.cgu * du - c.cgv * dv) >> 16);
+  rgb[2] = clamp_u8((yy + c.cbu * du) >> 16);
+}
+
+// ---- resampling ----------------------------------------------------------------------
+// Filters as torch's antialiased interpolate evaluates them (PIL's support convention).
+// Bicubic uses the Keys kernel with a = -0.5.
+MSCE_HD double cubic_filter(double x) {
+  const double a = -0.5;
+  x = x < 0 ? -x : x;
+  if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
+  if (x < 2.0) return ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a;
+  return 0.0;
+}
+
+MSCE_HD double linear_filter(double x) {
+  x = x < 0 ? -x : x;
+  return x < 1.0 ? 1.0 - x : 0.0;
+}
+
+// One output sample of a separable fixed-point pass: sum of n taps (int16 weights at
+// `precision` bits) over source samples `stride` bytes apart, rounded, clamped to uint8.
+MSCE_HD uint8_t convolve_u8(const uint8_t* src, int stride, const int16_t* w, int n, int precision) {
+  int32_t acc = 1 << (precision - 1);
+  for (int k = 0; k < n; ++k) acc += static_cast<int32_t>(w[k]) * static_cast<int32_t>(src[k * stride]);
+  return clamp_u8(acc >> precision);
+}
+
+// ---- normalization ---------------------------------------------------------------------
+// HF's fused rescale+normalize: mean' = mean/scale and std' = std/scale in float32, then
+// (x - mean') / std' in float32 (subtract, then divide: the same two roundings).
+MSCE_HD float normalize_u8(uint8_t v, float mean_scaled, float std_scaled) {
+  return (static_cast<float>(v) - mean_scaled) / std_scaled;
+}
+
+// ---- Qwen-VL patch layout ----------------------------------------------------------------
+// pixel_values_videos row/column of pixel (t, c, y, x) of a (T, C, H, W) clip, with patch p,
+// temporal patch tp and spatial merge m, equal to HF's
+// view(gt, tp, C, gh/m, m, p, gw/m, m, p).permute(0, 3, 6, 4, 7, 2, 1, 5, 8).
+struct QwenGeometry {
+  int32_t patch;
+  int32_t temporal;
+  int32_t merge;
+  int32_t grid_h;  // H / patch
+  int32_t grid_w;  // W / patch
+  int32_t channels;
+};
+
+MSCE_HD int64_t qwen_row(const QwenGeometry& g, int64_t t, int32_t y, int32_t x) {
+  const int64_t gt = t / g.temporal;
+  const int32_t py = y / g.patch, px_ = x / g.patch;
+  const int32_t hb = py / g.merge, mh = py % g.merge;
+  const int32_t wb = px_ / g.merge, mw = px_ % g.merge;
+  const int64_t blocks_w = g.grid_w / g.merge;
+  const int64_t blocks_h = g.grid_h / g.merge;
+  return (((gt * blocks_h + hb) * blocks_w + wb) * g.merge + mh) * g.merge + mw;
+}
+
+MSCE_HD int64_t qwen_col(const QwenGeometry& g, int64_t t, int32_t c, int32_t y, int32_t x) {
+  const int32_t ti = static_cast<int32_t>(t % g.temporal);
+  return ((static_cast<int64_t>(c) * g.temporal + ti) * g.patch + (y % g.patch)) * g.patch + (x % g.patch);
+}
+
+MSCE_HD int64_t qwen_row_width(const QwenGeometry& g) {
+  return static_cast<int64_t>(g.channels) * g.temporal * g.patch * g.patch;
+}
+
+}  // namespace px
+}  // namespace msce

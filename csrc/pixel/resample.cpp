@@ -1,0 +1,83 @@
+#include "pixel/resample.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
+
+#include "common/error.hpp"
+#include "pixel/pixel_math.hpp"
+
+namespace msce {
+
+ResampleAxis make_resample_axis(int in_size, int out_size, Interp interp) {
+  if (in_size <= 0 || out_size <= 0) {
+    throw TransformError("resample: sizes must be positive (in " + std::to_string(in_size) + ", out " +
+                         std::to_string(out_size) + ")");
+  }
+  ResampleAxis ax;
+  ax.in_size = in_size;
+  ax.out_size = out_size;
+  ax.identity = in_size == out_size;
+  const double interp_size = interp == Interp::kBicubic ? 4.0 : 2.0;
+  const double scale = static_cast<double>(in_size) / static_cast<double>(out_size);
+  const double support = scale >= 1.0 ? (interp_size * 0.5) * scale : interp_size * 0.5;
+  const int taps = static_cast<int>(std::ceil(support)) * 2 + 1;
+  const double invscale = scale >= 1.0 ? 1.0 / scale : 1.0;
+  ax.taps = taps;
+  ax.first.resize(out_size);
+  ax.count.resize(out_size);
+  std::vector<double> w(static_cast<size_t>(out_size) * taps, 0.0);
+  double wt_max = 0.0;
+  for (int i = 0; i < out_size; ++i) {
+    const double center = scale * (i + 0.5);
+    const int64_t xmin = std::max(static_cast<int64_t>(center - support + 0.5), int64_t{0});
+    int64_t xsize = std::min(static_cast<int64_t>(center + support + 0.5), static_cast<int64_t>(in_size)) - xmin;
+    xsize = std::clamp(xsize, int64_t{0}, static_cast<int64_t>(taps));
+    double* wi = w.data() + static_cast<size_t>(i) * taps;
+    double total = 0.0;
+    for (int64_t j = 0; j < xsize; ++j) {
+      const double x = (j + xmin - center + 0.5) * invscale;
+      const double v = interp == Interp::kBicubic ? px::cubic_filter(x) : px::linear_filter(x);
+      wi[j] = v;
+      total += v;
+    }
+    if (total != 0.0) {
+      for (int64_t j = 0; j < xsize; ++j) {
+        wi[j] /= total;
+        wt_max = std::max(wt_max, wi[j]);
+      }
+    }
+    ax.first[i] = static_cast<int32_t>(xmin);
+    ax.count[i] = static_cast<int32_t>(xsize);
+  }
+  unsigned precision = 0;
+  for (precision = 0; precision < 22; ++precision) {
+    const int next = static_cast<int>(0.5 + wt_max * (1 << (precision + 1)));
+    if (next >= (1 << 15)) break;
+  }
+  ax.precision = static_cast<int>(precision);
+  ax.weights.resize(w.size());
+  for (size_t k = 0; k < w.size(); ++k) {
+    const double v = w[k] * (1 << precision);
+    ax.weights[k] = static_cast<int16_t>(v < 0 ? static_cast<int>(-0.5 + v) : static_cast<int>(0.5 + v));
+  }
+  return ax;
+}
+
+std::shared_ptr<const ResampleAxis> cached_resample_axis(int in_size, int out_size, Interp interp) {
+  static std::mutex mu;
+  static std::map<std::tuple<int, int, int>, std::shared_ptr<const ResampleAxis>> cache;
+  const auto key = std::make_tuple(in_size, out_size, static_cast<int>(interp));
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  if (cache.size() > 4096) cache.clear();  // many distinct face-crop sizes: bound the memory
+  auto axis = std::make_shared<const ResampleAxis>(make_resample_axis(in_size, out_size, interp));
+  cache.emplace(key, axis);
+  return axis;
+}
+
+}  // namespace msce

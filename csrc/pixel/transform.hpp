@@ -1,0 +1,64 @@
+// The fused frame transform: decoded planes (YUV 4:2:0 / NV12 / RGB24) -> optional crop
+// -> antialiased resize -> rescale + normalize -> the target layout, one frame at a time,
+// written into one slot of a caller-owned output buffer.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "decode/reader.hpp"
+#include "pixel/pixel_math.hpp"
+#include "pixel/resample.hpp"
+
+namespace msce {
+
+enum class Layout : int { kQwen = 0, kNCHW = 1, kNHWC = 2 };
+enum class DType : int { kU8 = 0, kF16 = 1, kF32 = 2 };
+
+struct TransformSpec {
+  int out_h = 0;  // 0 with out_w = 0: keep the (cropped) source size; only for Frames layouts
+  int out_w = 0;
+  Interp interp = Interp::kBicubic;
+  Layout layout = Layout::kNCHW;
+  DType dtype = DType::kU8;
+  bool normalize = false;
+  // Already in 0..255 units (HF's fused rescale+normalize): y = (x - mean) / std.
+  float mean[3] = {0.f, 0.f, 0.f};
+  float std[3] = {1.f, 1.f, 1.f};
+  px::QwenGeometry qwen{14, 2, 2, 0, 0, 3};  // grid_h/grid_w filled from out_h/out_w
+
+  void validate() const;
+  size_t element_size() const { return dtype == DType::kU8 ? 1 : (dtype == DType::kF16 ? 2 : 4); }
+  // Elements of one output slot (one frame) for the Frames layouts; for kQwen the whole
+  // buffer is (slots/temporal * grid_h * grid_w) x row width.
+  int64_t buffer_elements(int64_t slots) const;
+};
+
+// Integer crop box in display coordinates; w == 0 means the full frame.
+struct CropBox {
+  int x = 0;
+  int y = 0;
+  int w = 0;
+  int h = 0;
+};
+
+// Resolved geometry of the output for a given source frame size.
+struct OutputGeometry {
+  int out_h;
+  int out_w;
+};
+
+// Transforms `src` (cropped to `box`) and writes it into output slot `slot` of `out`.
+// Thread-safe: independent calls may run concurrently on disjoint slots.
+void transform_frame_cpu(const Frame& src, const CropBox& box, const TransformSpec& spec, void* out,
+                         int64_t slot);
+
+// Copies slot `from` of a kQwen buffer to slot `to` (temporal padding repeats the last frame).
+void copy_qwen_slot(const TransformSpec& spec, void* out, int64_t from, int64_t to);
+
+// IEEE binary16 from float, round to nearest even.
+MSCE_HD uint16_t float_to_half(float f);
+
+}  // namespace msce
+
+#include "pixel/half.inl"

@@ -1,0 +1,219 @@
+"""Output targets: the tensor layout a model consumes.
+
+``QwenVL`` gives ``pixel_values_videos`` / ``video_grid_thw`` exactly as the Hugging Face
+Qwen2-VL / Qwen2.5-VL / Qwen3-VL video processors compute them: ``smart_resize`` to a
+multiple of patch*merge, antialiased bicubic resize with torch's uint8 arithmetic,
+fused rescale+normalize in float32, temporal padding by repeating the last frame, and the
+(t, h-block, w-block, merge, merge) x (C, tp, p, p) patch order.
+
+``Frames`` gives plain frames (NCHW or NHWC; uint8, float16 or float32) for other stacks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from msce.errors import TransformError
+
+__all__ = ["QwenVL", "Frames", "smart_resize", "smart_resize_video"]
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+HALF = (0.5, 0.5, 0.5)
+
+_LAYOUT = {"qwen": 0, "NCHW": 1, "NHWC": 2}
+_DTYPE = {"uint8": 0, "float16": 1, "float32": 2}
+_INTERP = {"bicubic": 0, "bilinear": 1}
+
+
+def smart_resize(height: int, width: int, factor: int = 28, min_pixels: int = 56 * 56,
+                 max_pixels: int = 14 * 14 * 4 * 1280) -> tuple[int, int]:
+    """Qwen2/2.5-VL ``smart_resize``: each side rounded (half to even) to a multiple of
+    ``factor``; if the area exceeds ``max_pixels`` both sides shrink by sqrt(area/max) and
+    floor, if below ``min_pixels`` they grow and ceil. Computed by the native core."""
+    from msce._native import C
+
+    return tuple(C.smart_resize(int(height), int(width), int(factor), int(min_pixels), int(max_pixels)))
+
+
+def smart_resize_video(num_frames: int, height: int, width: int, temporal_factor: int = 2, factor: int = 32,
+                       min_pixels: int = 128 * 32 * 32, max_pixels: int = 768 * 32 * 32) -> tuple[int, int]:
+    """Qwen3-VL's video ``smart_resize``: the pixel budget covers the whole clip (t*h*w)."""
+    if num_frames < temporal_factor:
+        raise TransformError(
+            f"Qwen3-VL video budget needs at least {temporal_factor} frames (got {num_frames}); "
+            "send single frames as images")
+    if height < factor or width < factor:
+        scale = max(factor / height, factor / width)
+        height = int(height * scale)
+        width = int(width * scale)
+    if max(height, width) / min(height, width) > 200:
+        raise TransformError(f"aspect ratio must be below 200, got {max(height, width) / min(height, width)}")
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
+    t_bar = round(num_frames / temporal_factor) * temporal_factor
+    if t_bar * h_bar * w_bar > max_pixels:
+        beta = math.sqrt((num_frames * height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif t_bar * h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (num_frames * height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return int(h_bar), int(w_bar)
+
+
+def _fused(values: tuple[float, float, float], scale: float = 255.0) -> list[float]:
+    # HF: torch.tensor(mean) * (1 / rescale_factor) in float32.
+    return [float(v) for v in (np.asarray(values, dtype=np.float32) * np.float32(scale))]
+
+
+@dataclass(frozen=True)
+class QwenVL:
+    """Qwen-VL video tensors. ``version`` is "2", "2.5" or "3".
+
+    ``min_pixels`` / ``max_pixels`` default to the HF video processor's ``size``
+    (shortest_edge / longest_edge): per frame for Qwen2/2.5, for the whole clip for Qwen3.
+    ``cap_pixels_per_frame`` mirrors the HF option of the same name.
+    """
+
+    version: str = "2.5"
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    cap_pixels_per_frame: bool = False
+    max_video_tokens: int = 128000
+    dtype: str = "float32"
+    interpolation: str = "bicubic"
+
+    def __post_init__(self) -> None:
+        if self.version not in ("2", "2.5", "3"):
+            raise TransformError(f"QwenVL version must be '2', '2.5' or '3' (got {self.version!r})")
+        if self.dtype not in ("float32", "float16"):
+            raise TransformError(f"QwenVL dtype must be float32 or float16 (got {self.dtype!r})")
+        if self.interpolation not in _INTERP:
+            raise TransformError(f"interpolation must be one of {sorted(_INTERP)}")
+        lo, hi = self.resolved_pixels
+        if lo <= 0 or hi <= 0 or lo > hi:
+            raise TransformError(f"need 0 < min_pixels <= max_pixels (got {lo}, {hi})")
+
+    @property
+    def patch(self) -> int:
+        return 16 if self.version == "3" else 14
+
+    temporal: int = field(default=2, init=False)
+    merge: int = field(default=2, init=False)
+
+    @property
+    def factor(self) -> int:
+        return self.patch * self.merge
+
+    @property
+    def mean(self) -> tuple[float, float, float]:
+        return HALF if self.version == "3" else CLIP_MEAN
+
+    @property
+    def std(self) -> tuple[float, float, float]:
+        return HALF if self.version == "3" else CLIP_STD
+
+    @property
+    def resolved_pixels(self) -> tuple[int, int]:
+        if self.version == "3":
+            lo, hi = 128 * 32 * 32, 32 * 32 * 768
+        else:
+            lo, hi = 128 * 28 * 28, 28 * 28 * 768
+        return (self.min_pixels if self.min_pixels is not None else lo,
+                self.max_pixels if self.max_pixels is not None else hi)
+
+    def output_size(self, num_frames: int, height: int, width: int) -> tuple[int, int]:
+        """Resized (height, width) for a clip of ``num_frames`` frames of height x width."""
+        lo, hi = self.resolved_pixels
+        f = self.factor
+        if self.version == "3":
+            if self.cap_pixels_per_frame:
+                per_frame = max(min(self.max_video_tokens * f * f, hi // num_frames), int(lo * 1.05))
+                hi = per_frame * num_frames
+            return smart_resize_video(max(num_frames, self.temporal), height, width, self.temporal, f, lo, hi)
+        if self.cap_pixels_per_frame:
+            total = int(self.max_video_tokens * f * f * 0.9)
+            hi = max(min(hi, total * self.temporal // num_frames), int(lo * 1.05))
+        return smart_resize(height, width, f, lo, hi)
+
+    def grid(self, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
+        gt = -(-num_frames // self.temporal)
+        return gt, height // self.patch, width // self.patch
+
+    def num_tokens(self, num_frames: int, height: int, width: int) -> int:
+        gt, gh, gw = self.grid(num_frames, height, width)
+        return gt * gh * gw // (self.merge * self.merge)
+
+    def native_spec(self, out_h: int, out_w: int) -> dict:
+        return {
+            "out_h": out_h, "out_w": out_w, "interp": _INTERP[self.interpolation], "layout": _LAYOUT["qwen"],
+            "dtype": _DTYPE[self.dtype], "normalize": True, "mean": _fused(self.mean), "std": _fused(self.std),
+            "patch": self.patch, "temporal": self.temporal, "merge": self.merge,
+        }
+
+    def to_dict(self) -> dict:
+        return {"kind": "qwenvl", "version": self.version, "min_pixels": self.resolved_pixels[0],
+                "max_pixels": self.resolved_pixels[1], "cap_pixels_per_frame": self.cap_pixels_per_frame,
+                "dtype": self.dtype, "interpolation": self.interpolation}
+
+
+@dataclass(frozen=True)
+class Frames:
+    """Plain frames for any stack (LLaVA, InternVL, CLIP, JPEG export, ...).
+
+    ``size`` = (height, width) or None to keep the source (or crop) size. Float outputs
+    are ``(x/255 - mean) / std`` when ``mean``/``std`` are given (in 0..1 units), else
+    ``x/255`` when ``rescale`` is true, else raw 0..255 values.
+    """
+
+    size: tuple[int, int] | None = None
+    layout: str = "NCHW"
+    dtype: str = "uint8"
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    rescale: bool = True
+    interpolation: str = "bicubic"
+
+    def __post_init__(self) -> None:
+        if self.layout not in ("NCHW", "NHWC"):
+            raise TransformError(f"layout must be 'NCHW' or 'NHWC' (got {self.layout!r})")
+        if self.dtype not in _DTYPE:
+            raise TransformError(f"dtype must be one of {sorted(_DTYPE)} (got {self.dtype!r})")
+        if self.interpolation not in _INTERP:
+            raise TransformError(f"interpolation must be one of {sorted(_INTERP)}")
+        if (self.mean is None) != (self.std is None):
+            raise TransformError("give both mean and std, or neither")
+        if self.mean is not None:
+            if self.dtype == "uint8":
+                raise TransformError("mean/std normalization needs dtype float16 or float32")
+            if len(self.mean) != 3 or len(self.std) != 3 or any(s == 0 for s in self.std):
+                raise TransformError("mean and std need 3 values each, std non-zero")
+        if self.size is not None:
+            if len(self.size) != 2 or any(int(s) <= 0 for s in self.size):
+                raise TransformError(f"size must be (height, width) with positive sides (got {self.size!r})")
+
+    def output_size(self, num_frames: int, height: int, width: int) -> tuple[int, int]:
+        return (int(self.size[0]), int(self.size[1])) if self.size is not None else (height, width)
+
+    def native_spec(self, out_h: int, out_w: int) -> dict:
+        if self.dtype == "uint8":
+            normalize, mean, std = False, [0.0] * 3, [1.0] * 3
+        elif self.mean is not None:
+            normalize, mean, std = True, _fused(self.mean), _fused(self.std)
+        elif self.rescale:
+            normalize, mean, std = True, [0.0] * 3, [255.0] * 3
+        else:
+            normalize, mean, std = False, [0.0] * 3, [1.0] * 3
+        return {"out_h": out_h, "out_w": out_w, "interp": _INTERP[self.interpolation],
+                "layout": _LAYOUT[self.layout], "dtype": _DTYPE[self.dtype], "normalize": normalize,
+                "mean": mean, "std": std, "patch": 0, "temporal": 1, "merge": 1}
+
+    def to_dict(self) -> dict:
+        return {"kind": "frames", "size": list(self.size) if self.size else None, "layout": self.layout,
+                "dtype": self.dtype, "mean": self.mean, "std": self.std, "rescale": self.rescale,
+                "interpolation": self.interpolation}

@@ -1,0 +1,328 @@
+"""Video reading and the decode-to-token path.
+
+``load(path, plan, target)`` decodes only the planned frames (seeking when that skips
+work, never past the last one), transforms each frame on a thread pool as soon as it is
+decoded, and writes it straight into its slot of the output tensor: a clip is never held
+decoded in memory. The GIL is released for the whole native call.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence, Union
+
+import numpy as np
+import torch
+
+from msce.errors import DecodeError, TransformError
+from msce.plan import Plan, PlanSpec, at_indices, resolve
+from msce.targets import Frames, QwenVL
+
+__all__ = ["VideoMetadata", "VideoReader", "FrameBatch", "load", "load_segments", "preprocess"]
+
+Target = Union[QwenVL, Frames]
+CropArg = Union[None, Sequence[int], Sequence[Sequence[int]]]
+
+
+@dataclass(frozen=True)
+class VideoMetadata:
+    """What the reader found in a file. ``width``/``height`` are the display size (after
+    rotation); ``num_frames`` is the true count from a packet scan; ``timestamps`` are the
+    presentation times of every frame, seconds from the first."""
+
+    path: str
+    container: str
+    codec: str
+    pixel_format: str
+    bit_depth: int
+    coded_width: int
+    coded_height: int
+    width: int
+    height: int
+    rotation: int
+    num_frames: int
+    header_num_frames: int
+    duration: float
+    average_fps: float
+    variable_frame_rate: bool
+    color_space: str
+    color_range: str
+    timestamps: tuple[float, ...] = field(repr=False)
+
+    @classmethod
+    def _from_native(cls, d: dict) -> VideoMetadata:
+        d = dict(d)
+        d.pop("color_matrix", None)
+        d.pop("full_range", None)
+        d["timestamps"] = tuple(float(t) for t in np.asarray(d["timestamps"]))
+        return cls(**d)
+
+    @classmethod
+    def synthetic(cls, num_frames: int, fps: float, height: int, width: int, path: str = "<frames>") -> VideoMetadata:
+        """Metadata for frames already in memory (constant rate)."""
+        ts = tuple(i / fps for i in range(num_frames))
+        return cls(path, "memory", "rawvideo", "rgb24", 8, width, height, width, height, 0, num_frames, num_frames,
+                   num_frames / fps, fps, False, "unknown", "pc", ts)
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "timestamps"}
+        return d
+
+
+def _check_path(path: Any) -> str:
+    if isinstance(path, (str, os.PathLike)):
+        return os.fspath(path)
+    raise TypeError(f"video path must be a str or os.PathLike, got {type(path).__name__}")
+
+
+def _threads(threads: int | None) -> int:
+    if threads is None:
+        return 0
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise TransformError(f"threads must be a non-negative integer (got {threads!r})")
+    return threads
+
+
+class VideoReader:
+    """A video file opened for frame-accurate reading.
+
+    >>> r = VideoReader("clip.mp4"); r.metadata.num_frames
+    """
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, seek_threshold: int = 16):
+        from msce._native import C
+
+        self.path = _check_path(path)
+        self._threads = _threads(threads)
+        self._native = C.VideoReader(self.path, self._threads, int(seek_threshold))
+        self.metadata = VideoMetadata._from_native(self._native.metadata())
+
+    def __repr__(self) -> str:
+        m = self.metadata
+        return (f"VideoReader({m.path!r}, {m.codec} {m.width}x{m.height}, {m.num_frames} frames, "
+                f"{m.average_fps:.3f} fps)")
+
+    @property
+    def last_stats(self) -> dict:
+        return dict(self._native.last_stats())
+
+    def get_frames(self, indices: Sequence[int]) -> np.ndarray:
+        """RGB frames at these indices as uint8 (N, H, W, 3), display orientation."""
+        plan = at_indices(indices).resolve(self.metadata)
+        batch = _run(self, plan, Frames(layout="NHWC"), None, self._threads, pin_memory=False)
+        return batch.data.numpy()
+
+    def get_frames_at(self, times: Sequence[float]) -> np.ndarray:
+        """RGB frames nearest to these timestamps (seconds) as uint8 (N, H, W, 3)."""
+        from msce.plan import at_times
+
+        plan = at_times(times).resolve(self.metadata)
+        return _run(self, plan, Frames(layout="NHWC"), None, self._threads, pin_memory=False).data.numpy()
+
+
+@dataclass
+class FrameBatch:
+    """Frames of one plan in a model's layout.
+
+    ``data``: Qwen targets -> (grid_t*grid_h*grid_w, 3*2*p*p) float; Frames -> (T, C, H, W)
+    or (T, H, W, C). ``grid_thw``: (1, 3) int64 for Qwen targets, else None.
+    """
+
+    data: torch.Tensor
+    grid_thw: torch.Tensor | None
+    plan: Plan
+    target: Target
+    metadata: VideoMetadata
+    size: tuple[int, int]
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def indices(self) -> tuple[int, ...]:
+        return self.plan.indices
+
+    @property
+    def timestamps(self) -> tuple[float, ...]:
+        return self.plan.timestamps
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return self.plan.roles
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    @property
+    def num_tokens(self) -> int:
+        """LLM tokens this batch costs (Qwen targets); 0 for plain frames."""
+        if self.grid_thw is None:
+            return 0
+        t, h, w = (int(v) for v in self.grid_thw[0])
+        m = self.target.merge
+        return t * h * w // (m * m)
+
+    def to_hf(self, as_image: bool = False) -> dict[str, torch.Tensor]:
+        """What a Qwen model's forward/generate takes for this batch."""
+        if self.grid_thw is None:
+            raise TransformError("to_hf() needs a QwenVL target")
+        if as_image:
+            if len(self.plan) != 1:
+                raise TransformError(f"as_image needs a one-frame batch (this one has {len(self.plan)} frames)")
+            return {"pixel_values": self.data, "image_grid_thw": self.grid_thw}
+        return {"pixel_values_videos": self.data, "video_grid_thw": self.grid_thw}
+
+    def video_metadata(self) -> dict:
+        """Sampling facts Qwen3-VL needs for its timestamp text (true fps and indices)."""
+        return {"fps": float(self.metadata.average_fps), "frames_indices": list(self.plan.indices),
+                "total_num_frames": int(self.metadata.num_frames), "timestamps": list(self.plan.timestamps),
+                "duration": float(self.metadata.duration)}
+
+
+def _pin(pin_memory: bool | None) -> bool:
+    if pin_memory is None:
+        return torch.cuda.is_available()
+    return bool(pin_memory)
+
+
+def _crops_for(crop: CropArg, plan: Plan, meta: VideoMetadata) -> list[tuple[int, int, int, int]] | None:
+    if crop is None:
+        return None
+    if isinstance(crop, str):
+        raise TransformError(f"crop={crop!r} is not available in this build; pass boxes (x, y, w, h)")
+    boxes = list(crop)
+    if len(boxes) == 4 and all(isinstance(v, (int, np.integer)) for v in boxes):
+        boxes = [boxes] * len(plan)
+    if len(boxes) != len(plan):
+        raise TransformError(f"crop: got {len(boxes)} boxes for {len(plan)} planned frames")
+    out = []
+    for b in boxes:
+        x, y, w, h = (int(v) for v in b)
+        if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > meta.width or y + h > meta.height:
+            raise TransformError(f"crop box {(x, y, w, h)} lies outside the {meta.width}x{meta.height} frame")
+        out.append((x, y, w, h))
+    return out
+
+
+def _allocate(target: Target, plan: Plan, crops, meta: VideoMetadata, pin: bool) -> tuple[dict, FrameBatch]:
+    n = len(plan)
+    if crops:
+        src_h = max(c[3] for c in crops)
+        src_w = max(c[2] for c in crops)
+    else:
+        src_h, src_w = meta.height, meta.width
+    if plan.size is not None:
+        out_h, out_w = plan.size
+    else:
+        out_h, out_w = target.output_size(n, src_h, src_w)
+    spec = target.native_spec(out_h, out_w)
+    if isinstance(target, QwenVL):
+        gt, gh, gw = target.grid(n, out_h, out_w)
+        slots = gt * target.temporal
+        dtype = torch.float32 if target.dtype == "float32" else torch.float16
+        data = torch.empty((gt * gh * gw, 3 * target.temporal * target.patch ** 2), dtype=dtype, pin_memory=pin)
+        grid = torch.tensor([[gt, gh, gw]], dtype=torch.int64)
+    else:
+        slots = n
+        dtype = {"uint8": torch.uint8, "float16": torch.float16, "float32": torch.float32}[target.dtype]
+        shape = (n, 3, out_h, out_w) if target.layout == "NCHW" else (n, out_h, out_w, 3)
+        data = torch.empty(shape, dtype=dtype, pin_memory=pin)
+        grid = None
+    job = {"indices": list(plan.indices), "crops": crops, "spec": spec, "out": data.numpy(), "slots": slots}
+    batch = FrameBatch(data=data, grid_thw=grid, plan=plan, target=target, metadata=meta, size=(out_h, out_w))
+    return job, batch
+
+
+def _run(reader: VideoReader, plan: Plan, target: Target, crop: CropArg, threads: int,
+         pin_memory: bool | None) -> FrameBatch:
+    crops = _crops_for(crop, plan, reader.metadata)
+    job, batch = _allocate(target, plan, crops, reader.metadata, _pin(pin_memory))
+    batch.stats = dict(reader._native.run_jobs([job], threads))
+    return batch
+
+
+def _open(path_or_reader: Any, threads: int | None) -> VideoReader:
+    if isinstance(path_or_reader, VideoReader):
+        return path_or_reader
+    return VideoReader(path_or_reader, threads=threads)
+
+
+def load(path: str | os.PathLike | VideoReader, plan: PlanSpec | Plan, target: Target, crop: CropArg = None,
+         threads: int | None = None, pin_memory: bool | None = None) -> FrameBatch:
+    """Decode the planned frames of ``path`` into ``target``'s tensors.
+
+    ``crop``: None, one (x, y, w, h) box for every frame, or one box per planned frame.
+    ``pin_memory``: None pins the output when CUDA is available.
+    """
+    _check_target(target)
+    reader = _open(path, threads)
+    p = resolve(plan, reader.metadata)
+    return _run(reader, p, target, crop, _threads(threads), pin_memory)
+
+
+def load_segments(path: str | os.PathLike | VideoReader, plan: PlanSpec | Plan, target: Target,
+                  crop: CropArg = None, threads: int | None = None,
+                  pin_memory: bool | None = None) -> list[FrameBatch]:
+    """One FrameBatch per ``plan.segments()`` (e.g. keyframe, gap, keyframe, ...), each
+    transformed as its own clip, all from a single decode pass."""
+    _check_target(target)
+    reader = _open(path, threads)
+    p = resolve(plan, reader.metadata)
+    crops = _crops_for(crop, p, reader.metadata)
+    jobs, batches = [], []
+    start = 0
+    for seg in p.segments():
+        seg_crops = crops[start:start + len(seg)] if crops else None
+        start += len(seg)
+        job, batch = _allocate(target, seg, seg_crops, reader.metadata, _pin(pin_memory))
+        jobs.append(job)
+        batches.append(batch)
+    stats = dict(reader._native.run_jobs(jobs, _threads(threads)))
+    for b in batches:
+        b.stats = stats
+    return batches
+
+
+def preprocess(frames: Any, target: Target, fps: float | None = None, crop: CropArg = None,
+               threads: int | None = None, pin_memory: bool | None = None) -> FrameBatch:
+    """Transform frames the caller already decoded: (T, H, W, 3) uint8 RGB, numpy or torch."""
+    _check_target(target)
+    if isinstance(frames, torch.Tensor):
+        frames = frames.detach().cpu().numpy()
+    arr = np.asarray(frames)
+    if arr.ndim == 3 and arr.shape[-1] == 3:
+        arr = arr[None]
+    if arr.ndim != 4 or arr.shape[-1] != 3:
+        raise TransformError(f"frames must have shape (T, H, W, 3); got {arr.shape}")
+    if arr.dtype != np.uint8:
+        raise TransformError(f"frames must be uint8 RGB; got dtype {arr.dtype}")
+    if arr.shape[0] == 0:
+        raise TransformError("frames is empty")
+    arr = np.ascontiguousarray(arr)
+    t, h, w, _ = arr.shape
+    meta = VideoMetadata.synthetic(t, float(fps) if fps else 1.0, h, w)
+    plan = at_indices(range(t)).resolve(meta)
+    if fps:
+        plan = Plan(plan.indices, plan.timestamps, plan.roles, plan.groups, float(fps), float(fps), t, plan.spec)
+    crops = _crops_for(crop, plan, meta)
+    job, batch = _allocate(target, plan, crops, meta, _pin(pin_memory))
+    from msce._native import C
+
+    C.run_array_jobs(arr, [job], _threads(threads))
+    return batch
+
+
+def _check_target(target: Any) -> None:
+    if not isinstance(target, (QwenVL, Frames)):
+        raise TransformError(f"target must be msce.QwenVL or msce.Frames (got {type(target).__name__})")
+
+
+def cuda_available() -> tuple[bool, str]:
+    """(available, reason): whether msce's CUDA path can run here, and why not."""
+    from msce._native import C
+
+    if not C.built_with_cuda:
+        return False, "msce was built without CUDA kernels"
+    if not torch.cuda.is_available():
+        return False, "no CUDA device or driver is visible to torch"
+    return True, "ok"
+
