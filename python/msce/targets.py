@@ -18,7 +18,7 @@ import numpy as np
 
 from msce.errors import TransformError
 
-__all__ = ["QwenVL", "Frames", "smart_resize", "smart_resize_video"]
+__all__ = ["QwenVL", "Frames", "smart_resize", "smart_resize_video", "patchify"]
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -217,3 +217,25 @@ class Frames:
         return {"kind": "frames", "size": list(self.size) if self.size else None, "layout": self.layout,
                 "dtype": self.dtype, "mean": self.mean, "std": self.std, "rescale": self.rescale,
                 "interpolation": self.interpolation}
+
+
+def patchify(frames: "np.ndarray", patch: int, temporal: int = 2, merge: int = 2) -> "np.ndarray":
+    """Reference Qwen-VL patch layout in NumPy: (T, C, H, W) -> (gt*gh*gw, C*temporal*patch*patch).
+
+    T is padded to a multiple of ``temporal`` by repeating the last frame; rows are ordered
+    (t, h-block, w-block, merge-row, merge-col), columns (channel, temporal, y, x). The native
+    transform writes this layout directly; this function is its specification and test oracle.
+    """
+    x = np.asarray(frames)
+    if x.ndim != 4:
+        raise TransformError(f"patchify expects (T, C, H, W), got shape {x.shape}")
+    t, c, h, w = x.shape
+    if h % (patch * merge) or w % (patch * merge):
+        raise TransformError(f"frame size {h}x{w} is not a multiple of patch*merge = {patch * merge}")
+    if t % temporal:
+        x = np.concatenate([x, np.repeat(x[-1:], temporal - t % temporal, axis=0)], axis=0)
+        t = x.shape[0]
+    gt, gh, gw = t // temporal, h // patch, w // patch
+    v = x.reshape(gt, temporal, c, gh // merge, merge, patch, gw // merge, merge, patch)
+    v = v.transpose(0, 3, 6, 4, 7, 2, 1, 5, 8)
+    return v.reshape(gt * gh * gw, c * temporal * patch * patch)

@@ -1,0 +1,140 @@
+"""Unit tests of the shared pixel math (pixel_math.hpp) through the bindings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import msce
+from msce._native import C
+from msce.targets import patchify
+
+
+def _ref_rgb(matrix: int, full: bool, y: int, u: int, v: int) -> np.ndarray:
+    kr, kb = [(0.299, 0.114), (0.2126, 0.0722), (0.2627, 0.0593)][matrix]
+    kg = 1 - kr - kb
+    if full:
+        yy, cs = float(y), 1.0
+    else:
+        yy, cs = (y - 16) * 255 / 219, 255 / 224
+    du, dv = (u - 128) * cs, (v - 128) * cs
+    r = yy + 2 * (1 - kr) * dv
+    g = yy - 2 * kb * (1 - kb) / kg * du - 2 * kr * (1 - kr) / kg * dv
+    b = yy + 2 * (1 - kb) * du
+    return np.clip(np.round([r, g, b]), 0, 255)
+
+
+@pytest.mark.parametrize("matrix", [0, 1, 2])
+@pytest.mark.parametrize("full", [False, True])
+def test_yuv_to_rgb_matches_float_formula(matrix, full):
+    rng = np.random.default_rng(matrix * 2 + full)
+    worst = 0
+    for y, u, v in rng.integers(0, 256, (2000, 3)):
+        got = np.array(C.yuv_to_rgb(matrix, full, int(y), int(u), int(v)))
+        worst = max(worst, int(np.abs(got - _ref_rgb(matrix, full, int(y), int(u), int(v))).max()))
+    assert worst <= 1
+
+
+def test_yuv_grey_axis_is_exact():
+    assert C.yuv_to_rgb(0, False, 16, 128, 128) == (0, 0, 0)
+    assert C.yuv_to_rgb(0, False, 235, 128, 128) == (255, 255, 255)
+    assert C.yuv_to_rgb(1, True, 77, 128, 128) == (77, 77, 77)
+
+
+@pytest.mark.parametrize("in_size,out_size", [(1280, 504), (720, 280), (321, 224), (80, 112), (7, 3), (3, 28)])
+def test_resample_weights_are_normalized(in_size, out_size):
+    ax = C.resample_axis(in_size, out_size, 0)
+    w = np.array(ax["weights"]).reshape(out_size, ax["taps"])
+    sums = w.sum(axis=1) / (1 << ax["precision"])
+    assert np.all(np.abs(sums - 1) < 2e-3)
+    first, count = np.array(ax["first"]), np.array(ax["count"])
+    assert first.min() >= 0 and (first + count).max() <= in_size
+    assert np.abs(w).max() < (1 << 15)
+
+
+@pytest.mark.parametrize("interp,mode", [("bicubic", "bicubic"), ("bilinear", "bilinear")])
+@pytest.mark.parametrize("shape", [(360, 640, 252, 448), (241, 321, 224, 308), (50, 70, 140, 112), (33, 47, 33, 20)])
+def test_resize_bit_exact_vs_torch_uint8_antialias(interp, mode, shape):
+    h, w, oh, ow = shape
+    img = np.random.default_rng(h * w).integers(0, 256, (2, h, w, 3), dtype=np.uint8)
+    got = msce.preprocess(img, msce.Frames(size=(oh, ow), interpolation=interp)).data
+    ref = F.interpolate(torch.from_numpy(img).permute(0, 3, 1, 2).contiguous(), size=(oh, ow), mode=mode,
+                        antialias=True, align_corners=False)
+    if mode == "bilinear" and "AVX2" not in torch.backends.cpu.get_cpu_capability():
+        pytest.skip("torch uses a float path for uint8 bilinear without AVX2")
+    assert torch.equal(got, ref)
+
+
+def test_float16_conversion_matches_torch():
+    vals = np.concatenate([np.linspace(-70000, 70000, 2001), np.array([0.0, -0.0, 1e-8, 6e-8, 3e-5, 65504, 65520]),
+                           np.random.default_rng(1).normal(0, 3, 3000)]).astype(np.float32)
+    ref = torch.from_numpy(vals).to(torch.float16).view(torch.int16).numpy().astype(np.uint16)
+    got = np.array([C.float_to_half(float(v)) for v in vals], dtype=np.uint16)
+    assert np.array_equal(got, ref)
+
+
+def test_patchify_reference_matches_hf_layout():
+    x = np.arange(3 * 3 * 56 * 84, dtype=np.float32).reshape(3, 3, 56, 84)
+    got = patchify(x, 14)
+    # HF's view/permute on a padded clip
+    xp = np.concatenate([x, x[-1:]], 0)
+    v = torch.from_numpy(xp).view(1, 2, 2, 3, 2, 2, 14, 3, 2, 14).permute(0, 1, 4, 7, 5, 8, 3, 2, 6, 9)
+    assert np.array_equal(got, v.reshape(2 * 4 * 6, 3 * 2 * 14 * 14).numpy())
+
+
+@pytest.mark.parametrize("version", ["2.5", "3"])
+@pytest.mark.parametrize("frames", [1, 4, 5])
+def test_native_qwen_layout_equals_patchify_of_frames(version, frames):
+    rng = np.random.default_rng(frames)
+    vid = rng.integers(0, 256, (frames, 96, 128, 3), dtype=np.uint8)
+    target = msce.QwenVL(version, min_pixels=64 * 64, max_pixels=128 * 128 * (frames if version == "3" else 1))
+    batch = msce.preprocess(vid, target)
+    oh, ow = batch.size
+    plain = msce.preprocess(vid, msce.Frames(size=(oh, ow), dtype="float32", mean=target.mean, std=target.std)).data
+    ref = patchify(plain.numpy(), target.patch)
+    assert np.array_equal(batch.data.numpy(), ref)
+    assert list(batch.grid_thw[0]) == [(frames + 1) // 2, oh // target.patch, ow // target.patch]
+
+
+def test_frames_layouts_and_dtypes_agree():
+    vid = np.random.default_rng(3).integers(0, 256, (3, 40, 60, 3), dtype=np.uint8)
+    u8 = msce.preprocess(vid, msce.Frames(size=(30, 45))).data
+    nhwc = msce.preprocess(vid, msce.Frames(size=(30, 45), layout="NHWC")).data
+    assert torch.equal(u8.permute(0, 2, 3, 1), nhwc)
+    f32 = msce.preprocess(vid, msce.Frames(size=(30, 45), dtype="float32")).data
+    assert torch.allclose(f32, u8.float() / 255, atol=1e-7)
+    f16 = msce.preprocess(vid, msce.Frames(size=(30, 45), dtype="float16")).data
+    assert torch.equal(f16, (u8.float() / 255).half())
+    same = msce.preprocess(vid, msce.Frames()).data
+    assert torch.equal(same.permute(0, 2, 3, 1), torch.from_numpy(vid))
+
+
+def test_crop_equals_crop_then_resize():
+    vid = np.random.default_rng(4).integers(0, 256, (2, 120, 160, 3), dtype=np.uint8)
+    box = (30, 20, 90, 80)
+    got = msce.preprocess(vid, msce.Frames(size=(56, 56)), crop=box).data
+    cropped = np.ascontiguousarray(vid[:, 20:100, 30:120])
+    ref = msce.preprocess(cropped, msce.Frames(size=(56, 56))).data
+    assert torch.equal(got, ref)
+    with pytest.raises(msce.TransformError, match="outside"):
+        msce.preprocess(vid, msce.Frames(size=(56, 56)), crop=(100, 0, 90, 80))
+
+
+@pytest.mark.parametrize("bad", [np.zeros((2, 10, 10), np.uint8), np.zeros((1, 10, 10, 3), np.float32),
+                                 np.zeros((0, 10, 10, 3), np.uint8)])
+def test_preprocess_rejects_bad_frames(bad):
+    with pytest.raises(msce.TransformError):
+        msce.preprocess(bad, msce.QwenVL("2.5"))
+
+
+def test_target_validation():
+    with pytest.raises(msce.TransformError):
+        msce.QwenVL("4")
+    with pytest.raises(msce.TransformError):
+        msce.QwenVL("2.5", min_pixels=10, max_pixels=5)
+    with pytest.raises(msce.TransformError):
+        msce.Frames(layout="CHW")
+    with pytest.raises(msce.TransformError):
+        msce.Frames(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))  # uint8 cannot be normalized

@@ -1,0 +1,190 @@
+"""Frame plans: counts, roles, order, seeds, JSON, errors (index math in csrc/select)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import msce
+from msce import plan as P
+from msce._native import C
+from msce.video import VideoMetadata
+
+
+def meta(n=125, fps=25.0, ts=None):
+    m = VideoMetadata.synthetic(n, fps, 360, 640, path="clip.mp4")
+    if ts is not None:
+        m = dataclasses.replace(m, timestamps=tuple(ts), num_frames=len(ts), duration=ts[-1] + (ts[-1] - ts[-2]))
+    return m
+
+
+def test_uniform_is_nearest_frame_to_k_over_fps():
+    p = P.uniform(1.0).resolve(meta())
+    assert p.indices == (0, 25, 50, 75, 100)
+    assert p.timestamps == (0.0, 1.0, 2.0, 3.0, 4.0)
+    assert set(p.roles) == {"frame"}
+    p5 = P.uniform(5.0).resolve(meta())
+    assert len(p5) == 25 and p5.indices[:3] == (0, 5, 10)
+
+
+def test_uniform_short_clip_still_gets_a_keyframe():
+    p = P.uniform(1.0).resolve(meta(n=12))  # 0.48 s
+    assert p.indices == (0,)
+    kg = P.keyframes_with_gaps(1.0, 4).resolve(meta(n=12))
+    assert kg.indices == (0,) and kg.roles == ("keyframe",) and kg.num_gaps == 0
+
+
+def test_uniform_never_past_the_end_at_high_fps():
+    m = meta(n=75, fps=25.0)  # the 75-frame clip that trips HF/torchcodec at 5 FPS
+    for fps in (1, 5, 10, 15, 20, 25, 30, 60):
+        p = P.uniform(float(fps)).resolve(m)
+        assert max(p.indices) <= 74
+        assert list(p.indices) == sorted(p.indices)
+
+
+def test_uniform_on_vfr_uses_timestamps():
+    ts = [0.0, 0.1, 0.2, 0.9, 1.05, 1.5, 2.2, 2.3]
+    p = P.uniform(1.0).resolve(meta(ts=ts))
+    assert p.indices == (0, 4, 6)  # nearest to 0, 1, 2 s
+
+
+def test_dense_and_count():
+    m = meta(n=48)
+    assert P.dense().resolve(m).indices == tuple(range(48))
+    c = P.count(8).resolve(m)
+    assert len(c) == 8 and len(set(c.indices)) == 8
+    assert c.indices == tuple(int(C.nearest_frame(list(m.timestamps), (k + 0.5) * m.duration / 8)) for k in range(8))
+
+
+def test_keyframes_with_gaps_structure():
+    p = P.keyframes_with_gaps(1.0, 4).resolve(meta(n=125))
+    keys = p.keyframes()
+    assert keys.indices == (0, 25, 50, 75, 100)
+    assert p.num_gaps == 4
+    for j in range(4):
+        g = p.gap(j)
+        assert len(g) == 4
+        a, b = keys.indices[j], keys.indices[j + 1]
+        assert all(a < i < b for i in g.indices)
+        assert list(g.indices) == sorted(set(g.indices))
+        assert g.indices == (a + 5, a + 10, a + 15, a + 20)  # uniform inside the gap
+    # chronological: k0 g0 k1 g1 ...
+    assert list(p.indices) == sorted(p.indices)
+    segs = p.segments()
+    assert [(s.roles[0], s.groups[0]) for s in segs] == [
+        ("keyframe", 0), ("gap", 0), ("keyframe", 1), ("gap", 1), ("keyframe", 2), ("gap", 2), ("keyframe", 3),
+        ("gap", 3), ("keyframe", 4)]
+
+
+def test_gap_with_fewer_frames_than_requested_uses_all():
+    p = P.keyframes_with_gaps(1.0, 4).resolve(meta(n=9, fps=3.0))  # 3 fps: 2 frames per gap
+    assert p.gap(0).indices == (1, 2)
+
+
+def test_shuffled_is_a_seeded_permutation():
+    base = P.uniform(5.0).resolve(meta())
+    s1 = P.shuffled(P.uniform(5.0), seed=3).resolve(meta())
+    s2 = P.shuffled(P.uniform(5.0), seed=3).resolve(meta())
+    s3 = P.shuffled(P.uniform(5.0), seed=4).resolve(meta())
+    assert s1.indices == s2.indices
+    assert s1.indices != s3.indices
+    assert sorted(s1.indices) == sorted(base.indices) and s1.indices != base.indices
+    # roles/groups/timestamps travel with their frame
+    kg = P.shuffled(P.keyframes_with_gaps(1.0, 4), seed=1).resolve(meta())
+    for i, t, r in zip(kg.indices, kg.timestamps, kg.roles):
+        assert t == i / 25.0
+        assert (r == "keyframe") == (i % 25 == 0)
+
+
+def test_permutation_is_platform_independent_golden():
+    # SplitMix64 + Fisher-Yates with rejection: these values are the contract.
+    assert C.seeded_permutation(10, 0) == C.seeded_permutation(10, 0)
+    golden = C.seeded_permutation(10, 12345)
+    assert sorted(golden) == list(range(10))
+    assert golden == [int(v) for v in _python_permutation(10, 12345)]
+
+
+def _python_permutation(n, seed):
+    mask = (1 << 64) - 1
+    state = seed
+
+    def nxt():
+        nonlocal state
+        state = (state + 0x9E3779B97F4A7C15) & mask
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        return z ^ (z >> 31)
+
+    p = list(range(n))
+    for i in range(n - 1, 0, -1):
+        bound = i + 1
+        limit = mask - (mask % bound)
+        while True:
+            v = nxt()
+            if v < limit:
+                break
+        j = v % bound
+        p[i], p[j] = p[j], p[i]
+    return p
+
+
+def test_multi_fps():
+    plans = P.multi_fps([1, 5, 10, 15, 20, 25]).resolve(meta())
+    assert [len(plans[f]) for f in (1, 5, 10, 15, 20, 25)] == [5, 25, 50, 75, 100, 125]
+
+
+def test_token_budget_fits():
+    target = msce.QwenVL("2.5")
+    m = meta(n=250)  # 10 s 640x360
+    p = P.token_budget(1024, target, fps=2.0).resolve(m)
+    h, w = p.size
+    assert target.num_tokens(len(p), h, w) <= 1024
+    assert len(p) == 20  # resolution shrinks before frames are dropped
+    tiny = P.token_budget(8, target, fps=2.0).resolve(m)
+    assert target.num_tokens(len(tiny), *tiny.size) <= 8
+    with pytest.raises(msce.PlanError):
+        P.token_budget(0, target)
+
+
+def test_json_round_trip():
+    p = P.shuffled(P.keyframes_with_gaps(1.0, 4), seed=9).resolve(meta())
+    q = msce.Plan.from_json(p.to_json())
+    assert q == p
+    with pytest.raises(msce.PlanError):
+        msce.Plan.from_json("{not json")
+    with pytest.raises(msce.PlanError):
+        msce.Plan.from_json('{"indices": [1]}')
+
+
+@pytest.mark.parametrize("make", [lambda: P.uniform(0), lambda: P.uniform(-1), lambda: P.uniform(float("nan")),
+                                  lambda: P.count(0), lambda: P.keyframes_with_gaps(1, -1),
+                                  lambda: P.shuffled(P.dense(), seed=-1), lambda: P.multi_fps([])])
+def test_bad_parameters_raise_plan_error(make):
+    with pytest.raises(msce.PlanError):
+        make()
+
+
+def test_plan_past_clip_end_raises():
+    with pytest.raises(msce.PlanError, match="past the clip end"):
+        P.at_indices([0, 200]).resolve(meta())
+    with pytest.raises(msce.PlanError, match="outside the clip"):
+        P.at_times([0.0, 99.0]).resolve(meta())
+    other = P.uniform(1).resolve(meta(n=50))
+    with pytest.raises(msce.PlanError):
+        P.resolve(other, meta(n=125))
+
+
+def test_smart_resize_matches_hf():
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize as hf
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        h, w = (int(v) for v in rng.integers(14, 3000, 2))
+        if max(h, w) / min(h, w) > 200:
+            continue
+        lo = 128 * 28 * 28
+        hi = int(rng.integers(lo, 28 * 28 * 2000))
+        assert msce.smart_resize(h, w, 28, lo, hi) == hf(h, w, 28, lo, hi)
+    assert msce.smart_resize(42, 42, 28, 1, 10**7) == hf(42, 42, 28, 1, 10**7)  # round half to even
