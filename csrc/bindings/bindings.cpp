@@ -9,6 +9,7 @@
 
 #include "common/error.hpp"
 #include "decode/reader.hpp"
+#include "face/track.hpp"
 #include "pipeline/load.hpp"
 #include "pixel/pixel_math.hpp"
 #include "pixel/resample.hpp"
@@ -243,4 +244,132 @@ PYBIND11_MODULE(_C, m) {
     return py::make_tuple(rgb[0], rgb[1], rgb[2]);
   });
   m.def("float_to_half", [](float f) { return float_to_half(f); });
+  // One 4:2:0 frame (planar Y, U, V or NV12 with `v` = None) through the CPU transform's
+  // colour path at full size: RGB uint8 (H, W, 3). For tests and external decoders.
+  m.def(
+      "yuv420_to_rgb",
+      [](py::array_t<uint8_t, py::array::c_style> y, py::array_t<uint8_t, py::array::c_style> u,
+         py::object v, int matrix, bool full) {
+        if (y.ndim() != 2 || u.ndim() != 2) throw TransformError("planes must be 2-D arrays");
+        Frame f;
+        f.width = static_cast<int>(y.shape(1));
+        f.height = static_cast<int>(y.shape(0));
+        const int cw = (f.width + 1) / 2, ch = (f.height + 1) / 2;
+        f.data[0] = y.data();
+        f.linesize[0] = f.width;
+        py::array_t<uint8_t, py::array::c_style> va;
+        if (v.is_none()) {
+          if (u.shape(0) != ch || u.shape(1) != 2 * cw) throw TransformError("NV12 UV plane must be (ceil(H/2), 2*ceil(W/2))");
+          f.layout = PixelLayout::kNV12;
+          f.data[1] = u.data();
+          f.linesize[1] = 2 * cw;
+        } else {
+          va = v.cast<py::array_t<uint8_t, py::array::c_style>>();
+          if (u.shape(0) != ch || u.shape(1) != cw || va.shape(0) != ch || va.shape(1) != cw) {
+            throw TransformError("U and V planes must be (ceil(H/2), ceil(W/2))");
+          }
+          f.layout = PixelLayout::kYUV420P;
+          f.data[1] = u.data();
+          f.data[2] = va.data();
+          f.linesize[1] = f.linesize[2] = cw;
+        }
+        f.matrix = static_cast<ColorMatrix>(matrix);
+        f.range = full ? ColorRange::kFull : ColorRange::kLimited;
+        TransformSpec spec;
+        spec.out_h = f.height;
+        spec.out_w = f.width;
+        spec.layout = Layout::kNHWC;
+        spec.dtype = DType::kU8;
+        py::array_t<uint8_t> out({f.height, f.width, 3});
+        transform_frame_cpu(f, CropBox{}, spec, out.mutable_data(), 0);
+        return out;
+      },
+      py::arg("y"), py::arg("u"), py::arg("v"), py::arg("matrix") = 0, py::arg("full_range") = false);
+
+  // ---- faces: tracking and crop boxes (csrc/face) ------------------------------------------
+  // frames: [(time, boxes (N, 4) xywh, scores (N,), landmarks (N, K, 2))]; options: a dict of
+  // face::TrackerOptions fields (enums as ints). Returns plain arrays for msce.faces.
+  m.def(
+      "face_track",
+      [](const py::list& frames, const std::vector<double>& query_times, int width, int height, int num_landmarks,
+         const py::dict& opt) {
+        using F64 = py::array_t<double, py::array::c_style | py::array::forcecast>;
+        std::vector<face::DetectionFrame> native;
+        for (const auto& item : frames) {
+          const auto tup = item.cast<py::tuple>();
+          if (tup.size() != 4) throw TransformError("a detection frame is (time, boxes, scores, landmarks)");
+          const F64 boxes = tup[1].cast<F64>(), scores = tup[2].cast<F64>(), marks = tup[3].cast<F64>();
+          const py::ssize_t n = scores.size();
+          if (boxes.size() != n * 4 || marks.size() != n * num_landmarks * 2) {
+            throw TransformError("detection arrays disagree: boxes (N, 4), scores (N,), landmarks (N, K, 2)");
+          }
+          face::DetectionFrame f;
+          f.time = tup[0].cast<double>();
+          for (py::ssize_t i = 0; i < n; ++i) {
+            face::Detection d;
+            const double* b = boxes.data() + i * 4;
+            d.box = face::Box{b[0], b[1], b[2], b[3]};
+            d.score = scores.data()[i];
+            const double* l = marks.data() + i * num_landmarks * 2;
+            d.landmarks.assign(l, l + num_landmarks * 2);
+            f.detections.push_back(std::move(d));
+          }
+          native.push_back(std::move(f));
+        }
+        face::TrackerOptions o;
+        o.min_iou = opt["min_iou"].cast<double>();
+        o.max_gap = opt["max_gap"].cast<double>();
+        o.min_hits = opt["min_hits"].cast<int>();
+        o.select = static_cast<face::SelectPolicy>(opt["select"].cast<int>());
+        o.track_id = opt["track_id"].cast<int>();
+        o.sigma = opt["sigma"].cast<double>();
+        o.hold = opt["hold"].cast<double>();
+        o.margin = opt["margin"].cast<double>();
+        o.fixed_size = opt["fixed_size"].cast<bool>();
+        o.missing = static_cast<face::Missing>(opt["missing"].cast<int>());
+        face::TrackerResult r;
+        {
+          py::gil_scoped_release release;
+          r = face::track_faces(native, query_times, width, height, num_landmarks, o);
+        }
+        const auto q = static_cast<py::ssize_t>(query_times.size());
+        py::array_t<int> status(q), crops({q, py::ssize_t{4}});
+        py::array_t<double> boxes({q, py::ssize_t{4}}), scores(q), marks({q, py::ssize_t{num_landmarks}, py::ssize_t{2}});
+        for (py::ssize_t i = 0; i < q; ++i) {
+          status.mutable_at(i) = static_cast<int>(r.status[i]);
+          const face::Box& b = r.faces[i];
+          const double bv[4] = {b.x, b.y, b.w, b.h};
+          const CropBox& c = r.crops[i];
+          const int cv[4] = {c.x, c.y, c.w, c.h};
+          for (int k = 0; k < 4; ++k) {
+            boxes.mutable_at(i, k) = bv[k];
+            crops.mutable_at(i, k) = cv[k];
+          }
+          scores.mutable_at(i) = r.scores[i];
+        }
+        std::memcpy(marks.mutable_data(), r.landmarks.data(), r.landmarks.size() * sizeof(double));
+        py::list tracks;
+        for (const auto& tr : r.tracks) tracks.append(py::make_tuple(tr.id, tr.points));
+        py::dict d;
+        d["tracks"] = tracks;
+        d["selected"] = r.selected;
+        d["status"] = status;
+        d["faces"] = boxes;
+        d["scores"] = scores;
+        d["landmarks"] = marks;
+        d["crops"] = crops;
+        d["crop_side"] = r.crop_side;
+        return d;
+      },
+      py::arg("frames"), py::arg("query_times"), py::arg("width"), py::arg("height"), py::arg("num_landmarks"),
+      py::arg("options"));
+  m.def("face_iou", [](const std::vector<double>& a, const std::vector<double>& b) {
+    if (a.size() != 4 || b.size() != 4) throw TransformError("face_iou takes two (x, y, w, h) boxes");
+    return face::iou(face::Box{a[0], a[1], a[2], a[3]}, face::Box{b[0], b[1], b[2], b[3]});
+  });
+  m.def("face_smooth_at", &face::smooth_at, py::arg("times"), py::arg("values"), py::arg("at"), py::arg("sigma"));
+  m.def("face_square_crop", [](double cx, double cy, int side, int width, int height) {
+    const CropBox c = face::square_crop(cx, cy, side, width, height);
+    return py::make_tuple(c.x, c.y, c.w, c.h);
+  });
 }

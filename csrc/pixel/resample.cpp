@@ -64,6 +64,13 @@ ResampleAxis make_resample_axis(int in_size, int out_size, Interp interp) {
     const double v = w[k] * (1 << precision);
     ax.weights[k] = static_cast<int16_t>(v < 0 ? static_cast<int>(-0.5 + v) : static_cast<int>(0.5 + v));
   }
+  ax.taps_padded = (taps + 15) / 16 * 16;
+  ax.weights_padded.assign(static_cast<size_t>(out_size) * ax.taps_padded, 0);
+  for (int i = 0; i < out_size; ++i) {
+    for (int j = 0; j < ax.count[i]; ++j) {
+      ax.weights_padded[static_cast<size_t>(i) * ax.taps_padded + j] = ax.weights[static_cast<size_t>(i) * taps + j];
+    }
+  }
   return ax;
 }
 

@@ -21,6 +21,10 @@ struct ResampleAxis {
   std::vector<int32_t> first;    // first source sample of each output sample
   std::vector<int32_t> count;    // number of source samples read
   std::vector<int16_t> weights;  // out_size x taps
+  // The same weights zero-padded to `taps_padded` (a multiple of 16) per output sample,
+  // for SIMD loops that read 16 taps at a time; the extra taps contribute exactly 0.
+  int taps_padded = 0;
+  std::vector<int16_t> weights_padded;
 };
 
 ResampleAxis make_resample_axis(int in_size, int out_size, Interp interp);

@@ -5,7 +5,12 @@
 // in pixel_math.hpp; the loops here are arranged so the compiler vectorizes them.
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <string>
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #include "common/error.hpp"
 #include "pixel/transform.hpp"
@@ -49,34 +54,81 @@ struct Scratch {
 
 thread_local Scratch tls_scratch;
 
+#if defined(__AVX2__)
+// 16 pixels of one 4:2:0 row: y holds 16 luma samples, u/v the 8 chroma samples they share.
+// Same integer arithmetic as px::yuv_to_rgb (32-bit lanes; saturating packs = clamp_u8).
+inline void yuv16_to_rgb_avx2(const px::ColorCoeffs& c, __m128i y, __m128i u8, __m128i v8, uint8_t* r, uint8_t* g,
+                              uint8_t* b) {
+  const __m128i u = _mm_unpacklo_epi8(u8, u8);  // u0 u0 u1 u1 ...
+  const __m128i v = _mm_unpacklo_epi8(v8, v8);
+  const __m256i cy = _mm256_set1_epi32(c.cy), y0 = _mm256_set1_epi32(c.y0), half = _mm256_set1_epi32(32768);
+  const __m256i c128 = _mm256_set1_epi32(128);
+  const __m256i crv = _mm256_set1_epi32(c.crv), cgu = _mm256_set1_epi32(c.cgu);
+  const __m256i cgv = _mm256_set1_epi32(c.cgv), cbu = _mm256_set1_epi32(c.cbu);
+  __m256i rr[2], gg[2], bb[2];
+  for (int h = 0; h < 2; ++h) {
+    const __m128i ys = h ? _mm_srli_si128(y, 8) : y;
+    const __m128i us = h ? _mm_srli_si128(u, 8) : u;
+    const __m128i vs = h ? _mm_srli_si128(v, 8) : v;
+    const __m256i yy = _mm256_add_epi32(_mm256_mullo_epi32(cy, _mm256_sub_epi32(_mm256_cvtepu8_epi32(ys), y0)), half);
+    const __m256i du = _mm256_sub_epi32(_mm256_cvtepu8_epi32(us), c128);
+    const __m256i dv = _mm256_sub_epi32(_mm256_cvtepu8_epi32(vs), c128);
+    rr[h] = _mm256_srai_epi32(_mm256_add_epi32(yy, _mm256_mullo_epi32(crv, dv)), 16);
+    gg[h] = _mm256_srai_epi32(
+        _mm256_sub_epi32(_mm256_sub_epi32(yy, _mm256_mullo_epi32(cgu, du)), _mm256_mullo_epi32(cgv, dv)), 16);
+    bb[h] = _mm256_srai_epi32(_mm256_add_epi32(yy, _mm256_mullo_epi32(cbu, du)), 16);
+  }
+  auto store = [](__m256i lo, __m256i hi, uint8_t* dst) {
+    __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(lo, hi), 0xD8);  // 16 x int16 in order
+    __m256i b8 = _mm256_permute4x64_epi64(_mm256_packus_epi16(w16, w16), 0xD8);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm256_castsi256_si128(b8));
+  };
+  store(rr[0], rr[1], r);
+  store(gg[0], gg[1], g);
+  store(bb[0], bb[1], b);
+}
+#endif
+
 // Source row `sy`, columns [x0, x0 + n) of the frame, to planar R, G, B.
-void convert_row(const Frame& f, const px::ColorCoeffs& cc, int sy, int x0, int n, uint8_t* r, uint8_t* g,
-                 uint8_t* b) {
+void convert_row(const Frame& f, const px::ColorCoeffs& cc, int sy, int x0, int n, uint8_t* __restrict r,
+                 uint8_t* __restrict g, uint8_t* __restrict b) {
   uint8_t rgb[3];
   switch (f.layout) {
-    case PixelLayout::kYUV420P: {
+    case PixelLayout::kYUV420P:
+    case PixelLayout::kNV12: {
+      const bool nv12 = f.layout == PixelLayout::kNV12;
       const uint8_t* yp = f.data[0] + static_cast<int64_t>(sy) * f.linesize[0];
       const uint8_t* up = f.data[1] + static_cast<int64_t>(sy >> 1) * f.linesize[1];
-      const uint8_t* vp = f.data[2] + static_cast<int64_t>(sy >> 1) * f.linesize[2];
-      for (int i = 0; i < n; ++i) {
+      const uint8_t* vp = nv12 ? up + 1 : f.data[2] + static_cast<int64_t>(sy >> 1) * f.linesize[2];
+      const int cstep = nv12 ? 2 : 1;  // chroma sample stride in bytes
+      int i = 0;
+      auto scalar = [&](int k) {
+        const int x = x0 + k;
+        px::yuv_to_rgb(cc, yp[x], up[(x >> 1) * cstep], vp[(x >> 1) * cstep], rgb);
+        r[k] = rgb[0];
+        g[k] = rgb[1];
+        b[k] = rgb[2];
+      };
+      if (x0 & 1) scalar(i++);  // align luma x to an even column so pairs share chroma
+#if defined(__AVX2__)
+      for (; i + 16 <= n; i += 16) {
         const int x = x0 + i;
-        px::yuv_to_rgb(cc, yp[x], up[x >> 1], vp[x >> 1], rgb);
-        r[i] = rgb[0];
-        g[i] = rgb[1];
-        b[i] = rgb[2];
+        const __m128i y = _mm_loadu_si128(reinterpret_cast<const __m128i*>(yp + x));
+        __m128i u8, v8;
+        if (nv12) {
+          const __m128i uv = _mm_loadu_si128(reinterpret_cast<const __m128i*>(up + x));  // u0 v0 u1 v1 ...
+          const __m128i even = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1);
+          const __m128i odd = _mm_setr_epi8(1, 3, 5, 7, 9, 11, 13, 15, -1, -1, -1, -1, -1, -1, -1, -1);
+          u8 = _mm_shuffle_epi8(uv, even);
+          v8 = _mm_shuffle_epi8(uv, odd);
+        } else {
+          u8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(up + (x >> 1)));
+          v8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(vp + (x >> 1)));
+        }
+        yuv16_to_rgb_avx2(cc, y, u8, v8, r + i, g + i, b + i);
       }
-      break;
-    }
-    case PixelLayout::kNV12: {
-      const uint8_t* yp = f.data[0] + static_cast<int64_t>(sy) * f.linesize[0];
-      const uint8_t* uv = f.data[1] + static_cast<int64_t>(sy >> 1) * f.linesize[1];
-      for (int i = 0; i < n; ++i) {
-        const int x = x0 + i;
-        px::yuv_to_rgb(cc, yp[x], uv[(x >> 1) * 2], uv[(x >> 1) * 2 + 1], rgb);
-        r[i] = rgb[0];
-        g[i] = rgb[1];
-        b[i] = rgb[2];
-      }
+#endif
+      for (; i < n; ++i) scalar(i);
       break;
     }
     case PixelLayout::kRGB24: {
@@ -91,20 +143,49 @@ void convert_row(const Frame& f, const px::ColorCoeffs& cc, int sy, int x0, int 
   }
 }
 
-// Horizontal pass of one planar row: src holds columns [col0, ...) of the crop.
-void horizontal(const ResampleAxis& ax, const uint8_t* src, int col0, uint8_t* dst) {
+// Horizontal pass of three planar rows (R, G, B share the weights): src rows hold columns
+// [col0, ...) of the crop and are readable `taps_padded` bytes past their end.
+void horizontal3(const ResampleAxis& ax, const uint8_t* const src[3], int col0, uint8_t* const dst[3]) {
   const int prec = ax.precision;
+#if defined(__AVX2__)
+  const int tp = ax.taps_padded;
+  const int16_t* wbase = ax.weights_padded.data();
+  const int32_t init = 1 << (prec - 1);
+  for (int ox = 0; ox < ax.out_size; ++ox) {
+    const int off = ax.first[ox] - col0;
+    const int16_t* wk = wbase + static_cast<int64_t>(ox) * tp;
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0;
+    for (int k = 0; k < tp; k += 16) {
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk + k));
+      a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(
+                                                       reinterpret_cast<const __m128i*>(src[0] + off + k))), w));
+      a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(
+                                                       reinterpret_cast<const __m128i*>(src[1] + off + k))), w));
+      a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(
+                                                       reinterpret_cast<const __m128i*>(src[2] + off + k))), w));
+    }
+    // horizontal sums of the three accumulators
+    const __m256i s01 = _mm256_hadd_epi32(a0, a1);
+    const __m256i s22 = _mm256_hadd_epi32(a2, a2);
+    const __m256i s = _mm256_hadd_epi32(s01, s22);  // lanes: [a0 a1 a2 a2 | a0 a1 a2 a2] partials
+    const __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    dst[0][ox] = px::clamp_u8((_mm_cvtsi128_si32(t) + init) >> prec);
+    dst[1][ox] = px::clamp_u8((_mm_extract_epi32(t, 1) + init) >> prec);
+    dst[2][ox] = px::clamp_u8((_mm_extract_epi32(t, 2) + init) >> prec);
+  }
+#else
   const int16_t* w = ax.weights.data();
   for (int ox = 0; ox < ax.out_size; ++ox) {
-    const uint8_t* s = src + (ax.first[ox] - col0);
+    const int off = ax.first[ox] - col0;
     const int16_t* wk = w + static_cast<int64_t>(ox) * ax.taps;
-    dst[ox] = px::convolve_u8(s, 1, wk, ax.count[ox], prec);
+    for (int c = 0; c < 3; ++c) dst[c][ox] = px::convolve_u8(src[c] + off, 1, wk, ax.count[ox], prec);
   }
+#endif
 }
 
 // Vertical pass for one output row of one plane: rows are `row_stride` apart in `src`.
-void vertical(const ResampleAxis& ax, int oy, const uint8_t* src, int64_t row_stride, int width, int row0,
-              int32_t* acc, uint8_t* dst) {
+void vertical(const ResampleAxis& ax, int oy, const uint8_t* __restrict src, int64_t row_stride, int width, int row0,
+              int32_t* __restrict acc, uint8_t* __restrict dst) {
   const int prec = ax.precision;
   const int32_t init = 1 << (prec - 1);
   for (int x = 0; x < width; ++x) acc[x] = init;
@@ -112,7 +193,7 @@ void vertical(const ResampleAxis& ax, int oy, const uint8_t* src, int64_t row_st
   const uint8_t* base = src + static_cast<int64_t>(ax.first[oy] - row0) * row_stride;
   for (int k = 0; k < ax.count[oy]; ++k) {
     const int32_t wv = wk[k];
-    const uint8_t* s = base + k * row_stride;
+    const uint8_t* __restrict s = base + k * row_stride;
     for (int x = 0; x < width; ++x) acc[x] += wv * static_cast<int32_t>(s[x]);
   }
   for (int x = 0; x < width; ++x) dst[x] = px::clamp_u8(acc[x] >> prec);
@@ -129,10 +210,23 @@ inline uint16_t convert_value<uint16_t>(float v) {
   return float_to_half(v);
 }
 
+// Per-channel table of the normalized value of every uint8 level: the output is a pure
+// function of (channel, level), so a lookup gives exactly px::normalize_u8's result.
+template <typename T>
+struct LevelTable {
+  T v[3][256];
+  explicit LevelTable(const TransformSpec& spec) {
+    for (int c = 0; c < 3; ++c) {
+      const float m = spec.normalize ? spec.mean[c] : 0.f, sd = spec.normalize ? spec.std[c] : 1.f;
+      for (int l = 0; l < 256; ++l) v[c][l] = convert_value<T>(px::normalize_u8(static_cast<uint8_t>(l), m, sd));
+    }
+  }
+};
+
 // Writes one final uint8 RGB row (planar) into the output slot.
 template <typename T>
-void write_row_float(const TransformSpec& spec, const uint8_t* const planes[3], int oy, int width, void* out,
-                     int64_t slot) {
+void write_row_float(const TransformSpec& spec, const LevelTable<T>& lut, const uint8_t* const planes[3], int oy,
+                     int width, void* out, int64_t slot) {
   T* o = static_cast<T*>(out);
   const int height = spec.out_h;
   if (spec.layout == Layout::kQwen) {
@@ -143,8 +237,8 @@ void write_row_float(const TransformSpec& spec, const uint8_t* const planes[3], 
       for (int c = 0; c < 3; ++c) {
         T* dst = o + row * rw + px::qwen_col(g, slot, c, oy, x0);
         const uint8_t* s = planes[c] + x0;
-        const float m = spec.mean[c], sd = spec.std[c];
-        for (int i = 0; i < g.patch; ++i) dst[i] = convert_value<T>(px::normalize_u8(s[i], m, sd));
+        const T* table = lut.v[c];
+        for (int i = 0; i < g.patch; ++i) dst[i] = table[s[i]];
       }
     }
     return;
@@ -153,22 +247,27 @@ void write_row_float(const TransformSpec& spec, const uint8_t* const planes[3], 
   if (spec.layout == Layout::kNCHW) {
     for (int c = 0; c < 3; ++c) {
       T* dst = o + (slot * 3 + c) * plane + static_cast<int64_t>(oy) * width;
-      const float m = spec.normalize ? spec.mean[c] : 0.f, sd = spec.normalize ? spec.std[c] : 1.f;
-      for (int x = 0; x < width; ++x) dst[x] = convert_value<T>(px::normalize_u8(planes[c][x], m, sd));
+      const T* table = lut.v[c];
+      for (int x = 0; x < width; ++x) dst[x] = table[planes[c][x]];
     }
   } else {
     T* dst = o + slot * plane * 3 + static_cast<int64_t>(oy) * width * 3;
     for (int c = 0; c < 3; ++c) {
-      const float m = spec.normalize ? spec.mean[c] : 0.f, sd = spec.normalize ? spec.std[c] : 1.f;
-      for (int x = 0; x < width; ++x) dst[3 * x + c] = convert_value<T>(px::normalize_u8(planes[c][x], m, sd));
+      const T* table = lut.v[c];
+      for (int x = 0; x < width; ++x) dst[3 * x + c] = table[planes[c][x]];
     }
   }
 }
 
-void write_row(const TransformSpec& spec, const uint8_t* const planes[3], int oy, int width, void* out,
-               int64_t slot) {
-  if (spec.dtype == DType::kF32) return write_row_float<float>(spec, planes, oy, width, out, slot);
-  if (spec.dtype == DType::kF16) return write_row_float<uint16_t>(spec, planes, oy, width, out, slot);
+void write_row(const TransformSpec& spec, const void* lut, const uint8_t* const planes[3], int oy, int width,
+               void* out, int64_t slot) {
+  if (spec.dtype == DType::kF32) {
+    return write_row_float<float>(spec, *static_cast<const LevelTable<float>*>(lut), planes, oy, width, out, slot);
+  }
+  if (spec.dtype == DType::kF16) {
+    return write_row_float<uint16_t>(spec, *static_cast<const LevelTable<uint16_t>*>(lut), planes, oy, width, out,
+                                     slot);
+  }
   uint8_t* o = static_cast<uint8_t*>(out);
   const int64_t plane = static_cast<int64_t>(spec.out_h) * width;
   if (spec.layout == Layout::kNCHW) {
@@ -215,7 +314,9 @@ void transform_frame_cpu(const Frame& src, const CropBox& box_in, const Transfor
   const int nrows = row1 - row0;
 
   Scratch& s = tls_scratch;
-  s.row.resize(static_cast<size_t>(ncols) * 3);
+  // each planar row is followed by zeros the SIMD horizontal pass may read past its end
+  const int row_stride = ncols + hx.taps_padded + 16;
+  s.row.assign(static_cast<size_t>(row_stride) * 3, 0);
   s.inter.resize(static_cast<size_t>(nrows) * out_w * 3);
   s.line.resize(static_cast<size_t>(out_w) * 3);
   s.acc.resize(out_w);
@@ -223,8 +324,9 @@ void transform_frame_cpu(const Frame& src, const CropBox& box_in, const Transfor
 
   const px::ColorCoeffs cc = px::make_color_coeffs(static_cast<int>(src.matrix), src.range == ColorRange::kFull);
   uint8_t* rr = s.row.data();
-  uint8_t* rg = rr + ncols;
-  uint8_t* rb = rg + ncols;
+  uint8_t* rg = rr + row_stride;
+  uint8_t* rb = rg + row_stride;
+  const uint8_t* const rows[3] = {rr, rg, rb};
   for (int y = row0; y < row1; ++y) {
     convert_row(src, cc, box.y + y, box.x + col0, ncols, rr, rg, rb);
     uint8_t* dst[3];
@@ -234,10 +336,19 @@ void transform_frame_cpu(const Frame& src, const CropBox& box_in, const Transfor
       std::memcpy(dst[1], rg, out_w);
       std::memcpy(dst[2], rb, out_w);
     } else {
-      horizontal(hx, rr, col0, dst[0]);
-      horizontal(hx, rg, col0, dst[1]);
-      horizontal(hx, rb, col0, dst[2]);
+      horizontal3(hx, rows, col0, dst);
     }
+  }
+  // level tables are 3 KiB (float) / 1.5 KiB (half): rebuilt per frame, cheaper than the divisions
+  std::unique_ptr<LevelTable<float>> lut32;
+  std::unique_ptr<LevelTable<uint16_t>> lut16;
+  const void* lut = nullptr;
+  if (spec.dtype == DType::kF32) {
+    lut32 = std::make_unique<LevelTable<float>>(spec);
+    lut = lut32.get();
+  } else if (spec.dtype == DType::kF16) {
+    lut16 = std::make_unique<LevelTable<uint16_t>>(spec);
+    lut = lut16.get();
   }
   const uint8_t* planes[3];
   for (int oy = 0; oy < out_h; ++oy) {
@@ -250,7 +361,7 @@ void transform_frame_cpu(const Frame& src, const CropBox& box_in, const Transfor
         planes[c] = line;
       }
     }
-    write_row(spec, planes, oy, out_w, out, slot);
+    write_row(spec, lut, planes, oy, out_w, out, slot);
   }
 }
 

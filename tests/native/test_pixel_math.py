@@ -138,3 +138,22 @@ def test_target_validation():
         msce.Frames(layout="CHW")
     with pytest.raises(msce.TransformError):
         msce.Frames(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))  # uint8 cannot be normalized
+
+
+@pytest.mark.parametrize("matrix,full", [(0, False), (1, False), (1, True), (2, False)])
+@pytest.mark.parametrize("w,h", [(64, 16), (47, 9), (33, 5)])
+def test_frame_colour_path_equals_per_pixel_function(matrix, full, w, h):
+    """The vectorized row converter (AVX2 where available) equals px::yuv_to_rgb per pixel."""
+    rng = np.random.default_rng(w * h + matrix)
+    y = rng.integers(0, 256, (h, w), dtype=np.uint8)
+    u = rng.integers(0, 256, ((h + 1) // 2, (w + 1) // 2), dtype=np.uint8)
+    v = rng.integers(0, 256, ((h + 1) // 2, (w + 1) // 2), dtype=np.uint8)
+    got = C.yuv420_to_rgb(y, u, v, matrix, full)
+    ref = np.array([[C.yuv_to_rgb(matrix, full, int(y[r, c]), int(u[r // 2, c // 2]), int(v[r // 2, c // 2]))
+                     for c in range(w)] for r in range(h)], dtype=np.uint8)
+    assert np.array_equal(got, ref)
+    uv = np.ascontiguousarray(np.stack([u, v], axis=-1).reshape(u.shape[0], -1))
+    assert np.array_equal(C.yuv420_to_rgb(y, uv, None, matrix, full), ref)
+    # crops starting at odd columns go through the scalar head then the vector body
+    sub = msce.preprocess(np.ascontiguousarray(ref), msce.Frames(), crop=(1, 1, w - 1, h - 1)).data
+    assert torch.equal(sub.permute(0, 2, 3, 1)[0], torch.from_numpy(ref[1:, 1:]))
