@@ -16,54 +16,63 @@ namespace msce {
 namespace px {
 
 // ---- colour conversion -------------------------------------------------------------
-// Y'CbCr -> R'G'B' in 16-bit fixed point, the same integer form swscale's tables use:
-//   R = (cy*(Y - y0)                + crv*(V-128) + 2^15) >> 16
-//   G = (cy*(Y - y0) - cgu*(U-128) - cgv*(V-128) + 2^15) >> 16
-//   B = (cy*(Y - y0) + cbu*(U-128)                + 2^15) >> 16
-// limited range: y0 = 16, cy = 255/219, chroma scaled by 255/224; full range: y0 = 0,
-// cy = 1. The coefficients follow from the matrix constants Kr, Kb.
+// Y'CbCr -> R'G'B' with the integer arithmetic of FFmpeg's default (SIMD) yuv->rgb path,
+// so frames equal what PyAV / torchcodec / decord hand to the HF processors:
+//   y = (8*Y - y_off) * y_coeff >> 16                (13-bit coefficients, floor)
+//   u = 8*U - 1024,  v = 8*V - 1024
+//   R = y + (v*vr >> 16),  G = y + (u*ug >> 16) + (v*vg >> 16),  B = y + (u*ub >> 16)
+// then clamped to 0..255. The 16.16 matrix constants are FFmpeg's published tables
+// (BT.601, BT.709, BT.2020); limited range scales luma by 255/219 and offsets it by 16,
+// full range scales chroma by 224/255.
 struct ColorCoeffs {
-  int32_t y0;
-  int32_t cy;
-  int32_t crv;
-  int32_t cgu;
-  int32_t cgv;
-  int32_t cbu;
+  int32_t y_off;
+  int32_t y_coeff;
+  int32_t vr;
+  int32_t ub;
+  int32_t ug;
+  int32_t vg;
 };
 
-MSCE_HD int32_t round_fixed16(double v) { return static_cast<int32_t>(v * 65536.0 + (v >= 0 ? 0.5 : -0.5)); }
+MSCE_HD int32_t round_to_int16(int64_t v) { return static_cast<int32_t>((v + (1 << 15)) >> 16); }
 
 // matrix: 0 = BT.601, 1 = BT.709, 2 = BT.2020 (non-constant luminance); full = full range.
 MSCE_HD ColorCoeffs make_color_coeffs(int matrix, bool full) {
-  double kr = 0.299, kb = 0.114;
+  // {crv, cbu, cgu, cgv} in 16.16 fixed point
+  int64_t crv = 104597, cbu = 132201, cgu = 25675, cgv = 53279;
   if (matrix == 1) {
-    kr = 0.2126;
-    kb = 0.0722;
+    crv = 117489; cbu = 138438; cgu = 13975; cgv = 34925;
   } else if (matrix == 2) {
-    kr = 0.2627;
-    kb = 0.0593;
+    crv = 110013; cbu = 140363; cgu = 12277; cgv = 42626;
   }
-  const double kg = 1.0 - kr - kb;
-  const double cs = full ? 1.0 : 255.0 / 224.0;
+  int64_t cy = 1 << 16, oy = 0;
+  if (!full) {
+    cy = (cy * 255) / 219;
+    oy = int64_t{16} << 16;
+  } else {
+    crv = (crv * 224) / 255;
+    cbu = (cbu * 224) / 255;
+    cgu = (cgu * 224) / 255;
+    cgv = (cgv * 224) / 255;
+  }
   ColorCoeffs c;
-  c.y0 = full ? 0 : 16;
-  c.cy = full ? 65536 : round_fixed16(255.0 / 219.0);
-  c.crv = round_fixed16(2.0 * (1.0 - kr) * cs);
-  c.cbu = round_fixed16(2.0 * (1.0 - kb) * cs);
-  c.cgu = round_fixed16(2.0 * kb * (1.0 - kb) / kg * cs);
-  c.cgv = round_fixed16(2.0 * kr * (1.0 - kr) / kg * cs);
+  c.y_off = round_to_int16(oy * 8);
+  c.y_coeff = round_to_int16(cy * 8192);
+  c.vr = round_to_int16(crv * 8192);
+  c.ub = round_to_int16(cbu * 8192);
+  c.ug = round_to_int16(-cgu * 8192);
+  c.vg = round_to_int16(-cgv * 8192);
   return c;
 }
 
 MSCE_HD uint8_t clamp_u8(int32_t v) { return static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v)); }
 
 MSCE_HD void yuv_to_rgb(const ColorCoeffs& c, int32_t y, int32_t u, int32_t v, uint8_t* rgb) {
-  const int32_t yy = c.cy * (y - c.y0) + 32768;
-  const int32_t du = u - 128;
-  const int32_t dv = v - 128;
-  rgb[0] = clamp_u8((yy + c.crv * dv) >> 16);
-  rgb[1] = clamp_u8((yy - c.cgu * du - c.cgv * dv) >> 16);
-  rgb[2] = clamp_u8((yy + c.cbu * du) >> 16);
+  const int32_t yy = ((8 * y - c.y_off) * c.y_coeff) >> 16;
+  const int32_t du = 8 * u - 1024;
+  const int32_t dv = 8 * v - 1024;
+  rgb[0] = clamp_u8(yy + ((dv * c.vr) >> 16));
+  rgb[1] = clamp_u8(yy + ((du * c.ug) >> 16) + ((dv * c.vg) >> 16));
+  rgb[2] = clamp_u8(yy + ((du * c.ub) >> 16));
 }
 
 // ---- resampling ----------------------------------------------------------------------

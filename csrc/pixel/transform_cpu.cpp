@@ -61,22 +61,23 @@ inline void yuv16_to_rgb_avx2(const px::ColorCoeffs& c, __m128i y, __m128i u8, _
                               uint8_t* b) {
   const __m128i u = _mm_unpacklo_epi8(u8, u8);  // u0 u0 u1 u1 ...
   const __m128i v = _mm_unpacklo_epi8(v8, v8);
-  const __m256i cy = _mm256_set1_epi32(c.cy), y0 = _mm256_set1_epi32(c.y0), half = _mm256_set1_epi32(32768);
-  const __m256i c128 = _mm256_set1_epi32(128);
-  const __m256i crv = _mm256_set1_epi32(c.crv), cgu = _mm256_set1_epi32(c.cgu);
-  const __m256i cgv = _mm256_set1_epi32(c.cgv), cbu = _mm256_set1_epi32(c.cbu);
+  const __m256i ycoef = _mm256_set1_epi32(c.y_coeff), yoff = _mm256_set1_epi32(c.y_off);
+  const __m256i c1024 = _mm256_set1_epi32(1024);
+  const __m256i vr = _mm256_set1_epi32(c.vr), ug = _mm256_set1_epi32(c.ug);
+  const __m256i vg = _mm256_set1_epi32(c.vg), ub = _mm256_set1_epi32(c.ub);
   __m256i rr[2], gg[2], bb[2];
   for (int h = 0; h < 2; ++h) {
     const __m128i ys = h ? _mm_srli_si128(y, 8) : y;
     const __m128i us = h ? _mm_srli_si128(u, 8) : u;
     const __m128i vs = h ? _mm_srli_si128(v, 8) : v;
-    const __m256i yy = _mm256_add_epi32(_mm256_mullo_epi32(cy, _mm256_sub_epi32(_mm256_cvtepu8_epi32(ys), y0)), half);
-    const __m256i du = _mm256_sub_epi32(_mm256_cvtepu8_epi32(us), c128);
-    const __m256i dv = _mm256_sub_epi32(_mm256_cvtepu8_epi32(vs), c128);
-    rr[h] = _mm256_srai_epi32(_mm256_add_epi32(yy, _mm256_mullo_epi32(crv, dv)), 16);
-    gg[h] = _mm256_srai_epi32(
-        _mm256_sub_epi32(_mm256_sub_epi32(yy, _mm256_mullo_epi32(cgu, du)), _mm256_mullo_epi32(cgv, dv)), 16);
-    bb[h] = _mm256_srai_epi32(_mm256_add_epi32(yy, _mm256_mullo_epi32(cbu, du)), 16);
+    const __m256i y8 = _mm256_sub_epi32(_mm256_slli_epi32(_mm256_cvtepu8_epi32(ys), 3), yoff);
+    const __m256i yy = _mm256_srai_epi32(_mm256_mullo_epi32(y8, ycoef), 16);
+    const __m256i du = _mm256_sub_epi32(_mm256_slli_epi32(_mm256_cvtepu8_epi32(us), 3), c1024);
+    const __m256i dv = _mm256_sub_epi32(_mm256_slli_epi32(_mm256_cvtepu8_epi32(vs), 3), c1024);
+    rr[h] = _mm256_add_epi32(yy, _mm256_srai_epi32(_mm256_mullo_epi32(dv, vr), 16));
+    gg[h] = _mm256_add_epi32(_mm256_add_epi32(yy, _mm256_srai_epi32(_mm256_mullo_epi32(du, ug), 16)),
+                             _mm256_srai_epi32(_mm256_mullo_epi32(dv, vg), 16));
+    bb[h] = _mm256_add_epi32(yy, _mm256_srai_epi32(_mm256_mullo_epi32(du, ub), 16));
   }
   auto store = [](__m256i lo, __m256i hi, uint8_t* dst) {
     __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(lo, hi), 0xD8);  // 16 x int16 in order

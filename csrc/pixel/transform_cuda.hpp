@@ -54,6 +54,10 @@ class Transformer {
   // Later work goes to `stream`, ordered after everything already enqueued.
   void set_stream(std::uintptr_t stream);
 
+  // Orders later work after everything enqueued so far on `producer` (a cudaStream_t, 0 =
+  // legacy default stream), e.g. the stream a decoder copies its pictures on.
+  void wait_for(std::uintptr_t producer);
+
   // Queues `frame` for every target. Host frames (on_device = false) are copied into pinned
   // staging before this returns. Device frames are read in place: `keep` holds them alive
   // until the kernels that read them have finished.
@@ -66,6 +70,10 @@ class Transformer {
   // Qwen temporal padding: slot `to` <- slot `from` (device-to-device, after the pending
   // batch), as copy_qwen_slot does on the host.
   void copy_qwen_slot(const TransformSpec& spec, void* out, int64_t from, int64_t to);
+
+  // Drops queued frames that were not enqueued yet and waits for in-flight batches (used
+  // when a call fails half-way, before the transformer is reused).
+  void discard();
 
   // Flushes, then blocks until every frame held through `keep` can be released. With
   // `synchronize`, also waits for all enqueued work (the output is then complete).
