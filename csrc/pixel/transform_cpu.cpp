@@ -144,44 +144,69 @@ void convert_row(const Frame& f, const px::ColorCoeffs& cc, int sy, int x0, int 
   }
 }
 
+#if defined(__AVX2__)
+// Dot product of 16*CHUNKS taps: uint8 samples (widened to int16) times int16 weights.
+template <int CHUNKS>
+inline __m256i dot_taps(const uint8_t* sp, const int16_t* wk) {
+  __m256i a = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sp))),
+                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk)));
+  for (int k = 1; k < CHUNKS; ++k) {
+    a = _mm256_add_epi32(
+        a, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sp + 16 * k))),
+                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk + 16 * k))));
+  }
+  return a;
+}
+
+// Four outputs of one channel per step: four dot products reduced together, rounded,
+// shifted and clamped by a saturating pack. Returns the first output not written.
+template <int CHUNKS>
+int horizontal_avx2(const ResampleAxis& ax, const uint8_t* const src[3], int col0, uint8_t* const dst[3]) {
+  const int tp = ax.taps_padded;
+  const int16_t* wbase = ax.weights_padded.data();
+  const __m128i init = _mm_set1_epi32(1 << (ax.precision - 1));
+  const __m128i shift = _mm_cvtsi32_si128(ax.precision);
+  int ox = 0;
+  for (; ox + 4 <= ax.out_size; ox += 4) {
+    const int16_t* w0 = wbase + static_cast<int64_t>(ox) * tp;
+    const int o0 = ax.first[ox] - col0, o1 = ax.first[ox + 1] - col0;
+    const int o2 = ax.first[ox + 2] - col0, o3 = ax.first[ox + 3] - col0;
+    for (int c = 0; c < 3; ++c) {
+      const uint8_t* sc = src[c];
+      const __m256i a0 = dot_taps<CHUNKS>(sc + o0, w0);
+      const __m256i a1 = dot_taps<CHUNKS>(sc + o1, w0 + tp);
+      const __m256i a2 = dot_taps<CHUNKS>(sc + o2, w0 + 2 * tp);
+      const __m256i a3 = dot_taps<CHUNKS>(sc + o3, w0 + 3 * tp);
+      const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
+      __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+      sum = _mm_sra_epi32(_mm_add_epi32(sum, init), shift);
+      const int32_t four = _mm_cvtsi128_si32(_mm_packus_epi16(_mm_packs_epi32(sum, sum), sum));
+      std::memcpy(dst[c] + ox, &four, 4);
+    }
+  }
+  return ox;
+}
+#endif
+
 // Horizontal pass of three planar rows (R, G, B share the weights): src rows hold columns
 // [col0, ...) of the crop and are readable `taps_padded` bytes past their end.
 void horizontal3(const ResampleAxis& ax, const uint8_t* const src[3], int col0, uint8_t* const dst[3]) {
-  const int prec = ax.precision;
+  int ox = 0;
 #if defined(__AVX2__)
-  const int tp = ax.taps_padded;
-  const int16_t* wbase = ax.weights_padded.data();
-  const int32_t init = 1 << (prec - 1);
-  for (int ox = 0; ox < ax.out_size; ++ox) {
-    const int off = ax.first[ox] - col0;
-    const int16_t* wk = wbase + static_cast<int64_t>(ox) * tp;
-    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0;
-    for (int k = 0; k < tp; k += 16) {
-      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk + k));
-      a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(
-                                                       reinterpret_cast<const __m128i*>(src[0] + off + k))), w));
-      a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(
-                                                       reinterpret_cast<const __m128i*>(src[1] + off + k))), w));
-      a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(
-                                                       reinterpret_cast<const __m128i*>(src[2] + off + k))), w));
-    }
-    // horizontal sums of the three accumulators
-    const __m256i s01 = _mm256_hadd_epi32(a0, a1);
-    const __m256i s22 = _mm256_hadd_epi32(a2, a2);
-    const __m256i s = _mm256_hadd_epi32(s01, s22);  // lanes: [a0 a1 a2 a2 | a0 a1 a2 a2] partials
-    const __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-    dst[0][ox] = px::clamp_u8((_mm_cvtsi128_si32(t) + init) >> prec);
-    dst[1][ox] = px::clamp_u8((_mm_extract_epi32(t, 1) + init) >> prec);
-    dst[2][ox] = px::clamp_u8((_mm_extract_epi32(t, 2) + init) >> prec);
-  }
-#else
-  const int16_t* w = ax.weights.data();
-  for (int ox = 0; ox < ax.out_size; ++ox) {
-    const int off = ax.first[ox] - col0;
-    const int16_t* wk = w + static_cast<int64_t>(ox) * ax.taps;
-    for (int c = 0; c < 3; ++c) dst[c][ox] = px::convolve_u8(src[c] + off, 1, wk, ax.count[ox], prec);
+  switch (ax.taps_padded / 16) {
+    case 1: ox = horizontal_avx2<1>(ax, src, col0, dst); break;
+    case 2: ox = horizontal_avx2<2>(ax, src, col0, dst); break;
+    case 3: ox = horizontal_avx2<3>(ax, src, col0, dst); break;
+    case 4: ox = horizontal_avx2<4>(ax, src, col0, dst); break;
+    default: break;  // very strong downscales: scalar loop below
   }
 #endif
+  const int16_t* w = ax.weights.data();
+  for (; ox < ax.out_size; ++ox) {
+    const int off = ax.first[ox] - col0;
+    const int16_t* wk = w + static_cast<int64_t>(ox) * ax.taps;
+    for (int c = 0; c < 3; ++c) dst[c][ox] = px::convolve_u8(src[c] + off, 1, wk, ax.count[ox], ax.precision);
+  }
 }
 
 // Vertical pass for one output row of one plane: rows are `row_stride` apart in `src`.
@@ -189,15 +214,51 @@ void vertical(const ResampleAxis& ax, int oy, const uint8_t* __restrict src, int
               int32_t* __restrict acc, uint8_t* __restrict dst) {
   const int prec = ax.precision;
   const int32_t init = 1 << (prec - 1);
-  for (int x = 0; x < width; ++x) acc[x] = init;
   const int16_t* wk = ax.weights.data() + static_cast<int64_t>(oy) * ax.taps;
   const uint8_t* base = src + static_cast<int64_t>(ax.first[oy] - row0) * row_stride;
-  for (int k = 0; k < ax.count[oy]; ++k) {
+  const int n = ax.count[oy];
+  int x = 0;
+#if defined(__AVX2__)
+  // 16 columns per step; taps taken in pairs so one madd applies two rows' weights.
+  const __m128i shift = _mm_cvtsi32_si128(prec);
+  for (; x + 16 <= width; x += 16) {
+    __m256i lo = _mm256_set1_epi32(init), hi = lo;
+    int k = 0;
+    for (; k + 2 <= n; k += 2) {
+      const __m128i r0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + k * row_stride + x));
+      const __m128i r1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + (k + 1) * row_stride + x));
+      const __m256i w = _mm256_set1_epi32(static_cast<int32_t>((static_cast<uint32_t>(static_cast<uint16_t>(wk[k + 1])) << 16) |
+                                                               static_cast<uint16_t>(wk[k])));
+      const __m256i p0 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(r0, r1));  // r0[x], r1[x], ... for x..x+7
+      const __m256i p1 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(r0, r1));
+      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(p0, w));
+      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(p1, w));
+    }
+    if (k < n) {
+      const __m128i r0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + k * row_stride + x));
+      const __m256i w = _mm256_set1_epi32(static_cast<uint16_t>(wk[k]));
+      const __m256i p0 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(r0, _mm_setzero_si128()));
+      const __m256i p1 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(r0, _mm_setzero_si128()));
+      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(p0, w));
+      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(p1, w));
+    }
+    lo = _mm256_sra_epi32(lo, shift);
+    hi = _mm256_sra_epi32(hi, shift);
+    const __m256i w16 = _mm256_packs_epi32(lo, hi);  // lanes: lo0-3 hi0-3 | lo4-7 hi4-7
+    const __m256i b8 = _mm256_packus_epi16(w16, w16);
+    const __m128i l = _mm256_castsi256_si128(b8), h = _mm256_extracti128_si256(b8, 1);
+    // l = [lo0-3 hi0-3 ...], h = [lo4-7 hi4-7 ...]: interleave back to x order
+    const __m128i out = _mm_unpacklo_epi32(l, h);  // lo0-3 lo4-7 hi0-3 hi4-7
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + x), out);
+  }
+#endif
+  for (int xi = x; xi < width; ++xi) acc[xi] = init;
+  for (int k = 0; k < n; ++k) {
     const int32_t wv = wk[k];
     const uint8_t* __restrict s = base + k * row_stride;
-    for (int x = 0; x < width; ++x) acc[x] += wv * static_cast<int32_t>(s[x]);
+    for (int xi = x; xi < width; ++xi) acc[xi] += wv * static_cast<int32_t>(s[xi]);
   }
-  for (int x = 0; x < width; ++x) dst[x] = px::clamp_u8(acc[x] >> prec);
+  for (int xi = x; xi < width; ++xi) dst[xi] = px::clamp_u8(acc[xi] >> prec);
 }
 
 template <typename T>
