@@ -1,0 +1,376 @@
+"""The paper's inference strategies (Sec. 3.4, 4.2): a strategy = frame plan + prompts +
+how the answers combine.
+
+* :class:`Sparse` (``fps=1``): the baseline; frames at ``fps`` as one video, then the
+  question and the label choices.
+* :class:`Dense` (``fps``): the same at a higher rate (the FPS sweep 1..25), or every
+  frame when ``fps`` is None.
+* :class:`Shuffled` (``inner``, ``seed``): the frame-shuffle (FS) probe: exactly the
+  frames of ``inner`` in a seeded random order (``msce.plan.shuffled``).
+* :class:`MSCE` (``keyframe_fps=1``, ``gap_frames=4``): multi-stage context enrichment.
+  Stage 1 sends each gap's ``m`` in-between frames with a request to describe facial
+  movements and micro-expressions (every gap of the video in ONE batched generate
+  call); stage 2 sends one prompt interleaving keyframe k_i and gap text t_i
+  chronologically (k_1, t_1, ..., k_{n-1}, t_{n-1}, k_n), then the question and the
+  label choices. At most 2 model invocations per video; a clip with one keyframe has
+  no gaps, so stage 1 is skipped.
+
+Frames come from the core (``msce.load`` / ``msce.load_segments``) in the target the
+backend asks for (``backend.target()``); the strategy, never the backend, chooses them,
+and records indices, timestamps, every rendered prompt, the raw answers and the parse.
+Every model call goes through the response cache when one is given, so a rerun makes
+zero model calls.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
+
+from msce.answers import parse_answer_detail
+from msce.backends.base import GenerationParams
+from msce.cache import generate_cached
+from msce.errors import ConfigError
+from msce.labels import LabelSet
+from msce.prompts import PromptSet, Visual, as_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    from msce.backends.base import Backend
+    from msce.cache import ResponseCache
+
+__all__ = [
+    "Strategy",
+    "StrategyResult",
+    "Sparse",
+    "Dense",
+    "Shuffled",
+    "MSCE",
+    "get_strategy",
+    "available_strategies",
+]
+
+DEFAULT_ANSWER_TOKENS = 32
+DEFAULT_STAGE1_TOKENS = 96
+
+
+@dataclass
+class StrategyResult:
+    """Everything one strategy run produced for one video.
+
+    ``model_calls`` counts backend invocations that reached the model (each is one
+    batched generate over that stage's cache misses); ``cache_hits`` counts requests
+    answered from the cache; ``model_requests`` counts requests the model answered.
+    ``frame_indices`` / ``timestamps`` list every frame sent, in the order sent (for
+    MSCE: the gap frames of stage 1, gap by gap, then the keyframes of stage 2).
+    """
+
+    raw_answer: str
+    parsed: str | None
+    frame_indices: list[int]
+    timestamps: list[float]
+    prompts: list[str]
+    stage1: list[str]
+    visual_tokens: int
+    model_calls: int
+    cache_hits: int
+    latency_s: float
+    strategy: str = ""
+    parse_reason: str = ""
+    model_requests: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Strategy(Protocol):
+    name: str
+
+    def config(self) -> dict:
+        ...
+
+    def run(self, video: str | os.PathLike, labels: LabelSet, backend: "Backend",
+            cache: "ResponseCache | None" = None) -> StrategyResult:
+        ...
+
+
+def _materialize(rendered: Sequence[Any], visuals: Sequence[Any]) -> list:
+    """A backend request from a rendered prompt: Visual(ref=i) -> visuals[i]."""
+    return [visuals[p.ref] if isinstance(p, Visual) else p for p in rendered]
+
+
+def _params(params: GenerationParams | dict | None, default_tokens: int) -> GenerationParams:
+    if params is None:
+        return GenerationParams(max_new_tokens=default_tokens)
+    if isinstance(params, dict):
+        return GenerationParams(**params)
+    if not isinstance(params, GenerationParams):
+        raise ConfigError(f"params must be GenerationParams or a dict, got {type(params).__name__}")
+    return params
+
+
+def _prompts(prompts: PromptSet | str | None) -> PromptSet:
+    if prompts is None:
+        return PromptSet()
+    if isinstance(prompts, str):
+        return PromptSet(version=prompts)
+    return prompts
+
+
+def _tokens(batch: Any) -> int:
+    return int(getattr(batch, "num_tokens", 0) or 0)
+
+
+class _FramesStrategy:
+    """Shared run logic of the single-call strategies (frames + question)."""
+
+    name = "frames"
+
+    def __init__(self, params: GenerationParams | dict | None = None, prompts: PromptSet | str | None = None):
+        self.params = _params(params, DEFAULT_ANSWER_TOKENS)
+        self.prompts = _prompts(prompts)
+
+    def spec(self):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _options(self) -> dict:
+        return {}
+
+    def config(self) -> dict:
+        return {"name": self.name, **self._options(), "plan": self.spec().to_dict(),
+                "params": self.params.to_dict(), "prompts": self.prompts.config()}
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self._options().items())
+        return f"{type(self).__name__}({opts})"
+
+    def run(self, video: str | os.PathLike, labels: LabelSet, backend: "Backend",
+            cache: "ResponseCache | None" = None) -> StrategyResult:
+        import msce
+
+        start = time.perf_counter()
+        batch = msce.load(video, self.spec(), backend.target())
+        kind = "image" if len(batch.indices) == 1 else "video"
+        rendered = self.prompts.classify(labels, kind)
+        gen = generate_cached(backend, [_materialize(rendered, [batch])], self.params, cache)
+        raw = gen.texts[0]
+        parse = parse_answer_detail(raw, labels)
+        return StrategyResult(
+            raw_answer=raw,
+            parsed=parse.label,
+            frame_indices=[int(i) for i in batch.indices],
+            timestamps=[float(t) for t in batch.timestamps],
+            prompts=[as_text(rendered)],
+            stage1=[],
+            visual_tokens=_tokens(batch),
+            model_calls=gen.model_calls,
+            cache_hits=gen.cache_hits,
+            latency_s=time.perf_counter() - start,
+            strategy=self.name,
+            parse_reason=parse.reason,
+            model_requests=gen.model_requests,
+            extra=self._extra(batch),
+        )
+
+    def _extra(self, batch: Any) -> dict:
+        return {"plan": batch.plan.to_dict()}
+
+
+class Sparse(_FramesStrategy):
+    """The sparse-sampling baseline: frames at ``fps`` (default 1) as one video."""
+
+    name = "sparse"
+
+    def __init__(self, fps: float = 1.0, params: GenerationParams | dict | None = None,
+                 prompts: PromptSet | str | None = None):
+        super().__init__(params, prompts)
+        if not float(fps) > 0:
+            raise ConfigError(f"fps must be > 0, got {fps!r}")
+        self.fps = float(fps)
+
+    def spec(self):
+        import msce
+
+        return msce.plan.uniform(self.fps)
+
+    def _options(self) -> dict:
+        return {"fps": self.fps}
+
+
+class Dense(Sparse):
+    """Denser sampling for the FPS sweep (1, 5, 10, 15, 20, 25); ``fps=None`` = every frame."""
+
+    name = "dense"
+
+    def __init__(self, fps: float | None = 5.0, params: GenerationParams | dict | None = None,
+                 prompts: PromptSet | str | None = None):
+        _FramesStrategy.__init__(self, params, prompts)
+        if fps is not None and not float(fps) > 0:
+            raise ConfigError(f"fps must be > 0 or None, got {fps!r}")
+        self.fps = None if fps is None else float(fps)
+
+    def spec(self):
+        import msce
+
+        return msce.plan.dense() if self.fps is None else msce.plan.uniform(self.fps)
+
+
+class Shuffled(_FramesStrategy):
+    """The frame-shuffle probe: ``inner``'s frames (Sparse or Dense) in a seeded order."""
+
+    name = "shuffled"
+
+    def __init__(self, inner: "Sparse | Dense | str" = "sparse", seed: int = 0,
+                 params: GenerationParams | dict | None = None, prompts: PromptSet | str | None = None,
+                 **inner_options: Any):
+        if isinstance(inner, str):
+            if inner not in ("sparse", "dense"):
+                raise ConfigError(f"Shuffled needs a sparse or dense inner strategy, got {inner!r}")
+            inner = get_strategy(inner, params=params, prompts=prompts, **inner_options)
+        elif inner_options:
+            raise ConfigError("inner options are only accepted with an inner strategy given by name")
+        if not isinstance(inner, Sparse):
+            raise ConfigError(f"Shuffled wraps Sparse or Dense, got {type(inner).__name__}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"seed must be a non-negative int, got {seed!r}")
+        super().__init__(params if params is not None else inner.params,
+                         prompts if prompts is not None else inner.prompts)
+        self.inner = inner
+        self.seed = seed
+
+    def spec(self):
+        import msce
+
+        return msce.plan.shuffled(self.inner.spec(), self.seed)
+
+    def _options(self) -> dict:
+        return {"inner": self.inner.name, **self.inner._options(), "seed": self.seed}
+
+    def _extra(self, batch: Any) -> dict:
+        return {"plan": batch.plan.to_dict(), "chronological_indices": sorted(int(i) for i in batch.indices)}
+
+
+class MSCE:
+    """Multi-stage context enrichment (paper Sec. 4.2).
+
+    Args:
+        keyframe_fps: keyframe rate (the sparse baseline's rate).
+        gap_frames: m, frames sampled uniformly inside each gap.
+        params: decoding of the final answer (stage 2).
+        stage1_params: decoding of the gap descriptions (stage 1).
+        prompts: prompt set / version.
+    """
+
+    name = "msce"
+
+    def __init__(self, keyframe_fps: float = 1.0, gap_frames: int = 4,
+                 params: GenerationParams | dict | None = None,
+                 stage1_params: GenerationParams | dict | None = None,
+                 prompts: PromptSet | str | None = None):
+        if not float(keyframe_fps) > 0:
+            raise ConfigError(f"keyframe_fps must be > 0, got {keyframe_fps!r}")
+        if isinstance(gap_frames, bool) or not isinstance(gap_frames, int) or gap_frames < 1:
+            raise ConfigError(f"gap_frames must be a positive int, got {gap_frames!r}")
+        self.keyframe_fps = float(keyframe_fps)
+        self.gap_frames = gap_frames
+        self.params = _params(params, DEFAULT_ANSWER_TOKENS)
+        self.stage1_params = _params(stage1_params, DEFAULT_STAGE1_TOKENS)
+        self.prompts = _prompts(prompts)
+
+    def __repr__(self) -> str:
+        return f"MSCE(keyframe_fps={self.keyframe_fps!r}, gap_frames={self.gap_frames!r})"
+
+    def spec(self):
+        import msce
+
+        return msce.plan.keyframes_with_gaps(self.keyframe_fps, self.gap_frames)
+
+    def config(self) -> dict:
+        return {"name": self.name, "keyframe_fps": self.keyframe_fps, "gap_frames": self.gap_frames,
+                "plan": self.spec().to_dict(), "params": self.params.to_dict(),
+                "stage1_params": self.stage1_params.to_dict(), "prompts": self.prompts.config()}
+
+    def run(self, video: str | os.PathLike, labels: LabelSet, backend: "Backend",
+            cache: "ResponseCache | None" = None) -> StrategyResult:
+        import msce
+
+        start = time.perf_counter()
+        segments = msce.load_segments(video, self.spec(), backend.target())
+        keyframes: list[Any] = []
+        gaps: dict[int, Any] = {}
+        for seg in segments:
+            role = seg.roles[0]
+            if role == "keyframe":
+                keyframes.append(seg)
+            elif role == "gap":
+                gaps[int(seg.plan.groups[0])] = seg
+        n = len(keyframes)
+        if n == 0:
+            raise msce.PlanError(f"{os.fspath(video)}: the MSCE plan has no keyframes")
+
+        # Stage 1: one request per gap that has frames, all in one generate call.
+        gap_batches = [gaps.get(j) for j in range(n - 1)]
+        stage1_rendered = []
+        stage1_requests = []
+        for g in gap_batches:
+            if g is None:
+                continue
+            rendered = self.prompts.stage1(len(g.indices), "image" if len(g.indices) == 1 else "video")
+            stage1_rendered.append(rendered)
+            stage1_requests.append(_materialize(rendered, [g]))
+        gen1 = generate_cached(backend, stage1_requests, self.stage1_params, cache)
+        answers = iter(gen1.texts)
+        motions: list[str | None] = [None if g is None else next(answers) for g in gap_batches]
+
+        # Stage 2: k_1, t_1, ..., k_{n-1}, t_{n-1}, k_n, question, label choices.
+        rendered2 = self.prompts.stage2(motions, labels)
+        gen2 = generate_cached(backend, [_materialize(rendered2, keyframes)], self.params, cache)
+        raw = gen2.texts[0]
+        parse = parse_answer_detail(raw, labels)
+
+        sent_gaps = [g for g in gap_batches if g is not None]
+        frame_indices = [int(i) for g in sent_gaps for i in g.indices] + [int(k.indices[0]) for k in keyframes]
+        timestamps = [float(t) for g in sent_gaps for t in g.timestamps] + [float(k.timestamps[0]) for k in keyframes]
+        return StrategyResult(
+            raw_answer=raw,
+            parsed=parse.label,
+            frame_indices=frame_indices,
+            timestamps=timestamps,
+            prompts=[as_text(r) for r in stage1_rendered] + [as_text(rendered2)],
+            stage1=["" if m is None else m for m in motions],
+            visual_tokens=sum(_tokens(b) for b in sent_gaps) + sum(_tokens(k) for k in keyframes),
+            model_calls=gen1.model_calls + gen2.model_calls,
+            cache_hits=gen1.cache_hits + gen2.cache_hits,
+            latency_s=time.perf_counter() - start,
+            strategy=self.name,
+            parse_reason=parse.reason,
+            model_requests=gen1.model_requests + gen2.model_requests,
+            extra={
+                "keyframe_indices": [int(k.indices[0]) for k in keyframes],
+                "keyframe_timestamps": [float(k.timestamps[0]) for k in keyframes],
+                "gap_indices": [[] if g is None else [int(i) for i in g.indices] for g in gap_batches],
+                "stage1_from_cache": list(gen1.from_cache),
+                "stage1_model_calls": gen1.model_calls,
+                "stage2_model_calls": gen2.model_calls,
+            },
+        )
+
+
+_STRATEGIES = {"sparse": Sparse, "dense": Dense, "shuffled": Shuffled, "msce": MSCE}
+
+
+def available_strategies() -> list[str]:
+    return sorted(_STRATEGIES)
+
+
+def get_strategy(name: str, **options: Any) -> "Strategy":
+    """``"sparse"`` | ``"dense"`` | ``"shuffled"`` | ``"msce"`` with their options."""
+    try:
+        cls = _STRATEGIES[name.lower()]
+    except (KeyError, AttributeError):
+        raise ConfigError(f"unknown strategy {name!r}; known: {available_strategies()}") from None
+    if cls is not Shuffled:
+        options = {k: v for k, v in options.items() if not (k in ("params", "prompts") and v is None)}
+    return cls(**options)
