@@ -1,0 +1,836 @@
+// VideoReader over libavformat/libavcodec/libswscale (contract in reader.hpp).
+//
+// Conventions used throughout this file:
+//  * "index" is a presentation-order frame number in [0, num_frames). The packet scan at
+//    open records every frame's timestamp in the stream time base ("ticks") and sorts them,
+//    so FrameIndex::ts[i] is the timestamp of frame i.
+//  * When every packet carries a pts, decoded frames are mapped to indices by their
+//    timestamp (exact match in the sorted table), which makes seeking, B-frames and VFR
+//    safe. Otherwise (e.g. MPEG-4 part 2 with B-frames in AVI, where anchor frames carry
+//    only a dts) frames are numbered by their output order from the start of the file and
+//    the reader never seeks forward.
+//  * position_ is the index of the last frame the decoder produced; -1 right after the
+//    decoder was positioned at the start of the file.
+//  * Rotation is clockwise degrees applied to decoded frames to reach display orientation.
+#include "decode/reader.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <system_error>
+#include <utility>
+
+#include "common/error.hpp"
+#include "decode/ffmpeg_raii.hpp"
+#include "decode/rotate.hpp"
+
+extern "C" {
+#include <libavutil/display.h>
+#include <libavutil/opt.h>
+#include <libavutil/pixdesc.h>
+}
+
+namespace msce {
+
+namespace {
+
+using ffmpeg::error_string;
+using ffmpeg::SharedFrame;
+
+constexpr int kMaxSide = 16384;                     // largest accepted width or height
+constexpr int64_t kMaxPixels = int64_t{1} << 27;    // largest accepted width * height
+constexpr int kMaxConsecutiveDecodeErrors = 256;    // then the stream is hopeless
+constexpr int kMaxReadRetries = 64;                 // av_read_frame returning EAGAIN
+constexpr int64_t kNoSkip = std::numeric_limits<int64_t>::min();
+
+std::string file_label(const std::string& path) { return "'" + path + "'"; }
+
+// ---- opening -------------------------------------------------------------------------
+
+void reject_directory(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw DecodeError(file_label(path) + ": is a directory, not a video file");
+  }
+}
+
+ffmpeg::FormatContextPtr open_format(const std::string& path) {
+  AVFormatContext* raw = nullptr;
+  int err = avformat_open_input(&raw, path.c_str(), nullptr, nullptr);
+  if (err < 0) {  // avformat_open_input frees the context itself on failure
+    throw DecodeError(file_label(path) + ": cannot open as a video: " + error_string(err));
+  }
+  ffmpeg::FormatContextPtr fmt(raw);
+  err = avformat_find_stream_info(fmt.get(), nullptr);
+  if (err < 0) {
+    throw DecodeError(file_label(path) + ": cannot read the stream layout: " + error_string(err));
+  }
+  return fmt;
+}
+
+std::string codec_label(const AVCodecParameters* par) {
+  std::string label = std::string("'") + avcodec_get_name(par->codec_id) + "'";
+  if (par->codec_tag != 0) {
+    char tag[AV_FOURCC_MAX_STRING_SIZE] = {0};
+    av_fourcc_make_string(tag, par->codec_tag);
+    label += std::string(" (fourcc ") + tag + ")";
+  }
+  return label;
+}
+
+bool is_cover_art(const AVStream* st) { return (st->disposition & AV_DISPOSITION_ATTACHED_PIC) != 0; }
+
+// The best video stream that FFmpeg can decode; cover art (an attached picture) is not video.
+int select_video_stream(AVFormatContext* fmt, const std::string& path, const AVCodec** decoder) {
+  const int best = av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, decoder, 0);
+  if (best >= 0 && !is_cover_art(fmt->streams[best])) return best;
+  const AVStream* undecodable = nullptr;
+  bool has_cover = false;
+  for (unsigned i = 0; i < fmt->nb_streams; ++i) {
+    const AVStream* st = fmt->streams[i];
+    if (st->codecpar->codec_type != AVMEDIA_TYPE_VIDEO) continue;
+    if (is_cover_art(st)) {
+      has_cover = true;
+      continue;
+    }
+    if (const AVCodec* c = avcodec_find_decoder(st->codecpar->codec_id)) {
+      *decoder = c;
+      return static_cast<int>(i);
+    }
+    if (undecodable == nullptr) undecodable = st;
+  }
+  if (undecodable != nullptr) {
+    throw UnsupportedError(file_label(path) + ": no decoder for the video codec " +
+                           codec_label(undecodable->codecpar) + " in this FFmpeg build");
+  }
+  throw DecodeError(file_label(path) + ": no video stream" +
+                    (has_cover ? " (only a cover picture)" : " (audio only or not a video)"));
+}
+
+void discard_other_streams(AVFormatContext* fmt, int keep) {
+  for (unsigned i = 0; i < fmt->nb_streams; ++i) {
+    fmt->streams[i]->discard = static_cast<int>(i) == keep ? AVDISCARD_DEFAULT : AVDISCARD_ALL;
+  }
+}
+
+void check_dimensions(const AVCodecParameters* par, const std::string& path) {
+  const int w = par->width, h = par->height;
+  if (w <= 0 || h <= 0 || w > kMaxSide || h > kMaxSide || int64_t{w} * h > kMaxPixels) {
+    throw UnsupportedError(file_label(path) + ": unsupported picture size " + std::to_string(w) + "x" +
+                           std::to_string(h) + " (each side must be 1.." + std::to_string(kMaxSide) +
+                           " and the area at most 2^27 pixels)");
+  }
+}
+
+ffmpeg::CodecContextPtr open_decoder(const AVStream* st, const AVCodec* codec, int threads,
+                                     const std::string& path) {
+  ffmpeg::CodecContextPtr ctx(avcodec_alloc_context3(codec));
+  if (!ctx) throw std::bad_alloc();
+  int err = avcodec_parameters_to_context(ctx.get(), st->codecpar);
+  if (err < 0) {
+    throw DecodeError(file_label(path) + ": bad codec parameters: " + error_string(err));
+  }
+  ctx->pkt_timebase = st->time_base;
+  ctx->thread_count = std::max(0, threads);  // 0 = FFmpeg picks (all cores)
+  ctx->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
+  err = avcodec_open2(ctx.get(), codec, nullptr);
+  if (err < 0) {
+    throw DecodeError(file_label(path) + ": cannot open the " + codec->name + " decoder: " +
+                      error_string(err));
+  }
+  return ctx;
+}
+
+// ---- display matrix ------------------------------------------------------------------
+
+// The stream's display matrix (9 int32 values), or nullptr. FFmpeg 6.1 moved stream side
+// data into AVCodecParameters (libavcodec 60.30); older versions keep it on the AVStream.
+const int32_t* display_matrix(const AVStream* st) {
+#if LIBAVCODEC_VERSION_INT >= AV_VERSION_INT(60, 30, 100)
+  const AVPacketSideData* sd = av_packet_side_data_get(
+      st->codecpar->coded_side_data, st->codecpar->nb_coded_side_data, AV_PKT_DATA_DISPLAYMATRIX);
+  if (sd == nullptr || sd->size < 9 * sizeof(int32_t)) return nullptr;
+  return reinterpret_cast<const int32_t*>(sd->data);
+#else
+#if LIBAVFORMAT_VERSION_MAJOR >= 59
+  size_t size = 0;
+#else
+  int size = 0;
+#endif
+  const uint8_t* data = av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, &size);
+  if (data == nullptr || static_cast<size_t>(size) < 9 * sizeof(int32_t)) return nullptr;
+  return reinterpret_cast<const int32_t*>(data);
+#endif
+}
+
+// Clockwise degrees (0, 90, 180, 270) to apply to decoded frames. av_display_rotation_get
+// reports the counter-clockwise angle the matrix applies, so clockwise = -that. Flips
+// (a mirrored matrix) are ignored.
+int rotation_clockwise(const AVStream* st) {
+  const int32_t* matrix = display_matrix(st);
+  if (matrix == nullptr) return 0;
+  const double ccw = av_display_rotation_get(matrix);
+  if (std::isnan(ccw)) return 0;
+  const long quarter_turns = std::lround(-ccw / 90.0);
+  return static_cast<int>(((quarter_turns % 4) + 4) % 4) * 90;
+}
+
+// ---- colour --------------------------------------------------------------------------
+
+// yuvj* formats are plain YUV layouts that imply full range.
+AVPixelFormat without_jpeg_range(AVPixelFormat f) {
+  switch (f) {
+    case AV_PIX_FMT_YUVJ420P: return AV_PIX_FMT_YUV420P;
+    case AV_PIX_FMT_YUVJ422P: return AV_PIX_FMT_YUV422P;
+    case AV_PIX_FMT_YUVJ444P: return AV_PIX_FMT_YUV444P;
+    case AV_PIX_FMT_YUVJ440P: return AV_PIX_FMT_YUV440P;
+    case AV_PIX_FMT_YUVJ411P: return AV_PIX_FMT_YUV411P;
+    default: return f;
+  }
+}
+
+ColorMatrix matrix_for(AVColorSpace cs) {
+  switch (cs) {
+    case AVCOL_SPC_BT709: return ColorMatrix::kBT709;
+    case AVCOL_SPC_BT2020_NCL:
+    case AVCOL_SPC_BT2020_CL: return ColorMatrix::kBT2020;
+    default: return ColorMatrix::kBT601;  // includes unspecified
+  }
+}
+
+ColorRange range_for(AVColorRange range, AVPixelFormat format) {
+  const bool full = range == AVCOL_RANGE_JPEG || without_jpeg_range(format) != format;
+  return full ? ColorRange::kFull : ColorRange::kLimited;
+}
+
+int sws_colorspace(ColorMatrix m) {
+  switch (m) {
+    case ColorMatrix::kBT709: return SWS_CS_ITU709;
+    case ColorMatrix::kBT2020: return SWS_CS_BT2020;
+    default: return SWS_CS_ITU601;
+  }
+}
+
+const char* name_or_unknown(const char* name) { return name != nullptr ? name : "unknown"; }
+
+// Chroma sample position in 1/256 of a luma pixel from the top-left luma sample (the unit
+// of swscale's src_h_chr_pos/src_v_chr_pos), along the subsampled axes of `format`;
+// false for formats without subsampled chroma. Unspecified means MPEG-2/H.264's default,
+// "left": co-sited horizontally, halfway between rows. Older swscale assumes centred
+// chroma unless told, which shifts colour edges by half a pixel.
+bool chroma_position(AVPixelFormat format, AVChromaLocation loc, int& x, int& y) {
+  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(format);
+  if (desc == nullptr || (desc->flags & AV_PIX_FMT_FLAG_RGB) || desc->nb_components < 3 ||
+      (desc->log2_chroma_w == 0 && desc->log2_chroma_h == 0)) {
+    return false;
+  }
+  const bool centred_x = loc == AVCHROMA_LOC_CENTER || loc == AVCHROMA_LOC_TOP || loc == AVCHROMA_LOC_BOTTOM;
+  const int row = loc == AVCHROMA_LOC_TOPLEFT || loc == AVCHROMA_LOC_TOP        ? 0
+                  : loc == AVCHROMA_LOC_BOTTOMLEFT || loc == AVCHROMA_LOC_BOTTOM ? 256
+                                                                                 : 128;
+  x = desc->log2_chroma_w > 0 && centred_x ? 128 : 0;
+  y = desc->log2_chroma_h > 0 ? row : 0;
+  return true;
+}
+
+// ---- packet index --------------------------------------------------------------------
+
+struct PacketEntry {
+  int64_t ts = 0;        // pts, or dts when the packet has no pts
+  int64_t seek_ts = 0;   // what av_seek_frame needs to land on this packet (see seek_timestamp)
+  int64_t duration = 0;  // ticks, 0 when unknown
+  bool key = false;
+};
+
+// Most demuxers seek in a dts index (avi, flv, and the generic binary search used for
+// MPEG-TS/PS); mov and a few others declare AVFMT_SEEK_TO_PTS, and Matroska/WebM seek in
+// their pts-based Cues without declaring it. Seeking to a keyframe's pts in a dts index
+// can land after the keyframe when frames are reordered, so use the matching timestamp.
+int64_t seek_timestamp(const AVFormatContext* fmt, const AVPacket* pkt) {
+  const bool by_pts = (fmt->iformat->flags & AVFMT_SEEK_TO_PTS) != 0 ||
+                      std::strcmp(fmt->iformat->name, "matroska,webm") == 0;
+  const int64_t first = by_pts ? pkt->pts : pkt->dts;
+  return first != AV_NOPTS_VALUE ? first : (by_pts ? pkt->dts : pkt->pts);
+}
+
+struct PacketScan {
+  std::vector<PacketEntry> packets;  // decode order
+  bool all_have_pts = true;
+  int read_error = 0;  // the error that ended the scan early (0: clean end of file)
+};
+
+// Reads every packet of the video stream once (no decoding).
+PacketScan scan_packets(AVFormatContext* fmt, int stream_index) {
+  PacketScan scan;
+  ffmpeg::PacketPtr pkt = ffmpeg::make_packet();
+  int retries = 0;
+  for (;;) {
+    const int err = av_read_frame(fmt, pkt.get());
+    if (err == AVERROR(EAGAIN) && ++retries < kMaxReadRetries) continue;
+    if (err < 0) {
+      if (err != AVERROR_EOF) scan.read_error = err;  // truncated: keep what was read
+      break;
+    }
+    retries = 0;
+    ffmpeg::PacketUnref unref(pkt.get());
+    if (pkt->stream_index != stream_index) continue;
+    // Frames of discard-flagged packets (outside an edit list) never leave the decoder, and
+    // a corrupt packet (e.g. cut short by the end of a truncated file) may not make one.
+    if (pkt->flags & (AV_PKT_FLAG_DISCARD | AV_PKT_FLAG_CORRUPT)) continue;
+    PacketEntry e;
+    e.ts = pkt->pts;
+    if (e.ts == AV_NOPTS_VALUE) {
+      scan.all_have_pts = false;
+      e.ts = pkt->dts;
+    }
+    if (e.ts == AV_NOPTS_VALUE) {  // neither: continue from the previous packet
+      e.ts = scan.packets.empty() ? 0 : scan.packets.back().ts + std::max<int64_t>(1, scan.packets.back().duration);
+    }
+    e.seek_ts = seek_timestamp(fmt, pkt.get());
+    if (e.seek_ts == AV_NOPTS_VALUE) e.seek_ts = e.ts;
+    e.duration = std::max<int64_t>(0, pkt->duration);
+    e.key = (pkt->flags & AV_PKT_FLAG_KEY) != 0;
+    scan.packets.push_back(e);
+  }
+  return scan;
+}
+
+struct FrameIndex {
+  std::vector<int64_t> ts;            // ticks of frame i, ascending (presentation order)
+  std::vector<int64_t> keyframes;     // indices of keyframes, ascending
+  std::vector<int64_t> keyframe_seek; // seek timestamp of keyframes[j]
+  int64_t start_seek = 0;             // seek timestamp that lands on the first packet
+  bool map_by_timestamp = true;       // false: frames are numbered by decoder output order
+  int64_t last_duration = 0;          // ticks of the last frame, 0 when unknown
+};
+
+FrameIndex build_index(std::vector<PacketEntry> packets, bool all_have_pts) {
+  FrameIndex index;
+  index.start_seek = std::min_element(packets.begin(), packets.end(), [](const auto& a, const auto& b) {
+                       return a.seek_ts < b.seek_ts;
+                     })->seek_ts;
+  std::stable_sort(packets.begin(), packets.end(),
+                   [](const PacketEntry& a, const PacketEntry& b) { return a.ts < b.ts; });
+  index.map_by_timestamp = all_have_pts;
+  index.ts.reserve(packets.size());
+  for (size_t i = 0; i < packets.size(); ++i) {
+    index.ts.push_back(packets[i].ts);
+    if (packets[i].key) {
+      index.keyframes.push_back(static_cast<int64_t>(i));
+      index.keyframe_seek.push_back(packets[i].seek_ts);
+    }
+  }
+  index.last_duration = packets.back().duration;
+  return index;
+}
+
+// Fills num_frames, timestamps, duration, average_fps and variable_frame_rate.
+void describe_timing(const FrameIndex& index, const AVStream* st, VideoMetadata& m) {
+  const std::vector<int64_t>& ts = index.ts;
+  const double tb = av_q2d(st->time_base);
+  const size_t n = ts.size();
+  m.num_frames = static_cast<int64_t>(n);
+  m.header_num_frames = st->nb_frames > 0 ? st->nb_frames : -1;
+  m.timestamps.resize(n);
+  for (size_t i = 0; i < n; ++i) m.timestamps[i] = static_cast<double>(ts[i] - ts[0]) * tb;
+
+  const double span = static_cast<double>(ts.back() - ts.front());  // ticks
+  const double mean_interval = n > 1 ? span / static_cast<double>(n - 1) : 0.0;
+  double last = index.last_duration > 0 ? static_cast<double>(index.last_duration) : mean_interval;
+  if (last <= 0.0) {  // a single frame without a duration: one frame period of the stream
+    const AVRational rate = st->avg_frame_rate.num > 0 ? st->avg_frame_rate : st->r_frame_rate;
+    if (rate.num > 0 && rate.den > 0 && tb > 0.0) last = 1.0 / (av_q2d(rate) * tb);
+  }
+  m.duration = (span + last) * tb;
+  m.average_fps = m.duration > 0.0 ? static_cast<double>(n) / m.duration : 0.0;
+
+  // Variable frame rate: intervals differ by more than 1% of the mean, beyond the one-tick
+  // jitter that coarse time bases (Matroska's milliseconds) put on a constant rate.
+  if (n > 2) {
+    int64_t lo = std::numeric_limits<int64_t>::max(), hi = std::numeric_limits<int64_t>::min();
+    for (size_t i = 1; i < n; ++i) {
+      lo = std::min(lo, ts[i] - ts[i - 1]);
+      hi = std::max(hi, ts[i] - ts[i - 1]);
+    }
+    m.variable_frame_rate = static_cast<double>(hi - lo) > std::max(1.0, 0.01 * mean_interval);
+  }
+}
+
+void describe_format(const AVFormatContext* fmt, const AVStream* st, AVPixelFormat pix_fmt,
+                     VideoMetadata& m) {
+  const AVCodecParameters* par = st->codecpar;
+  m.container = fmt->iformat->name;
+  m.codec = avcodec_get_name(par->codec_id);
+  m.pixel_format = name_or_unknown(av_get_pix_fmt_name(pix_fmt));
+  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(pix_fmt);
+  m.bit_depth = desc != nullptr ? desc->comp[0].depth : 8;
+  m.coded_width = par->width;
+  m.coded_height = par->height;
+  m.rotation = rotation_clockwise(st);
+  rotate::rotated_size(par->width, par->height, m.rotation, m.width, m.height);
+  m.color_space = name_or_unknown(av_color_space_name(par->color_space));
+  m.color_range = name_or_unknown(av_color_range_name(par->color_range));
+  m.matrix = matrix_for(par->color_space);
+  m.range = range_for(par->color_range, pix_fmt);
+}
+
+// ---- output frames -------------------------------------------------------------------
+
+SharedFrame alloc_image(AVPixelFormat format, int width, int height) {
+  ffmpeg::FramePtr f = ffmpeg::make_frame();
+  f->format = format;
+  f->width = width;
+  f->height = height;
+  if (av_frame_get_buffer(f.get(), 0) < 0) throw std::bad_alloc();
+  return SharedFrame(f.release(), ffmpeg::FrameDeleter());
+}
+
+// Points `out` at the planes of `image` and makes `out` keep it alive.
+void attach(Frame& out, SharedFrame image, PixelLayout layout) {
+  const int planes = layout == PixelLayout::kYUV420P ? 3 : layout == PixelLayout::kNV12 ? 2 : 1;
+  for (int p = 0; p < 3; ++p) {
+    out.data[p] = p < planes ? image->data[p] : nullptr;
+    out.linesize[p] = p < planes ? image->linesize[p] : 0;
+  }
+  out.layout = layout;
+  out.width = image->width;
+  out.height = image->height;
+  out.owner = std::move(image);
+}
+
+// Rotated (or, for cw == 0, copied) 4:2:0 frame; NV12 input is de-interleaved into yuv420p.
+SharedFrame rotate_yuv420(const AVFrame* src, bool nv12, int cw) {
+  int w = 0, h = 0;
+  rotate::rotated_size(src->width, src->height, cw, w, h);
+  SharedFrame out = alloc_image(AV_PIX_FMT_YUV420P, w, h);
+  rotate::rotate_plane<1>(src->data[0], src->linesize[0], 1, src->width, src->height, out->data[0],
+                          out->linesize[0], cw);
+  const int cw_w = (src->width + 1) / 2, cw_h = (src->height + 1) / 2;  // chroma plane size
+  for (int c = 0; c < 2; ++c) {
+    const uint8_t* plane = nv12 ? src->data[1] + c : src->data[1 + c];
+    const int stride = nv12 ? src->linesize[1] : src->linesize[1 + c];
+    rotate::rotate_plane<1>(plane, stride, nv12 ? 2 : 1, cw_w, cw_h, out->data[1 + c],
+                            out->linesize[1 + c], cw);
+  }
+  return out;
+}
+
+SharedFrame rotate_rgb24(const AVFrame* src, int cw) {
+  int w = 0, h = 0;
+  rotate::rotated_size(src->width, src->height, cw, w, h);
+  SharedFrame out = alloc_image(AV_PIX_FMT_RGB24, w, h);
+  rotate::rotate_plane<3>(src->data[0], src->linesize[0], 3, src->width, src->height, out->data[0],
+                          out->linesize[0], cw);
+  return out;
+}
+
+// swscale conversion of any other format to full-range RGB24 at the same size. The
+// context is cached and rebuilt only when the input format, size or colour changes.
+class RgbConverter {
+ public:
+  SharedFrame convert(const AVFrame* src, ColorMatrix matrix, ColorRange range) {
+    const AVPixelFormat format = without_jpeg_range(static_cast<AVPixelFormat>(src->format));
+    if (!ctx_ || format != format_ || src->width != width_ || src->height != height_ ||
+        matrix != matrix_ || range != range_ || src->chroma_location != chroma_) {
+      configure(format, src->width, src->height, matrix, range, src->chroma_location);
+    }
+    SharedFrame out = alloc_image(AV_PIX_FMT_RGB24, src->width, src->height);
+    sws_scale(ctx_.get(), src->data, src->linesize, 0, src->height, out->data, out->linesize);
+    return out;
+  }
+
+ private:
+  void configure(AVPixelFormat format, int width, int height, ColorMatrix matrix, ColorRange range,
+                 AVChromaLocation chroma) {
+    constexpr int kFlags = SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT;
+    ctx_.reset(sws_alloc_context());
+    if (!ctx_) throw std::bad_alloc();
+    SwsContext* c = ctx_.get();
+    av_opt_set_int(c, "srcw", width, 0);
+    av_opt_set_int(c, "srch", height, 0);
+    av_opt_set_int(c, "src_format", format, 0);
+    av_opt_set_int(c, "dstw", width, 0);
+    av_opt_set_int(c, "dsth", height, 0);
+    av_opt_set_int(c, "dst_format", AV_PIX_FMT_RGB24, 0);
+    av_opt_set_int(c, "sws_flags", kFlags, 0);
+    int chroma_x = 0, chroma_y = 0;
+    if (chroma_position(format, chroma, chroma_x, chroma_y)) {
+      av_opt_set_int(c, "src_h_chr_pos", chroma_x, 0);
+      av_opt_set_int(c, "src_v_chr_pos", chroma_y, 0);
+    }
+    if (sws_init_context(c, nullptr, nullptr) < 0) {
+      ctx_.reset();
+      throw UnsupportedError(std::string("cannot convert pixel format ") +
+                             name_or_unknown(av_get_pix_fmt_name(format)) + " to RGB");
+    }
+    // Source matrix and range as tagged; destination is full-range RGB (its table is unused).
+    const int* table = sws_getCoefficients(sws_colorspace(matrix));
+    sws_setColorspaceDetails(ctx_.get(), table, range == ColorRange::kFull ? 1 : 0,
+                             sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
+    format_ = format;
+    width_ = width;
+    height_ = height;
+    matrix_ = matrix;
+    range_ = range;
+    chroma_ = chroma;
+  }
+
+  ffmpeg::SwsContextPtr ctx_;
+  AVPixelFormat format_ = AV_PIX_FMT_NONE;
+  int width_ = 0;
+  int height_ = 0;
+  ColorMatrix matrix_ = ColorMatrix::kBT601;
+  ColorRange range_ = ColorRange::kLimited;
+  AVChromaLocation chroma_ = AVCHROMA_LOC_UNSPECIFIED;
+};
+
+bool has_negative_stride(const AVFrame* f, int planes) {
+  for (int p = 0; p < planes; ++p) {
+    if (f->linesize[p] < 0) return true;
+  }
+  return false;
+}
+
+// Where the decoder starts after positioning: a fresh open (trustworthy), or a seek that
+// may have landed after the frame we want.
+enum class Origin { kOpened, kSeek };
+
+}  // namespace
+
+// ---- the reader ----------------------------------------------------------------------
+
+struct VideoReader::Impl {
+  Impl(const std::string& path, ReaderOptions options);
+  void decode(const std::vector<int64_t>& indices, const std::function<void(const Frame&)>& sink);
+
+  // Positioning.
+  void reopen();
+  void rewind();
+  bool seek_to(int64_t ticks);
+  bool seek_to_keyframe(int64_t slot);
+  void position_for(int64_t target);
+  int64_t keyframe_slot_at_or_before(int64_t target) const;
+  void reset_decoder();
+
+  // Decoding.
+  void fetch(int64_t target, const std::function<void(const Frame&)>& sink);
+  AVFrame* next_frame();
+  bool feed();
+  bool read_packet();
+  int64_t index_of(const AVFrame* f) const;
+  void recover_or_throw(int64_t target, const char* why);
+  Frame to_output(AVFrame* f, int64_t index);
+  void validate(const std::vector<int64_t>& indices) const;
+
+  AVStream* stream() const { return fmt_->streams[stream_index_]; }
+
+  std::string path_;
+  ReaderOptions options_;
+  ffmpeg::FormatContextPtr fmt_;
+  ffmpeg::CodecContextPtr dec_;
+  const AVCodec* codec_ = nullptr;
+  int stream_index_ = -1;
+  FrameIndex index_;
+  VideoMetadata meta_;
+  Stats stats_;
+  ffmpeg::PacketPtr packet_ = ffmpeg::make_packet();
+  ffmpeg::FramePtr frame_ = ffmpeg::make_frame();
+  RgbConverter rgb_;
+
+  bool packet_pending_ = false;  // packet_ holds data the decoder has not accepted yet
+  bool input_done_ = false;      // demuxer exhausted and the decoder told to drain
+  std::string read_error_;       // why the demuxer stopped early, if it did
+  int64_t position_ = -1;
+  int64_t skip_before_ = kNoSkip;  // packets presented before this (ticks) may skip non-ref frames
+  Origin origin_ = Origin::kOpened;
+  bool dirty_ = false;           // an exception interrupted decode(): reopen before the next one
+};
+
+VideoReader::Impl::Impl(const std::string& path, ReaderOptions options)
+    : path_(path), options_(options) {
+  reject_directory(path_);
+  fmt_ = open_format(path_);
+  stream_index_ = select_video_stream(fmt_.get(), path_, &codec_);
+  discard_other_streams(fmt_.get(), stream_index_);
+
+  PacketScan scan = scan_packets(fmt_.get(), stream_index_);
+  if (scan.packets.empty()) {
+    throw DecodeError(file_label(path_) + ": the video stream has no frames" +
+                      (scan.read_error != 0 ? ": " + error_string(scan.read_error) : ""));
+  }
+  check_dimensions(stream()->codecpar, path_);
+  index_ = build_index(std::move(scan.packets), scan.all_have_pts);
+  dec_ = open_decoder(stream(), codec_, options_.threads, path_);
+
+  AVPixelFormat pix_fmt = static_cast<AVPixelFormat>(stream()->codecpar->format);
+  if (pix_fmt == AV_PIX_FMT_NONE) pix_fmt = dec_->pix_fmt;
+  meta_.path = path_;
+  describe_format(fmt_.get(), stream(), pix_fmt, meta_);
+  describe_timing(index_, stream(), meta_);
+  rewind();
+  stats_ = Stats{};  // the rewind above is part of opening, not of a decode call
+}
+
+void VideoReader::Impl::validate(const std::vector<int64_t>& indices) const {
+  for (size_t i = 0; i < indices.size(); ++i) {
+    const int64_t idx = indices[i];
+    if (idx < 0 || idx >= meta_.num_frames) {
+      throw PlanError(file_label(path_) + ": frame index " + std::to_string(idx) + " is out of range [0, " +
+                      std::to_string(meta_.num_frames) + ")");
+    }
+    if (i > 0 && idx <= indices[i - 1]) {
+      throw PlanError(file_label(path_) + ": frame indices must be strictly ascending, but " +
+                      std::to_string(idx) + " follows " + std::to_string(indices[i - 1]));
+    }
+  }
+}
+
+void VideoReader::Impl::decode(const std::vector<int64_t>& indices,
+                               const std::function<void(const Frame&)>& sink) {
+  stats_ = Stats{};
+  validate(indices);
+  if (indices.empty()) return;
+  if (dirty_) reopen();
+  dirty_ = true;
+  for (const int64_t target : indices) fetch(target, sink);
+  dirty_ = false;
+}
+
+// ---- positioning ---------------------------------------------------------------------
+
+void VideoReader::Impl::reset_decoder() {
+  avcodec_flush_buffers(dec_.get());
+  av_packet_unref(packet_.get());
+  packet_pending_ = false;
+  input_done_ = false;
+  read_error_.clear();
+}
+
+// Reopens the file: the one positioning that cannot land in the wrong place.
+void VideoReader::Impl::reopen() {
+  fmt_.reset();
+  fmt_ = open_format(path_);
+  if (stream_index_ >= static_cast<int>(fmt_->nb_streams) ||
+      stream()->codecpar->codec_type != AVMEDIA_TYPE_VIDEO) {
+    throw DecodeError(file_label(path_) + ": the file changed while it was being read");
+  }
+  discard_other_streams(fmt_.get(), stream_index_);
+  reset_decoder();
+  ++stats_.seeks;
+  position_ = -1;
+  origin_ = Origin::kOpened;
+}
+
+// Back to frame 0: a seek when frames map by timestamp (a bad landing is detected),
+// otherwise a reopen (output-order numbering needs a certain start).
+void VideoReader::Impl::rewind() {
+  if (index_.map_by_timestamp && seek_to(index_.start_seek)) {
+    position_ = -1;
+    return;
+  }
+  reopen();
+}
+
+bool VideoReader::Impl::seek_to(int64_t ticks) {
+  if (av_seek_frame(fmt_.get(), stream_index_, ticks, AVSEEK_FLAG_BACKWARD) < 0) return false;
+  reset_decoder();
+  ++stats_.seeks;
+  origin_ = Origin::kSeek;
+  return true;
+}
+
+// `slot` numbers keyframes: index_.keyframes[slot] is the frame index.
+bool VideoReader::Impl::seek_to_keyframe(int64_t slot) {
+  if (!seek_to(index_.keyframe_seek[slot])) return false;
+  position_ = index_.keyframes[slot] - 1;
+  return true;
+}
+
+// Slot of the last keyframe at or before `target`, or -1.
+int64_t VideoReader::Impl::keyframe_slot_at_or_before(int64_t target) const {
+  const auto& keys = index_.keyframes;
+  return (std::upper_bound(keys.begin(), keys.end(), target) - keys.begin()) - 1;
+}
+
+// Seeks when the target is behind the decoder, or far enough ahead that jumping to the
+// keyframe before it skips decoding work.
+void VideoReader::Impl::position_for(int64_t target) {
+  if (!index_.map_by_timestamp) {
+    if (target <= position_) reopen();
+    return;
+  }
+  const int64_t slot = keyframe_slot_at_or_before(target);
+  const int64_t key = slot >= 0 ? index_.keyframes[slot] : -1;
+  if (target <= position_) {
+    if (key > 0 && seek_to_keyframe(slot)) return;
+    rewind();
+    return;
+  }
+  const bool far = options_.seek_threshold > 0 && target - position_ > options_.seek_threshold;
+  if (far && key > position_ + 1) seek_to_keyframe(slot);  // on failure: decode forward
+}
+
+// ---- decoding ------------------------------------------------------------------------
+
+void VideoReader::Impl::fetch(int64_t target, const std::function<void(const Frame&)>& sink) {
+  position_for(target);
+  // Frames shown before the target are decoded only as references: a frame nothing refers
+  // to can be skipped (needs timestamps, since a skipped frame leaves no output to count).
+  skip_before_ = index_.map_by_timestamp ? index_.ts[target] : kNoSkip;
+  for (;;) {
+    AVFrame* f = next_frame();
+    if (f == nullptr) {
+      recover_or_throw(target, "the stream ended before it");
+      continue;
+    }
+    const int64_t idx = index_of(f);
+    if (idx < 0) continue;  // a frame the index does not know (e.g. a broken tail)
+    position_ = idx;
+    if (idx < target) continue;
+    if (idx == target) {
+      skip_before_ = kNoSkip;
+      sink(to_output(f, idx));
+      return;
+    }
+    recover_or_throw(target, "the decoder never produced it");
+  }
+}
+
+// A missing frame after a seek may be the seek's fault: retry once from a fresh open.
+void VideoReader::Impl::recover_or_throw(int64_t target, const char* why) {
+  if (origin_ == Origin::kOpened) {
+    throw DecodeError(file_label(path_) + ": frame " + std::to_string(target) + " could not be decoded (" +
+                      why + (read_error_.empty() ? "" : "; read error: " + read_error_) +
+                      "); the file may be truncated or corrupt");
+  }
+  reopen();
+}
+
+// The next frame out of the decoder (owned by frame_ until the next call), or nullptr when
+// the decoder is drained.
+AVFrame* VideoReader::Impl::next_frame() {
+  int errors = 0;
+  for (;;) {
+    const int err = avcodec_receive_frame(dec_.get(), frame_.get());
+    if (err == 0) {
+      ++stats_.frames_decoded;
+      return frame_.get();
+    }
+    if (err == AVERROR_EOF) return nullptr;
+    if (err == AVERROR(EAGAIN)) {
+      if (!feed()) return nullptr;
+      continue;
+    }
+    // A frame that failed to decode (corrupt data): skip it, unless nothing else works.
+    if (++errors > kMaxConsecutiveDecodeErrors) {
+      throw DecodeError(file_label(path_) + ": the decoder keeps failing: " + error_string(err));
+    }
+  }
+}
+
+// Gives the decoder its next packet, or the drain signal once the file is exhausted.
+// Returns false when there is nothing left to give.
+bool VideoReader::Impl::feed() {
+  if (input_done_) return false;
+  if (!packet_pending_ && !read_packet()) {
+    avcodec_send_packet(dec_.get(), nullptr);
+    input_done_ = true;
+    return true;
+  }
+  const bool unwanted = packet_->pts != AV_NOPTS_VALUE && packet_->pts < skip_before_;
+  dec_->skip_frame = unwanted ? AVDISCARD_NONREF : AVDISCARD_DEFAULT;
+  const int err = avcodec_send_packet(dec_.get(), packet_.get());
+  if (err == AVERROR(EAGAIN)) {  // decoder full: take its frames first, then resend
+    packet_pending_ = true;
+    return true;
+  }
+  packet_pending_ = false;
+  av_packet_unref(packet_.get());
+  if (err == AVERROR(ENOMEM)) throw std::bad_alloc();
+  return true;  // other errors: a corrupt packet is dropped and the decoder resynchronises
+}
+
+bool VideoReader::Impl::read_packet() {
+  int retries = 0;
+  for (;;) {
+    const int err = av_read_frame(fmt_.get(), packet_.get());
+    if (err == AVERROR(EAGAIN) && ++retries < kMaxReadRetries) continue;
+    if (err < 0) {
+      if (err != AVERROR_EOF) read_error_ = error_string(err);
+      return false;
+    }
+    if (packet_->stream_index == stream_index_) {
+      ++stats_.packets_read;
+      return true;
+    }
+    av_packet_unref(packet_.get());
+  }
+}
+
+// Presentation index of a decoded frame, or -1 when it matches no indexed frame.
+int64_t VideoReader::Impl::index_of(const AVFrame* f) const {
+  const int64_t next = position_ + 1;
+  const int64_t n = static_cast<int64_t>(index_.ts.size());
+  int64_t ts = f->pts != AV_NOPTS_VALUE ? f->pts : f->best_effort_timestamp;
+  if (!index_.map_by_timestamp || ts == AV_NOPTS_VALUE) return next < n ? next : -1;
+  const auto& table = index_.ts;
+  const auto it = std::lower_bound(table.begin(), table.end(), ts);
+  if (it == table.end() || *it != ts) return -1;
+  int64_t idx = it - table.begin();
+  // Frames sharing a timestamp take consecutive indices.
+  if (idx <= position_ && next < n && table[next] == ts) idx = next;
+  return idx;
+}
+
+// Wraps a decoded frame for the sink, in display orientation. yuv420p/yuvj420p and nv12
+// pass through without a copy; everything else becomes RGB24 via swscale.
+Frame VideoReader::Impl::to_output(AVFrame* f, int64_t index) {
+  Frame out;
+  out.index = index;
+  out.timestamp = meta_.timestamps[index];
+  const AVPixelFormat format = static_cast<AVPixelFormat>(f->format);
+  const AVColorSpace cs = f->colorspace != AVCOL_SPC_UNSPECIFIED ? f->colorspace : stream()->codecpar->color_space;
+  const AVColorRange cr = f->color_range != AVCOL_RANGE_UNSPECIFIED ? f->color_range : stream()->codecpar->color_range;
+  out.matrix = matrix_for(cs);
+  out.range = range_for(cr, format);
+  const int cw = meta_.rotation;
+
+  const bool yuv420 = format == AV_PIX_FMT_YUV420P || format == AV_PIX_FMT_YUVJ420P;
+  const bool nv12 = format == AV_PIX_FMT_NV12;
+  if (yuv420 || nv12) {
+    if (cw == 0 && !has_negative_stride(f, yuv420 ? 3 : 2)) {
+      attach(out, ffmpeg::share_frame(f), yuv420 ? PixelLayout::kYUV420P : PixelLayout::kNV12);
+    } else {
+      attach(out, rotate_yuv420(f, nv12, cw), PixelLayout::kYUV420P);
+    }
+    return out;
+  }
+  SharedFrame rgb;
+  try {
+    rgb = rgb_.convert(f, out.matrix, out.range);
+  } catch (const UnsupportedError& e) {
+    throw UnsupportedError(file_label(path_) + ": " + e.what());
+  }
+  attach(out, cw == 0 ? std::move(rgb) : rotate_rgb24(rgb.get(), cw), PixelLayout::kRGB24);
+  return out;
+}
+
+// ---- public API ----------------------------------------------------------------------
+
+VideoReader::VideoReader(const std::string& path, ReaderOptions options)
+    : impl_(std::make_unique<Impl>(path, options)) {}
+
+VideoReader::~VideoReader() = default;
+
+const VideoMetadata& VideoReader::metadata() const { return impl_->meta_; }
+
+void VideoReader::decode(const std::vector<int64_t>& indices,
+                         const std::function<void(const Frame&)>& sink) {
+  impl_->decode(indices, sink);
+}
+
+VideoReader::Stats VideoReader::last_stats() const { return impl_->stats_; }
+
+}  // namespace msce
