@@ -203,7 +203,7 @@ _CLIPS: tuple[_Clip, ...] = (
     _Clip("audio_only_wav", "audio_only.wav", (*_sine(1), "-c:a", "pcm_s16le"), ("pcm_s16le",)),
 )
 
-CLIP_NAMES: tuple[str, ...] = tuple(c.name for c in _CLIPS)
+CLIP_NAMES: tuple[str, ...] = (*(c.name for c in _CLIPS), "text_as_mp4", "empty_mp4")
 _TEXT = b"This is a text file, not a video.\n" * 40
 
 
@@ -224,29 +224,27 @@ def ffmpeg_available() -> bool:
 
 
 def _run_ffmpeg(args: list[str], out: Path) -> None:
-    tmp = out.with_name(f"{out.stem}.part{os.getpid()}{out.suffix}")  # concurrent builders
-    cmd = ["ffmpeg", "-v", "error", "-nostdin", "-y", *args, *_BITEXACT, str(tmp)]
+    cmd = ["ffmpeg", "-v", "error", "-nostdin", "-y", *args, *_BITEXACT, str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        tmp.unlink(missing_ok=True)
+        out.unlink(missing_ok=True)
         raise RuntimeError(f"ffmpeg failed (exit {proc.returncode}) for {out.name}: {' '.join(cmd)}\n{proc.stderr}")
-    tmp.replace(out)
 
 
 def _build(clip: _Clip, out_dir: Path, made: dict[str, Path]) -> Path:
+    """Writes one clip under a temporary name, then renames it: a file under its final
+    name is always complete, even with several sessions building at once."""
     out = out_dir / clip.filename
     if out.exists():
         return out
+    tmp = out.with_name(f"{out.stem}.part{os.getpid()}{out.suffix}")  # keeps the extension for ffmpeg
     if clip.base is not None:
-        data = made[clip.base].read_bytes()
-        tmp = out.with_name(f"{out.name}.part{os.getpid()}")
-        tmp.write_bytes(clip.post(data) if clip.post else data)
-        tmp.replace(out)
-        return out
-    args = _expand(clip.args, made)
-    _run_ffmpeg(args, out)
+        tmp.write_bytes(made[clip.base].read_bytes())
+    else:
+        _run_ffmpeg(_expand(clip.args, made), tmp)
     if clip.post is not None:
-        out.write_bytes(clip.post(out.read_bytes()))
+        tmp.write_bytes(clip.post(tmp.read_bytes()))
+    tmp.replace(out)
     return out
 
 
@@ -302,13 +300,14 @@ def make_media(out_dir: Path) -> dict[str, Path]:
             for clip, path in zip(ready, pool.map(lambda c: _build(c, out_dir, made), ready)):
                 made[clip.name] = path
             pending = blocked
-    text = out_dir / "text_as.mp4"
-    if not text.exists():
-        text.write_bytes(_TEXT)
-    made["text_as_mp4"] = text
-    empty = out_dir / "empty.mp4"
-    empty.touch()
-    made["empty_mp4"] = empty
+    # Not videos at all, whatever the extension says.
+    for name, filename, data in (("text_as_mp4", "text_as.mp4", _TEXT), ("empty_mp4", "empty.mp4", b"")):
+        path = out_dir / filename
+        if not path.exists():
+            tmp = path.with_name(f"{path.name}.part{os.getpid()}")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        made[name] = path
     return made
 
 

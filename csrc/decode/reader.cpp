@@ -41,7 +41,7 @@ using ffmpeg::SharedFrame;
 
 constexpr int kMaxSide = 16384;                     // largest accepted width or height
 constexpr int64_t kMaxPixels = int64_t{1} << 27;    // largest accepted width * height
-constexpr int kMaxConsecutiveDecodeErrors = 256;    // then the stream is hopeless
+constexpr int kMaxConsecutiveDecodeErrors = 256;    // decode errors in a row with no new input
 constexpr int kMaxReadRetries = 64;                 // av_read_frame returning EAGAIN
 constexpr int64_t kNoSkip = std::numeric_limits<int64_t>::min();
 
@@ -721,9 +721,11 @@ AVFrame* VideoReader::Impl::next_frame() {
     if (err == AVERROR_EOF) return nullptr;
     if (err == AVERROR(EAGAIN)) {
       if (!feed()) return nullptr;
+      errors = 0;
       continue;
     }
-    // A frame that failed to decode (corrupt data): skip it, unless nothing else works.
+    // A frame that failed to decode (corrupt data): skip it. Errors without any input in
+    // between would repeat forever, so give up after many.
     if (++errors > kMaxConsecutiveDecodeErrors) {
       throw DecodeError(file_label(path_) + ": the decoder keeps failing: " + error_string(err));
     }

@@ -149,6 +149,7 @@ def test_metadata_matches_pyav(media_clip, name):
         assert meta.container == container.format.name
         assert meta.codec == stream.codec_context.name
         time_base = stream.time_base
+        rate = stream.average_rate
     assert meta.path == str(path)
     assert len(meta.timestamps) == meta.num_frames and meta.timestamps[0] == 0.0
     assert all(b > a for a, b in zip(meta.timestamps, meta.timestamps[1:]))
@@ -161,6 +162,8 @@ def test_metadata_matches_pyav(media_clip, name):
     if not meta.variable_frame_rate:
         interval = meta.timestamps[1] - meta.timestamps[0]
         assert meta.duration == pytest.approx(meta.num_frames * interval, rel=0.02)
+        if rate:
+            assert meta.average_fps == pytest.approx(float(rate), rel=0.01)
 
 
 @pytest.mark.parametrize("name", GOOD)
@@ -273,7 +276,9 @@ def test_long_gop_stops_at_the_last_wanted_frame(media_clip):
     if stats is None:
         pytest.skip("this build does not expose VideoReader.last_stats")
     assert stats["seeks"] == 0  # one GOP: nothing to seek to
-    assert stats["frames_decoded"] == 11  # frames 0..10, never past the last wanted one
+    # frames 0..10 at most (non-reference frames before 10 need not be decoded at all),
+    # and only the few packets the decoder's reordering delay needs past frame 10
+    assert 1 <= stats["frames_decoded"] <= 11
     assert stats["packets_read"] < 20
 
 
