@@ -18,6 +18,7 @@ _COMMAND_MODULES = (
     "msce._cli_info",
     "msce.evaluate",
     "msce.report",
+    "msce.finetune",
 )
 
 

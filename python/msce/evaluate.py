@@ -814,12 +814,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     backend_opts = {"model": args.model, **_kv(args.backend_opt, "--backend-opt")}
     if args.base_url:
         backend_opts["base_url"] = args.base_url
+    if args.adapter:
+        if backend_name != "transformers":
+            raise ConfigError("--adapter needs the transformers backend (a server applies its own adapters)")
+        backend_opts["adapter"] = args.adapter
     strategy = make_strategy(args.strategy, **_strategy_options(args))
 
     out = args.out
     if out is None:
         tag = args.strategy + (f"-fps{args.fps:g}" if args.fps is not None else "")
-        out = Path("runs") / f"{dataset.name}-{split.name}-{tag}-{_slug(args.model)}"
+        model_tag = _slug(args.model)
+        if args.adapter:  # the adapter's folder and its parent (msce finetune writes <run>/adapter)
+            ad = Path(args.adapter).resolve()
+            model_tag += f"+{_slug(ad.parent.name)}-{_slug(ad.name)}"
+        out = Path("runs") / f"{dataset.name}-{split.name}-{tag}-{model_tag}"
     split_info = {
         "name": split.name,
         "kind": split.kind,
@@ -891,6 +899,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("--limit", type=int, help="evaluate only N test videos, taken round-robin over classes")
     m = p.add_argument_group("model and strategy")
     m.add_argument("--model", required=True, help="model path / hub id, or the served model name")
+    m.add_argument("--adapter", help="PEFT adapter directory applied to --model (e.g. from msce finetune)")
     m.add_argument("--backend", help="transformers | openai | package.module:Class (default: openai with --base-url)")
     m.add_argument("--base-url", help="OpenAI-compatible server URL (API key from the environment)")
     m.add_argument("--backend-opt", action="append", metavar="KEY=VALUE", help="extra backend option (repeatable)")

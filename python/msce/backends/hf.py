@@ -144,6 +144,25 @@ def _weights_digest(path: Path, content_limit: int = 64 << 20) -> str:
     return h.hexdigest()
 
 
+def _load_adapter(model: Any, path: Path) -> tuple[Any, str]:
+    """``model`` wrapped with the PEFT adapter at ``path`` (inference mode), and the
+    adapter's digest (its config plus weights)."""
+    cfg = path / "adapter_config.json"
+    if not cfg.is_file():
+        raise BackendError(f"not a PEFT adapter directory (no adapter_config.json): {path}")
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise ConfigError(f"loading an adapter needs peft (pip install 'msce[finetune]'): {exc}") from None
+    try:
+        wrapped = PeftModel.from_pretrained(model, str(path), is_trainable=False)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise BackendError(f"cannot apply adapter {str(path)!r}: {exc}") from exc
+    h = hashlib.sha256(cfg.read_bytes())
+    h.update(_weights_digest(path).encode())
+    return wrapped, h.hexdigest()
+
+
 def _resolve_dtype(dtype: Any):
     import torch
 
@@ -174,6 +193,10 @@ class TransformersBackend:
         min_pixels, max_pixels: passed to ``msce.QwenVL`` (None = HF video defaults).
         max_batch_size: split a generate call into model batches of at most this many
             requests (None = all at once).
+        adapter: a PEFT adapter directory (``adapter_config.json`` + weights, e.g. from
+            ``msce finetune``) applied on top of ``model`` with ``PeftModel.from_pretrained``.
+            The adapter's digest joins the fingerprint and ``model_id``, so cached answers
+            and run directories of the base model are never reused for the adapted one.
     """
 
     def __init__(
@@ -189,6 +212,7 @@ class TransformersBackend:
         min_pixels: int | None = None,
         max_pixels: int | None = None,
         max_batch_size: int | None = None,
+        adapter: str | None = None,
     ):
         if mode not in ("auto", "tokens", "processor"):
             raise ConfigError(f"mode must be auto, tokens or processor; got {mode!r}")
@@ -219,6 +243,11 @@ class TransformersBackend:
             self.model = AutoModelForImageTextToText.from_pretrained(self.model_name, **model_kwargs)
         except (OSError, ValueError, KeyError) as exc:
             raise BackendError(f"cannot load model {self.model_name!r}: {exc}") from exc
+        self.adapter = None if adapter is None else str(adapter)
+        self._adapter_digest = None
+        if self.adapter is not None:
+            self.model, self._adapter_digest = _load_adapter(self.model, Path(self.adapter))
+            self.model_id = f"{self.model_name}+adapter:{self._adapter_digest[:16]}"
         self.model.to(self.device)
         self.model.eval()
         self.tokenizer = getattr(self.processor, "tokenizer", None)
@@ -264,7 +293,10 @@ class TransformersBackend:
         return msce.Frames(layout="NHWC", dtype="uint8")
 
     def fingerprint(self) -> dict:
-        return {"backend": "transformers", "weights": self._digest, "dtype": self.dtype_name, "mode": self.mode}
+        fp = {"backend": "transformers", "weights": self._digest, "dtype": self.dtype_name, "mode": self.mode}
+        if self._adapter_digest is not None:
+            fp["adapter"] = self._adapter_digest
+        return fp
 
     def config(self) -> dict:
         return {
@@ -279,6 +311,8 @@ class TransformersBackend:
             "min_pixels": self.min_pixels,
             "max_pixels": self.max_pixels,
             "weights": self._digest,
+            "adapter": self.adapter,
+            "adapter_digest": self._adapter_digest,
         }
 
     def generate(self, requests: Sequence[Request], params: GenerationParams) -> list[str]:

@@ -1,0 +1,60 @@
+"""Fixtures for the fine-tuning tests: a tiny random-weight Qwen2.5-VL checkpoint and a
+generic-CSV dataset of generated 64x64 clips (three classes, each drawn from its own
+ffmpeg test source, so there is something to learn)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import sys
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ft_env import CLASSES, CLIPS_PER_CLASS, TEST_PER_CLASS  # noqa: E402
+
+
+def _clip(path: Path, source: str, seconds: float, rate: int = 10) -> Path:
+    cmd = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"{source}=size=64x64:rate={rate}",
+           "-t", str(seconds), "-pix_fmt", "yuv420p", "-c:v", "libx264", "-g", str(rate),
+           "-fflags", "+bitexact", "-flags:v", "+bitexact", str(path)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def ft_data(tmp_path_factory) -> dict:
+    """``csv``: dataset CSV (path,label); ``dataset``; ``split`` (1 test clip per class)."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("the ffmpeg CLI is needed to generate test clips")
+    root = tmp_path_factory.mktemp("ftdata")
+    rows = ["path,label"]
+    for label, source in CLASSES.items():
+        for k in range(CLIPS_PER_CLASS):
+            rel = f"clips/{label}_{k}.mp4"
+            (root / "clips").mkdir(exist_ok=True)
+            _clip(root / rel, source, 1.2 + 0.5 * (k % 2))
+            rows.append(f"{rel},{label}")
+    csv = root / "data.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    import msce
+    from msce.datasets import load_generic
+    from msce.errors import UnsupportedError
+    from msce.splits import balanced_split
+
+    try:
+        msce.VideoReader(root / "clips/happy_0.mp4")
+    except UnsupportedError as exc:
+        pytest.skip(f"msce cannot decode here: {exc}")
+    dataset = load_generic(csv)
+    return {"csv": csv, "dataset": dataset, "split": balanced_split(dataset, TEST_PER_CLASS, seed=0)}
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    from msce.testing import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("tinyft") / "qwen2.5", version="2.5", seed=0)
