@@ -9,12 +9,23 @@
 
 #include "common/error.hpp"
 #include "decode/reader.hpp"
+#include "face/hold.hpp"
 #include "face/track.hpp"
+#include "motion/energy.hpp"
+#include "motion/spot.hpp"
 #include "pipeline/load.hpp"
 #include "pixel/pixel_math.hpp"
 #include "pixel/resample.hpp"
 #include "pixel/transform.hpp"
+#include "pixel/transform_desc.hpp"
 #include "select/plan.hpp"
+#if defined(MSCE_HAVE_CUDA)
+#include "pipeline/load_cuda.hpp"
+#include "pixel/transform_cuda.hpp"
+#if defined(MSCE_HAVE_FFMPEG)
+#include "decode/reader_cuda.hpp"
+#endif
+#endif
 
 namespace py = pybind11;
 using namespace msce;
@@ -122,6 +133,352 @@ py::tuple plan_tuple(const PlanResult& r) {
 
 }  // namespace
 
+// ---- GPU transform and NVDEC (csrc/pixel/transform_cuda.cu, csrc/decode/reader_cuda.cpp) ----
+// Device buffers cross the boundary through __cuda_array_interface__ (torch CUDA tensors,
+// CuPy, Numba, ...), never as bare integers; streams are cudaStream_t handles as torch
+// exposes them (torch.cuda.Stream.cuda_stream).
+namespace {
+
+// The parts of a job dict that do not depend on where the output lives.
+LoadJob job_from_dict(const py::dict& d) {
+  LoadJob job;
+  job.indices = d["indices"].cast<std::vector<int64_t>>();
+  if (!d["crops"].is_none()) {
+    for (const auto& c : d["crops"].cast<py::list>()) {
+      auto t = c.cast<std::vector<int>>();
+      if (t.size() != 4) throw TransformError("a crop box is (x, y, w, h)");
+      job.crops.push_back(CropBox{t[0], t[1], t[2], t[3]});
+    }
+  }
+  job.spec = spec_from_dict(d["spec"].cast<py::dict>());
+  job.slots = d["slots"].cast<int64_t>();
+  return job;
+}
+
+int64_t job_bytes(const LoadJob& job) {
+  const int64_t esz = static_cast<int64_t>(job.spec.element_size());
+  if (job.spec.layout == Layout::kQwen) {
+    return (job.slots / job.spec.qwen.temporal) * job.spec.qwen.grid_h * job.spec.qwen.grid_w *
+           px::qwen_row_width(job.spec.qwen) * esz;
+  }
+  return job.spec.buffer_elements(job.slots) * esz;
+}
+
+const char* typestr_for(DType t) { return t == DType::kU8 ? "|u1" : (t == DType::kF16 ? "<f2" : "<f4"); }
+
+// Host frames of any PixelLayout from dicts {layout, planes: [2-D uint8 arrays], width,
+// height, matrix, full_range}; `keep` holds the arrays.
+std::vector<Frame> frames_from_list(const py::list& frames, std::vector<py::array>& keep) {
+  std::vector<Frame> out;
+  for (const auto& item : frames) {
+    py::dict d = item.cast<py::dict>();
+    Frame f;
+    f.layout = static_cast<PixelLayout>(d["layout"].cast<int>());
+    f.width = d["width"].cast<int>();
+    f.height = d["height"].cast<int>();
+    f.matrix = static_cast<ColorMatrix>(d["matrix"].cast<int>());
+    f.range = d["full_range"].cast<bool>() ? ColorRange::kFull : ColorRange::kLimited;
+    const int cw = (f.width + 1) / 2, ch = (f.height + 1) / 2;
+    const int planes = f.layout == PixelLayout::kRGB24 ? 1 : (f.layout == PixelLayout::kNV12 ? 2 : 3);
+    const int rows[3] = {f.height, ch, ch};
+    const int min_bytes[3] = {f.layout == PixelLayout::kRGB24 ? 3 * f.width : f.width,
+                              f.layout == PixelLayout::kNV12 ? 2 * cw : cw, cw};
+    auto list = d["planes"].cast<py::list>();
+    if (static_cast<int>(list.size()) != planes) {
+      throw TransformError("frame layout " + std::to_string(static_cast<int>(f.layout)) + " needs " +
+                           std::to_string(planes) + " planes");
+    }
+    for (int k = 0; k < planes; ++k) {
+      auto a = list[k].cast<py::array_t<uint8_t, py::array::c_style>>();
+      if (a.ndim() != 2 || a.shape(0) < rows[k] || a.shape(1) < min_bytes[k]) {
+        throw TransformError("plane " + std::to_string(k) + " must be a 2-D uint8 array of at least " +
+                             std::to_string(rows[k]) + " x " + std::to_string(min_bytes[k]));
+      }
+      f.data[k] = a.data();
+      f.linesize[k] = static_cast<int>(a.shape(1));
+      keep.push_back(a);
+    }
+    f.index = static_cast<int64_t>(out.size());
+    out.push_back(f);
+  }
+  return out;
+}
+
+// Runs `fn(frame, box, spec, out, slot)` for every slot of every job, then Qwen padding
+// with `pad(spec, out, from, to)`.
+template <typename Fn, typename Pad>
+void run_frame_list_host(const std::vector<Frame>& frames, std::vector<LoadJob>& jobs, Fn fn, Pad pad) {
+  for (LoadJob& job : jobs) {
+    job.spec.validate();
+    if (!job.crops.empty() && job.crops.size() != job.indices.size()) {
+      throw TransformError("one crop box per frame, or none");
+    }
+    for (size_t s = 0; s < job.indices.size(); ++s) {
+      const int64_t idx = job.indices[s];
+      if (idx < 0 || idx >= static_cast<int64_t>(frames.size())) throw PlanError("frame index out of range");
+      fn(frames[idx], job.crops.empty() ? CropBox{} : job.crops[s], job.spec, job.out, static_cast<int64_t>(s));
+    }
+    const int64_t n = static_cast<int64_t>(job.indices.size());
+    if (job.spec.layout == Layout::kQwen && n > 0) {
+      for (int64_t s = n; s < job.slots; ++s) pad(job.spec, job.out, n - 1, s);
+    }
+  }
+}
+
+#if defined(MSCE_HAVE_CUDA)
+struct CudaArray {
+  void* ptr = nullptr;
+  std::vector<int64_t> shape;
+  std::string typestr;
+  int64_t nbytes = 0;
+};
+
+// Reads __cuda_array_interface__ (v2/v3): C-contiguous, writable when `writable`.
+CudaArray cuda_array(const py::handle& o, const std::string& what, bool writable) {
+  if (!py::hasattr(o, "__cuda_array_interface__")) {
+    throw TransformError(what + " must be a CUDA array (an object with __cuda_array_interface__, e.g. a torch "
+                                "CUDA tensor), got " + std::string(py::str(py::type::of(o).attr("__name__"))));
+  }
+  py::dict cai = o.attr("__cuda_array_interface__");
+  CudaArray a;
+  auto data = cai["data"].cast<py::tuple>();
+  a.ptr = reinterpret_cast<void*>(data[0].cast<std::uintptr_t>());
+  if (writable && data[1].cast<bool>()) throw TransformError(what + " is read-only");
+  a.shape = cai["shape"].cast<std::vector<int64_t>>();
+  a.typestr = cai["typestr"].cast<std::string>();
+  const int64_t itemsize = std::stoll(a.typestr.substr(2));
+  int64_t n = 1;
+  for (int64_t v : a.shape) n *= v;
+  a.nbytes = n * itemsize;
+  if (cai.contains("strides") && !cai["strides"].is_none()) {
+    auto strides = cai["strides"].cast<std::vector<int64_t>>();
+    int64_t expect = itemsize;
+    for (size_t k = a.shape.size(); k-- > 0;) {
+      if (a.shape[k] > 1 && strides[k] != expect) throw TransformError(what + " must be C-contiguous");
+      expect *= a.shape[k];
+    }
+  }
+  return a;
+}
+
+std::vector<LoadJob> cuda_jobs(const py::list& jobs) {
+  std::vector<LoadJob> out;
+  for (const auto& item : jobs) {
+    py::dict d = item.cast<py::dict>();
+    LoadJob job = job_from_dict(d);
+    const CudaArray a = cuda_array(d["out"], "output tensor", /*writable=*/true);
+    const char* want = typestr_for(job.spec.dtype);
+    if (a.typestr != want && !(a.typestr == "<u1" && job.spec.dtype == DType::kU8)) {
+      throw TransformError("output tensor has dtype " + a.typestr + ", the target needs " + want);
+    }
+    if (a.nbytes != job_bytes(job)) {
+      throw TransformError("output tensor holds " + std::to_string(a.nbytes) + " bytes, expected " +
+                           std::to_string(job_bytes(job)));
+    }
+    job.out = a.ptr;
+    out.push_back(std::move(job));
+  }
+  return out;
+}
+
+py::dict stats_dict(const LoadStats& st) {
+  py::dict d;
+  d["frames_decoded"] = st.frames_decoded;
+  d["frames_transformed"] = st.frames_transformed;
+  d["seeks"] = st.seeks;
+  d["decode_seconds"] = st.decode_seconds;
+  d["total_seconds"] = st.total_seconds;
+  return d;
+}
+#endif
+
+[[noreturn]] void no_cuda() {
+  throw CudaError("msce was built without CUDA (no nvcc at build time, or MSCE_CUDA=OFF): rebuild with nvcc on "
+                  "PATH or MSCE_CUDA=ON");
+}
+
+void register_cuda_bindings(py::module_& m) {
+  m.def("cuda_status", []() {
+    py::dict d;
+#if defined(MSCE_HAVE_CUDA)
+    const cuda::RuntimeStatus s = cuda::runtime_status();
+    d["built_with_cuda"] = true;
+    d["ok"] = s.ok;
+    d["reason"] = s.reason;
+    d["device_count"] = s.device_count;
+    d["driver_version"] = s.driver_version;
+    d["runtime_version"] = s.runtime_version;
+#else
+    d["built_with_cuda"] = false;
+    d["ok"] = false;
+    d["reason"] = "msce was built without CUDA (no nvcc at build time, or MSCE_CUDA=OFF)";
+    d["device_count"] = 0;
+    d["driver_version"] = 0;
+    d["runtime_version"] = 0;
+#endif
+    return d;
+  });
+  m.def("nvdec_status", []() {
+#if defined(MSCE_HAVE_CUDA) && defined(MSCE_HAVE_FFMPEG)
+    std::string why;
+    const bool ok = nvdec_supported(&why);
+    return py::make_tuple(ok, why);
+#elif defined(MSCE_HAVE_CUDA)
+    return py::make_tuple(false, std::string("msce was built without FFmpeg, so it has no NVDEC decoder"));
+#else
+    return py::make_tuple(false, std::string("msce was built without CUDA"));
+#endif
+  });
+
+  // CPU decode (the reader) + GPU transform into CUDA tensors.
+  m.def(
+      "cuda_run_jobs",
+      [](VideoReader& reader, const py::list& jobs, int device, std::uintptr_t stream) -> py::dict {
+#if defined(MSCE_HAVE_CUDA)
+        auto native = cuda_jobs(jobs);
+        LoadStats st;
+        {
+          py::gil_scoped_release release;
+          st = run_load_jobs_cuda(reader, native, CudaPlacement{device, stream});
+        }
+        return stats_dict(st);
+#else
+        (void)reader, (void)jobs, (void)device, (void)stream;
+        no_cuda();
+#endif
+      },
+      py::arg("reader"), py::arg("jobs"), py::arg("device"), py::arg("stream"));
+
+  // NVDEC decode + GPU transform; UnsupportedError names why NVDEC cannot be used.
+  m.def(
+      "nvdec_run_jobs",
+      [](VideoReader& reader, const py::list& jobs, int device, std::uintptr_t stream,
+         int64_t seek_threshold) -> py::dict {
+#if defined(MSCE_HAVE_CUDA) && defined(MSCE_HAVE_FFMPEG)
+        auto native = cuda_jobs(jobs);
+        const VideoMetadata meta = reader.metadata();
+        LoadStats st;
+        {
+          py::gil_scoped_release release;
+          st = run_load_jobs_nvdec(meta, native, CudaPlacement{device, stream}, seek_threshold);
+        }
+        return stats_dict(st);
+#else
+        (void)reader, (void)jobs, (void)device, (void)stream, (void)seek_threshold;
+#if defined(MSCE_HAVE_CUDA)
+        throw UnsupportedError("msce was built without FFmpeg, so it has no NVDEC decoder");
+#else
+        no_cuda();
+#endif
+#endif
+      },
+      py::arg("reader"), py::arg("jobs"), py::arg("device"), py::arg("stream"), py::arg("seek_threshold") = 16);
+
+  // The NVDEC reader's indexing and seeking, run with FFmpeg's software decoder: RGB frames
+  // (N, H, W, 3) at `indices` and the reader's stats. For tests on machines without a GPU.
+  m.def(
+      "nvdec_reader_software_frames",
+      [](VideoReader& reader, const std::vector<int64_t>& indices, int64_t seek_threshold) -> py::tuple {
+#if defined(MSCE_HAVE_CUDA) && defined(MSCE_HAVE_FFMPEG)
+        const VideoMetadata meta = reader.metadata();
+        py::array_t<uint8_t> out({static_cast<py::ssize_t>(indices.size()), static_cast<py::ssize_t>(meta.height),
+                                  static_cast<py::ssize_t>(meta.width), py::ssize_t{3}});
+        uint8_t* dst = out.mutable_data();
+        std::vector<int64_t> got;
+        VideoReader::Stats st;
+        {
+          py::gil_scoped_release release;
+          NvdecReader nv(meta, 0, seek_threshold, /*hardware=*/false);
+          TransformSpec spec;
+          spec.out_h = meta.height;
+          spec.out_w = meta.width;
+          spec.layout = Layout::kNHWC;
+          spec.dtype = DType::kU8;
+          nv.decode(indices, [&](const Frame& f, std::shared_ptr<const void>) {
+            if (got.size() >= indices.size()) throw DecodeError("NVDEC reader delivered too many frames");
+            transform_frame_cpu(f, CropBox{}, spec, dst, static_cast<int64_t>(got.size()));
+            got.push_back(f.index);
+          });
+          st = nv.last_stats();
+        }
+        py::dict d;
+        d["frames_decoded"] = st.frames_decoded;
+        d["seeks"] = st.seeks;
+        d["packets_read"] = st.packets_read;
+        d["indices"] = got;
+        return py::make_tuple(out, d);
+#else
+        (void)reader, (void)indices, (void)seek_threshold;
+        throw UnsupportedError("the NVDEC reader needs a build with CUDA and FFmpeg");
+#endif
+      },
+      py::arg("reader"), py::arg("indices"), py::arg("seek_threshold") = 16);
+
+  // (T, H, W, 3) uint8 RGB frames: a host array (staged + copied) or a CUDA array (in place).
+  m.def(
+      "cuda_run_array_jobs",
+      [](const py::object& frames, const py::list& jobs, int device, std::uintptr_t stream) {
+#if defined(MSCE_HAVE_CUDA)
+        auto native = cuda_jobs(jobs);
+        const uint8_t* data = nullptr;
+        bool on_device = false;
+        std::vector<int64_t> shape;
+        py::array_t<uint8_t, py::array::c_style> host;
+        if (py::hasattr(frames, "__cuda_array_interface__")) {
+          const CudaArray a = cuda_array(frames, "frames", /*writable=*/false);
+          if (a.typestr != "|u1" && a.typestr != "<u1") throw TransformError("frames must be uint8, got " + a.typestr);
+          data = static_cast<const uint8_t*>(a.ptr);
+          shape = a.shape;
+          on_device = true;
+        } else {
+          host = frames.cast<py::array_t<uint8_t, py::array::c_style>>();
+          data = host.data();
+          for (py::ssize_t k = 0; k < host.ndim(); ++k) shape.push_back(host.shape(k));
+        }
+        if (shape.size() != 4 || shape[3] != 3) throw TransformError("frames must have shape (T, H, W, 3)");
+        py::gil_scoped_release release;
+        run_array_jobs_cuda(data, on_device, shape[0], static_cast<int>(shape[1]), static_cast<int>(shape[2]), native,
+                            CudaPlacement{device, stream});
+#else
+        (void)frames, (void)jobs, (void)device, (void)stream;
+        no_cuda();
+#endif
+      },
+      py::arg("frames"), py::arg("jobs"), py::arg("device"), py::arg("stream"));
+
+  // Host frames of any layout through one backend: "cpu" (transform_cpu.cpp), "emulate"
+  // (the CUDA kernels' element bodies in host loops) or "cuda". Outputs: numpy arrays for
+  // cpu/emulate, CUDA arrays for cuda. For tests of the three paths on identical input.
+  m.def(
+      "transform_frame_list",
+      [](const py::list& frames, const py::list& jobs, const std::string& backend, int device, std::uintptr_t stream) {
+        std::vector<py::array> keep;
+        const std::vector<Frame> native_frames = frames_from_list(frames, keep);
+        if (backend == "cpu" || backend == "emulate") {
+          auto native = jobs_from_list(jobs, keep);
+          py::gil_scoped_release release;
+          if (backend == "cpu") {
+            run_frame_list_host(native_frames, native, transform_frame_cpu, copy_qwen_slot);
+          } else {
+            run_frame_list_host(native_frames, native, gpu::transform_frame_emulated, gpu::copy_qwen_slot_emulated);
+          }
+          return;
+        }
+        if (backend != "cuda") throw TransformError("backend must be 'cpu', 'emulate' or 'cuda' (got '" + backend + "')");
+#if defined(MSCE_HAVE_CUDA)
+        auto native = cuda_jobs(jobs);
+        py::gil_scoped_release release;
+        run_frame_jobs_cuda(native_frames, native, CudaPlacement{device, stream});
+#else
+        (void)device, (void)stream;
+        no_cuda();
+#endif
+      },
+      py::arg("frames"), py::arg("jobs"), py::arg("backend"), py::arg("device") = 0, py::arg("stream") = 0);
+}
+
+}  // namespace
+
 PYBIND11_MODULE(_C, m) {
   m.doc() = "msce native core: decode, plan, fused transform";
 
@@ -153,6 +510,7 @@ PYBIND11_MODULE(_C, m) {
 #else
   m.attr("built_with_cuda") = false;
 #endif
+  register_cuda_bindings(m);
 
   py::class_<VideoReader>(m, "VideoReader")
       .def(py::init([](const std::string& path, int threads, int64_t seek_threshold) {
@@ -347,7 +705,9 @@ PYBIND11_MODULE(_C, m) {
           }
           scores.mutable_at(i) = r.scores[i];
         }
-        std::memcpy(marks.mutable_data(), r.landmarks.data(), r.landmarks.size() * sizeof(double));
+        if (!r.landmarks.empty()) {
+          std::memcpy(marks.mutable_data(), r.landmarks.data(), r.landmarks.size() * sizeof(double));
+        }
         py::list tracks;
         for (const auto& tr : r.tracks) tracks.append(py::make_tuple(tr.id, tr.points));
         py::dict d;
@@ -372,4 +732,110 @@ PYBIND11_MODULE(_C, m) {
     const CropBox c = face::square_crop(cx, cy, side, width, height);
     return py::make_tuple(c.x, c.y, c.w, c.h);
   });
+  // Decode once, crop later (csrc/face/hold.hpp): planned frames held as decoded.
+  py::class_<face::HeldFrames>(m, "FaceHeldFrames")
+      .def("__len__", [](const face::HeldFrames& h) { return h.frames.size(); })
+      .def_property_readonly("nbytes", &face::HeldFrames::bytes)
+      .def_property_readonly("indices", [](const face::HeldFrames& h) { return h.indices; });
+  m.def(
+      "face_decode_and_hold",
+      [](VideoReader& r, const std::vector<int64_t>& hold, const py::list& jobs, int threads) {
+        std::vector<py::array> keep;
+        auto native = jobs_from_list(jobs, keep);
+        auto held = std::make_unique<face::HeldFrames>();
+        LoadStats st;
+        {
+          py::gil_scoped_release release;
+          st = face::decode_and_hold(r, hold, native, threads, *held);
+        }
+        py::dict d;
+        d["frames_decoded"] = st.frames_decoded;
+        d["frames_transformed"] = st.frames_transformed;
+        d["seeks"] = st.seeks;
+        d["decode_seconds"] = st.decode_seconds;
+        d["total_seconds"] = st.total_seconds;
+        return py::make_tuple(py::cast(std::move(held)), d);
+      },
+      py::arg("reader"), py::arg("hold"), py::arg("jobs"), py::arg("threads") = 0);
+  m.def(
+      "face_run_held_jobs",
+      [](const face::HeldFrames& held, const py::list& jobs, int threads) {
+        std::vector<py::array> keep;
+        auto native = jobs_from_list(jobs, keep);
+        py::gil_scoped_release release;
+        face::run_held_jobs(held, native, threads);
+      },
+      py::arg("held"), py::arg("jobs"), py::arg("threads") = 0);
+
+  // ---- motion: facial motion energy, micro-expression spotting, motion-aware gaps (csrc/motion) --
+  // `options`: a dict of SpotOptions fields; missing keys keep the C++ defaults.
+  using F32 = py::array_t<float, py::array::c_style | py::array::forcecast>;
+  auto spot_options = [](const py::dict& d) {
+    SpotOptions o;
+    const std::pair<const char*, double*> fields[] = {
+        {"smooth_s", &o.smooth_s}, {"baseline_s", &o.baseline_s}, {"k_high", &o.k_high}, {"k_low", &o.k_low},
+        {"merge_s", &o.merge_s},   {"min_s", &o.min_s},           {"max_s", &o.max_s},   {"min_peak", &o.min_peak}};
+    for (const auto& [key, ptr] : fields)
+      if (d.contains(key)) *ptr = d[key].cast<double>();
+    return o;
+  };
+  auto to_vec = [](const F32& a) { return std::vector<float>(a.data(), a.data() + a.size()); };
+  m.def(
+      "motion_energy",
+      [](py::array_t<uint8_t, py::array::c_style> frames, int block, double top_fraction, double regularization) {
+        if (frames.ndim() != 3 && frames.ndim() != 4) throw TransformError("frames must be (T, H, W) or (T, H, W, C) uint8");
+        MotionOptions o;
+        o.block = block;
+        o.top_fraction = top_fraction;
+        o.regularization = regularization;
+        const int channels = frames.ndim() == 4 ? static_cast<int>(frames.shape(3)) : 1;
+        MotionCurves c;
+        {
+          py::gil_scoped_release release;
+          c = motion_energy(frames.data(), frames.shape(0), static_cast<int>(frames.shape(1)),
+                            static_cast<int>(frames.shape(2)), channels, o);
+        }
+        const auto n = static_cast<py::ssize_t>(c.energy.size());
+        py::dict d;
+        d["energy"] = py::array_t<float>(n, c.energy.data());
+        d["difference"] = py::array_t<float>(n, c.difference.data());
+        d["global_dx"] = py::array_t<float>(n, c.global_dx.data());
+        d["global_dy"] = py::array_t<float>(n, c.global_dy.data());
+        return d;
+      },
+      py::arg("frames"), py::arg("block") = 8, py::arg("top_fraction") = 0.05, py::arg("regularization") = 0.2);
+  m.def(
+      "motion_analyze",
+      [spot_options, to_vec](const F32& energy, double fps, const py::dict& opt) {
+        const EnergyAnalysis a = analyze_energy(to_vec(energy), fps, spot_options(opt));
+        const auto n = static_cast<py::ssize_t>(a.excess.size());
+        py::dict d;
+        d["smoothed"] = py::array_t<float>(n, a.smoothed.data());
+        d["baseline"] = py::array_t<float>(n, a.baseline.data());
+        d["excess"] = py::array_t<float>(n, a.excess.data());
+        d["raw_excess"] = py::array_t<float>(n, a.raw_excess.data());
+        d["noise"] = a.noise;
+        d["low"] = a.low;
+        d["high"] = a.high;
+        return d;
+      },
+      py::arg("energy"), py::arg("fps"), py::arg("options"));
+  m.def(
+      "motion_spot",
+      [spot_options, to_vec](const F32& energy, double fps, const py::dict& opt) {
+        py::list out;
+        for (const Spot& s : spot_events(to_vec(energy), fps, spot_options(opt)))
+          out.append(py::make_tuple(s.onset, s.apex, s.offset, s.peak, s.score));
+        return out;
+      },
+      py::arg("energy"), py::arg("fps"), py::arg("options"));
+  m.def(
+      "plan_motion_aware_gaps",
+      [spot_options, to_vec](const std::vector<double>& ts, double duration, double keyframe_fps, int gap_frames,
+                             const F32& energy, double fps, const py::dict& opt, double separation_s) {
+        return plan_tuple(plan_motion_aware_gaps(ts, duration, keyframe_fps, gap_frames, to_vec(energy), fps,
+                                                 spot_options(opt), separation_s));
+      },
+      py::arg("timestamps"), py::arg("duration"), py::arg("keyframe_fps"), py::arg("gap_frames"), py::arg("energy"),
+      py::arg("fps"), py::arg("options"), py::arg("separation_s"));
 }

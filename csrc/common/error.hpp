@@ -47,3 +47,14 @@ class CudaError : public Error {
   do {                                                                 \
     if (!(cond)) throw ExcType(std::string(msg));                      \
   } while (0)
+
+// Checks a CUDA runtime call (only in files that include <cuda_runtime.h>): throws
+// msce::CudaError naming the call and carrying cudaGetErrorString's text.
+#define MSCE_CUDA_CHECK(expr)                                                                        \
+  do {                                                                                               \
+    const cudaError_t msce_cuda_err_ = (expr);                                                       \
+    if (msce_cuda_err_ != cudaSuccess) {                                                             \
+      throw ::msce::CudaError(std::string(#expr) + " failed: " + cudaGetErrorString(msce_cuda_err_) + \
+                              " (" + cudaGetErrorName(msce_cuda_err_) + ")");                        \
+    }                                                                                                \
+  } while (0)

@@ -16,6 +16,7 @@ __all__ = [
     "BackendError",
     "DatasetError",
     "ConfigError",
+    "FaceError",
 ]
 
 
@@ -53,3 +54,8 @@ class DatasetError(MsceError):
 
 class ConfigError(MsceError, ValueError):
     """An invalid option or combination of options."""
+
+
+class FaceError(MsceError):
+    """No face where one is required (``crop="face"`` with ``missing="error"``), no track
+    with the requested id, or a face detector that cannot run (missing optional package)."""

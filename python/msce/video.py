@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Sequence, Union
+from typing import TYPE_CHECKING, Any, Sequence, Union
 
 import numpy as np
 import torch
 
+from msce import _cuda
 from msce.errors import DecodeError, TransformError
 from msce.plan import Plan, PlanSpec, at_indices, resolve
 from msce.targets import Frames, QwenVL
@@ -22,7 +23,10 @@ from msce.targets import Frames, QwenVL
 __all__ = ["VideoMetadata", "VideoReader", "FrameBatch", "load", "load_segments", "preprocess"]
 
 Target = Union[QwenVL, Frames]
-CropArg = Union[None, Sequence[int], Sequence[Sequence[int]]]
+CropArg = Union[None, str, "FaceCrop", Sequence[int], Sequence[Sequence[int]]]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from msce.faces import FaceCrop, FaceTrack
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,8 @@ class VideoReader:
 
         self.path = _check_path(path)
         self._threads = _threads(threads)
-        self._native = C.VideoReader(self.path, self._threads, int(seek_threshold))
+        self._seek_threshold = int(seek_threshold)
+        self._native = C.VideoReader(self.path, self._threads, self._seek_threshold)
         self.metadata = VideoMetadata._from_native(self._native.metadata())
 
     def __repr__(self) -> str:
@@ -136,6 +141,7 @@ class FrameBatch:
     metadata: VideoMetadata
     size: tuple[int, int]
     stats: dict = field(default_factory=dict)
+    faces: FaceTrack | None = None  # crop="face": boxes, landmarks, per-frame status (msce.faces)
 
     @property
     def indices(self) -> tuple[int, ...]:
@@ -188,7 +194,8 @@ def _crops_for(crop: CropArg, plan: Plan, meta: VideoMetadata) -> list[tuple[int
     if crop is None:
         return None
     if isinstance(crop, str):
-        raise TransformError(f"crop={crop!r} is not available in this build; pass boxes (x, y, w, h)")
+        raise TransformError(f"crop={crop!r} is not a crop mode; pass 'face', msce.faces.FaceCrop(...) "
+                             "or boxes (x, y, w, h)")
     boxes = list(crop)
     if len(boxes) == 4 and all(isinstance(v, (int, np.integer)) for v in boxes):
         boxes = [boxes] * len(plan)
@@ -203,7 +210,8 @@ def _crops_for(crop: CropArg, plan: Plan, meta: VideoMetadata) -> list[tuple[int
     return out
 
 
-def _allocate(target: Target, plan: Plan, crops, meta: VideoMetadata, pin: bool) -> tuple[dict, FrameBatch]:
+def _allocate(target: Target, plan: Plan, crops, meta: VideoMetadata, pin: bool,
+              device: torch.device | None = None) -> tuple[dict, FrameBatch]:
     n = len(plan)
     if crops:
         src_h = max(c[3] for c in crops)
@@ -219,24 +227,31 @@ def _allocate(target: Target, plan: Plan, crops, meta: VideoMetadata, pin: bool)
         gt, gh, gw = target.grid(n, out_h, out_w)
         slots = gt * target.temporal
         dtype = torch.float32 if target.dtype == "float32" else torch.float16
-        data = torch.empty((gt * gh * gw, 3 * target.temporal * target.patch ** 2), dtype=dtype, pin_memory=pin)
-        grid = torch.tensor([[gt, gh, gw]], dtype=torch.int64)
+        shape = (gt * gh * gw, 3 * target.temporal * target.patch ** 2)
+        grid = torch.tensor([[gt, gh, gw]], dtype=torch.int64, device=device)
     else:
         slots = n
         dtype = {"uint8": torch.uint8, "float16": torch.float16, "float32": torch.float32}[target.dtype]
         shape = (n, 3, out_h, out_w) if target.layout == "NCHW" else (n, out_h, out_w, 3)
-        data = torch.empty(shape, dtype=dtype, pin_memory=pin)
         grid = None
-    job = {"indices": list(plan.indices), "crops": crops, "spec": spec, "out": data.numpy(), "slots": slots}
+    if device is None:
+        data = torch.empty(shape, dtype=dtype, pin_memory=pin)
+    else:  # the kernels write it in place (read through __cuda_array_interface__)
+        data = torch.empty(shape, dtype=dtype, device=device)
+    out = data.numpy() if device is None else data
+    job = {"indices": list(plan.indices), "crops": crops, "spec": spec, "out": out, "slots": slots}
     batch = FrameBatch(data=data, grid_thw=grid, plan=plan, target=target, metadata=meta, size=(out_h, out_w))
     return job, batch
 
 
 def _run(reader: VideoReader, plan: Plan, target: Target, crop: CropArg, threads: int,
-         pin_memory: bool | None) -> FrameBatch:
+         pin_memory: bool | None, device: torch.device | None = None) -> FrameBatch:
     crops = _crops_for(crop, plan, reader.metadata)
-    job, batch = _allocate(target, plan, crops, reader.metadata, _pin(pin_memory))
-    batch.stats = dict(reader._native.run_jobs([job], threads))
+    job, batch = _allocate(target, plan, crops, reader.metadata, _pin(pin_memory), device)
+    if device is None:
+        batch.stats = dict(reader._native.run_jobs([job], threads))
+    else:
+        batch.stats = _cuda.run_jobs(reader, [job], device, reader._seek_threshold)
     return batch
 
 
@@ -247,68 +262,130 @@ def _open(path_or_reader: Any, threads: int | None) -> VideoReader:
 
 
 def load(path: str | os.PathLike | VideoReader, plan: PlanSpec | Plan, target: Target, crop: CropArg = None,
-         threads: int | None = None, pin_memory: bool | None = None) -> FrameBatch:
+         threads: int | None = None, pin_memory: bool | None = None,
+         device: str | torch.device | None = None) -> FrameBatch:
     """Decode the planned frames of ``path`` into ``target``'s tensors.
 
-    ``crop``: None, one (x, y, w, h) box for every frame, or one box per planned frame.
+    ``crop``: None, one (x, y, w, h) box for every frame, one box per planned frame, or
+    "face" / ``msce.faces.FaceCrop(...)`` to crop to the tracked face (``batch.faces``).
     ``pin_memory``: None pins the output when CUDA is available.
+    ``device``: None/"cpu", or "cuda[:N]" for CUDA tensors made by msce's kernels (bit-identical
+    to the CPU output): NVDEC decode when available, else CPU decode + GPU transform (one
+    warning). Face crops on "cuda" are transformed on the CPU and copied to the device.
     """
     _check_target(target)
+    dev = _cuda.resolve_device(device)
     reader = _open(path, threads)
     p = resolve(plan, reader.metadata)
-    return _run(reader, p, target, crop, _threads(threads), pin_memory)
+    face = _face_options(crop)
+    if face is not None:
+        from msce.faces._pipeline import load_faces
+
+        return _to_device(load_faces(reader, p, target, face, _threads(threads), _pin(pin_memory) or dev is not None),
+                          dev)[0]
+    return _run(reader, p, target, crop, _threads(threads), pin_memory, dev)
 
 
 def load_segments(path: str | os.PathLike | VideoReader, plan: PlanSpec | Plan, target: Target,
                   crop: CropArg = None, threads: int | None = None,
-                  pin_memory: bool | None = None) -> list[FrameBatch]:
+                  pin_memory: bool | None = None,
+                  device: str | torch.device | None = None) -> list[FrameBatch]:
     """One FrameBatch per ``plan.segments()`` (e.g. keyframe, gap, keyframe, ...), each
-    transformed as its own clip, all from a single decode pass."""
+    transformed as its own clip, all from a single decode pass. ``device`` as for ``load``."""
     _check_target(target)
+    dev = _cuda.resolve_device(device)
     reader = _open(path, threads)
     p = resolve(plan, reader.metadata)
+    face = _face_options(crop)
+    if face is not None:
+        from msce.faces._pipeline import load_faces
+
+        return _to_device(load_faces(reader, p, target, face, _threads(threads), _pin(pin_memory) or dev is not None,
+                                     segments=True), dev)
     crops = _crops_for(crop, p, reader.metadata)
     jobs, batches = [], []
     start = 0
     for seg in p.segments():
         seg_crops = crops[start:start + len(seg)] if crops else None
         start += len(seg)
-        job, batch = _allocate(target, seg, seg_crops, reader.metadata, _pin(pin_memory))
+        job, batch = _allocate(target, seg, seg_crops, reader.metadata, _pin(pin_memory), dev)
         jobs.append(job)
         batches.append(batch)
-    stats = dict(reader._native.run_jobs(jobs, _threads(threads)))
+    if dev is None:
+        stats = dict(reader._native.run_jobs(jobs, _threads(threads)))
+    else:
+        stats = _cuda.run_jobs(reader, jobs, dev, reader._seek_threshold)
     for b in batches:
         b.stats = stats
     return batches
 
 
 def preprocess(frames: Any, target: Target, fps: float | None = None, crop: CropArg = None,
-               threads: int | None = None, pin_memory: bool | None = None) -> FrameBatch:
-    """Transform frames the caller already decoded: (T, H, W, 3) uint8 RGB, numpy or torch."""
+               threads: int | None = None, pin_memory: bool | None = None,
+               device: str | torch.device | None = None) -> FrameBatch:
+    """Transform frames the caller already decoded: (T, H, W, 3) uint8 RGB, numpy or torch.
+
+    ``device="cuda[:N]"``: outputs on that device; CUDA tensor input is read in place, host
+    input is copied through pinned memory."""
     _check_target(target)
-    if isinstance(frames, torch.Tensor):
-        frames = frames.detach().cpu().numpy()
-    arr = np.asarray(frames)
-    if arr.ndim == 3 and arr.shape[-1] == 3:
-        arr = arr[None]
-    if arr.ndim != 4 or arr.shape[-1] != 3:
-        raise TransformError(f"frames must have shape (T, H, W, 3); got {arr.shape}")
-    if arr.dtype != np.uint8:
-        raise TransformError(f"frames must be uint8 RGB; got dtype {arr.dtype}")
-    if arr.shape[0] == 0:
-        raise TransformError("frames is empty")
-    arr = np.ascontiguousarray(arr)
+    dev = _cuda.resolve_device(device)
+    if dev is not None and isinstance(frames, torch.Tensor) and frames.is_cuda:
+        arr = _cuda.check_cuda_frames(frames, dev)
+    else:
+        if isinstance(frames, torch.Tensor):
+            frames = frames.detach().cpu().numpy()
+        arr = np.asarray(frames)
+        if arr.ndim == 3 and arr.shape[-1] == 3:
+            arr = arr[None]
+        if arr.ndim != 4 or arr.shape[-1] != 3:
+            raise TransformError(f"frames must have shape (T, H, W, 3); got {arr.shape}")
+        if arr.dtype != np.uint8:
+            raise TransformError(f"frames must be uint8 RGB; got dtype {arr.dtype}")
+        if arr.shape[0] == 0:
+            raise TransformError("frames is empty")
+        arr = np.ascontiguousarray(arr)
     t, h, w, _ = arr.shape
     meta = VideoMetadata.synthetic(t, float(fps) if fps else 1.0, h, w)
     plan = at_indices(range(t)).resolve(meta)
     if fps:
         plan = Plan(plan.indices, plan.timestamps, plan.roles, plan.groups, float(fps), float(fps), t, plan.spec)
+    face = _face_options(crop)
+    if face is not None:
+        from msce.faces._pipeline import preprocess_faces
+
+        if isinstance(arr, torch.Tensor):
+            arr = arr.cpu().numpy()
+        return _to_device([preprocess_faces(arr, meta, plan, target, face, _threads(threads),
+                                            _pin(pin_memory) or dev is not None)], dev)[0]
     crops = _crops_for(crop, plan, meta)
-    job, batch = _allocate(target, plan, crops, meta, _pin(pin_memory))
+    job, batch = _allocate(target, plan, crops, meta, _pin(pin_memory), dev)
+    if dev is not None:
+        _cuda.run_array_jobs(arr, [job], dev)
+        return batch
     from msce._native import C
 
     C.run_array_jobs(arr, [job], _threads(threads))
     return batch
+
+
+def _to_device(batches: list[FrameBatch], device: torch.device | None) -> list[FrameBatch]:
+    """Copies CPU-made batches (pinned) to ``device``, asynchronously on its current stream."""
+    if device is None:
+        return batches
+    for b in batches:
+        b.data = b.data.to(device, non_blocking=True)
+        if b.grid_thw is not None:
+            b.grid_thw = b.grid_thw.to(device)
+    return batches
+
+
+def _face_options(crop: Any) -> FaceCrop | None:
+    """The face-crop options for crop="face" or a msce.faces.FaceCrop, else None."""
+    if crop is None or (isinstance(crop, Sequence) and not isinstance(crop, str)):
+        return None
+    from msce.faces import _pipeline
+
+    return _pipeline.face_options(crop)
 
 
 def _check_target(target: Any) -> None:
@@ -317,12 +394,8 @@ def _check_target(target: Any) -> None:
 
 
 def cuda_available() -> tuple[bool, str]:
-    """(available, reason): whether msce's CUDA path can run here, and why not."""
-    from msce._native import C
-
-    if not C.built_with_cuda:
-        return False, "msce was built without CUDA kernels"
-    if not torch.cuda.is_available():
-        return False, "no CUDA device or driver is visible to torch"
-    return True, "ok"
+    """(available, reason): whether msce's CUDA path can run here, and why not. The reason
+    says which: msce built without CUDA, no NVIDIA driver, a driver older than msce's CUDA
+    runtime, no visible device, or a torch build without CUDA; "ok" when available."""
+    return _cuda.status()
 
