@@ -13,11 +13,13 @@ from msce.errors import (
     CudaError,
     DatasetError,
     DecodeError,
+    FaceError,
     MsceError,
     PlanError,
     TransformError,
     UnsupportedError,
 )
+from msce._folder import FrameFolder
 from msce.plan import Plan
 from msce.targets import Frames, QwenVL, smart_resize
 from msce.video import (
@@ -38,6 +40,7 @@ __all__ = [
     "QwenVL",
     "smart_resize",
     "FrameBatch",
+    "FrameFolder",
     "VideoMetadata",
     "VideoReader",
     "cuda_available",
@@ -46,6 +49,7 @@ __all__ = [
     "preprocess",
     "MsceError",
     "DecodeError",
+    "FaceError",
     "UnsupportedError",
     "PlanError",
     "TransformError",

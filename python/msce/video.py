@@ -274,6 +274,9 @@ def load(path: str | os.PathLike | VideoReader, plan: PlanSpec | Plan, target: T
     warning). Face crops on "cuda" are transformed on the CPU and copied to the device.
     """
     _check_target(target)
+    folder = _as_folder(path)
+    if folder is not None:
+        return _load_folder(folder, plan, target, crop, threads, pin_memory, device, segments=False)[0]
     dev = _cuda.resolve_device(device)
     reader = _open(path, threads)
     p = resolve(plan, reader.metadata)
@@ -286,6 +289,44 @@ def load(path: str | os.PathLike | VideoReader, plan: PlanSpec | Plan, target: T
     return _run(reader, p, target, crop, _threads(threads), pin_memory, dev)
 
 
+def _as_folder(path: Any):
+    """A FrameFolder for a FrameFolder or a directory of images, else None (videos)."""
+    from msce._folder import FrameFolder, is_frame_folder
+
+    if isinstance(path, FrameFolder):
+        return path
+    if isinstance(path, (str, os.PathLike)) and is_frame_folder(path):
+        return FrameFolder(path)
+    return None
+
+
+def _load_folder(folder, plan, target, crop, threads, pin_memory, device, segments: bool) -> list[FrameBatch]:
+    """Frame folders: decode each planned image once, then the same transform as preprocess()."""
+    p = resolve(plan, folder.metadata)
+    parts = p.segments() if segments else [p]
+    crops = crop if crop is None or isinstance(crop, str) or _is_single_box(crop) else list(crop)
+    unique = sorted(set(p.indices))
+    frames = folder.get_frames(unique)
+    row = {idx: k for k, idx in enumerate(unique)}
+    out, start = [], 0
+    for part in parts:
+        part_crop = crops[start:start + len(part)] if isinstance(crops, list) else crops
+        start += len(part)
+        batch = preprocess(frames[[row[i] for i in part.indices]], target, fps=folder.metadata.average_fps,
+                           crop=part_crop, threads=threads, pin_memory=pin_memory, device=device)
+        batch.plan = part
+        batch.metadata = folder.metadata
+        out.append(batch)
+    return out
+
+
+def _is_single_box(crop: Any) -> bool:
+    try:
+        return len(crop) == 4 and all(isinstance(v, (int, np.integer)) for v in crop)
+    except TypeError:
+        return False
+
+
 def load_segments(path: str | os.PathLike | VideoReader, plan: PlanSpec | Plan, target: Target,
                   crop: CropArg = None, threads: int | None = None,
                   pin_memory: bool | None = None,
@@ -293,6 +334,9 @@ def load_segments(path: str | os.PathLike | VideoReader, plan: PlanSpec | Plan, 
     """One FrameBatch per ``plan.segments()`` (e.g. keyframe, gap, keyframe, ...), each
     transformed as its own clip, all from a single decode pass. ``device`` as for ``load``."""
     _check_target(target)
+    folder = _as_folder(path)
+    if folder is not None:
+        return _load_folder(folder, plan, target, crop, threads, pin_memory, device, segments=True)
     dev = _cuda.resolve_device(device)
     reader = _open(path, threads)
     p = resolve(plan, reader.metadata)
