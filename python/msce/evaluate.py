@@ -773,6 +773,11 @@ def _strategy_options(args: argparse.Namespace) -> dict:
         opts.setdefault("keyframe_fps" if args.strategy == "msce" else "fps", args.fps)
     if args.strategy == "shuffled":
         opts.setdefault("seed", args.seed)
+    vp_opts = _kv(getattr(args, "visual_prompt_opt", None), "--visual-prompt-opt")
+    if getattr(args, "visual_prompt", None):
+        opts["visual_prompt"] = {"name": args.visual_prompt, **vp_opts}
+    elif vp_opts:
+        raise ConfigError("--visual-prompt-opt needs --visual-prompt")
     return opts
 
 
@@ -823,6 +828,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     out = args.out
     if out is None:
         tag = args.strategy + (f"-fps{args.fps:g}" if args.fps is not None else "")
+        if getattr(args, "visual_prompt", None):
+            tag += f"-{args.visual_prompt}"
         model_tag = _slug(args.model)
         if args.adapter:  # the adapter's folder and its parent (msce finetune writes <run>/adapter)
             ad = Path(args.adapter).resolve()
@@ -906,6 +913,11 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--strategy", required=True, help="sparse | dense | shuffled | msce | package.module:Class")
     m.add_argument("--fps", type=float, help="sampling rate (msce: keyframe rate)")
     m.add_argument("--strategy-opt", action="append", metavar="KEY=VALUE", help="extra strategy option (repeatable)")
+    m.add_argument("--visual-prompt", metavar="NAME",
+                   help="paper Appendix S1 visual prompt applied to the frames: red_circle | motion_heatmap | "
+                        "focused_heatmap | montage | flow_arrows | point_tracks (msce.visual_prompts)")
+    m.add_argument("--visual-prompt-opt", action="append", metavar="KEY=VALUE",
+                   help="visual prompt parameter, e.g. thickness=0.05 (repeatable)")
     m.add_argument("--seed", type=int, default=0, help="seed of the balanced split, shuffles and bootstrap")
     o = p.add_argument_group("output")
     o.add_argument("--out", help="run directory (default runs/<dataset>-<split>-<strategy>-<model>)")

@@ -20,6 +20,15 @@ backend asks for (``backend.target()``); the strategy, never the backend, choose
 and records indices, timestamps, every rendered prompt, the raw answers and the parse.
 Every model call goes through the response cache when one is given, so a rerun makes
 zero model calls.
+
+Every strategy takes ``visual_prompt=``: a paper Appendix S1 variant
+(``msce.visual_prompts``: "red_circle", "motion_heatmap", "focused_heatmap", "montage",
+"flow_arrows", "point_tracks"; a name, a transform or its config dict). The frames are
+then decoded as uint8 RGB, transformed (faces detected when the variant needs them) and
+turned into the backend's tensors by ``msce.preprocess`` (``visual_prompts.load_prompted``);
+the variant's config is in ``config()["visual_prompt"]`` and
+``StrategyResult.extra["visual_prompt"]``. A montage sends each video (each MSCE gap) as
+one grid image; ``frame_indices`` still lists every frame composed into it.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from msce.cache import generate_cached
 from msce.errors import ConfigError
 from msce.labels import LabelSet
 from msce.prompts import PromptSet, Visual, as_text
+from msce.visual_prompts import get_visual_prompt, load_prompted, sent_indices, sent_timestamps
 
 if TYPE_CHECKING:  # pragma: no cover
     from msce.backends.base import Backend
@@ -123,14 +133,27 @@ def _tokens(batch: Any) -> int:
     return int(getattr(batch, "num_tokens", 0) or 0)
 
 
+def _visual_prompt(spec: Any) -> Any:
+    """None, or the msce.visual_prompts transform for a transform / name / config dict."""
+    return None if spec is None else get_visual_prompt(spec)
+
+
+def _visual_record(batch: Any) -> dict:
+    """What StrategyResult.extra records about a visual prompt: its config and the faces used."""
+    rec = (getattr(batch, "stats", None) or {}).get("visual_prompt") or {}
+    return {"visual_prompt": rec.get("config"), "visual_prompt_faces": rec.get("faces")}
+
+
 class _FramesStrategy:
     """Shared run logic of the single-call strategies (frames + question)."""
 
     name = "frames"
 
-    def __init__(self, params: GenerationParams | dict | None = None, prompts: PromptSet | str | None = None):
+    def __init__(self, params: GenerationParams | dict | None = None, prompts: PromptSet | str | None = None,
+                 visual_prompt: Any = None):
         self.params = _params(params, DEFAULT_ANSWER_TOKENS)
         self.prompts = _prompts(prompts)
+        self.visual_prompt = _visual_prompt(visual_prompt)
 
     def spec(self):  # pragma: no cover - overridden
         raise NotImplementedError
@@ -139,29 +162,40 @@ class _FramesStrategy:
         return {}
 
     def config(self) -> dict:
-        return {"name": self.name, **self._options(), "plan": self.spec().to_dict(),
-                "params": self.params.to_dict(), "prompts": self.prompts.config()}
+        cfg = {"name": self.name, **self._options(), "plan": self.spec().to_dict(),
+               "params": self.params.to_dict(), "prompts": self.prompts.config()}
+        if self.visual_prompt is not None:
+            cfg["visual_prompt"] = self.visual_prompt.config()
+        return cfg
 
     def __repr__(self) -> str:
-        opts = ", ".join(f"{k}={v!r}" for k, v in self._options().items())
-        return f"{type(self).__name__}({opts})"
+        opts = self._options()
+        if self.visual_prompt is not None:
+            opts["visual_prompt"] = self.visual_prompt
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in opts.items())})"
 
     def run(self, video: str | os.PathLike, labels: LabelSet, backend: "Backend",
             cache: "ResponseCache | None" = None) -> StrategyResult:
         import msce
 
         start = time.perf_counter()
-        batch = msce.load(video, self.spec(), backend.target())
+        if self.visual_prompt is None:
+            batch = msce.load(video, self.spec(), backend.target())
+        else:
+            (batch,) = load_prompted(video, self.spec(), backend.target(), self.visual_prompt)
         kind = "image" if len(batch.indices) == 1 else "video"
         rendered = self.prompts.classify(labels, kind)
         gen = generate_cached(backend, [_materialize(rendered, [batch])], self.params, cache)
         raw = gen.texts[0]
         parse = parse_answer_detail(raw, labels)
+        extra = self._extra(batch)
+        if self.visual_prompt is not None:
+            extra.update(_visual_record(batch))
         return StrategyResult(
             raw_answer=raw,
             parsed=parse.label,
-            frame_indices=[int(i) for i in batch.indices],
-            timestamps=[float(t) for t in batch.timestamps],
+            frame_indices=sent_indices(batch),
+            timestamps=sent_timestamps(batch),
             prompts=[as_text(rendered)],
             stage1=[],
             visual_tokens=_tokens(batch),
@@ -171,7 +205,7 @@ class _FramesStrategy:
             strategy=self.name,
             parse_reason=parse.reason,
             model_requests=gen.model_requests,
-            extra=self._extra(batch),
+            extra=extra,
         )
 
     def _extra(self, batch: Any) -> dict:
@@ -184,8 +218,8 @@ class Sparse(_FramesStrategy):
     name = "sparse"
 
     def __init__(self, fps: float = 1.0, params: GenerationParams | dict | None = None,
-                 prompts: PromptSet | str | None = None):
-        super().__init__(params, prompts)
+                 prompts: PromptSet | str | None = None, visual_prompt: Any = None):
+        super().__init__(params, prompts, visual_prompt)
         if not float(fps) > 0:
             raise ConfigError(f"fps must be > 0, got {fps!r}")
         self.fps = float(fps)
@@ -205,8 +239,8 @@ class Dense(Sparse):
     name = "dense"
 
     def __init__(self, fps: float | None = 5.0, params: GenerationParams | dict | None = None,
-                 prompts: PromptSet | str | None = None):
-        _FramesStrategy.__init__(self, params, prompts)
+                 prompts: PromptSet | str | None = None, visual_prompt: Any = None):
+        _FramesStrategy.__init__(self, params, prompts, visual_prompt)
         if fps is not None and not float(fps) > 0:
             raise ConfigError(f"fps must be > 0 or None, got {fps!r}")
         self.fps = None if fps is None else float(fps)
@@ -224,7 +258,7 @@ class Shuffled(_FramesStrategy):
 
     def __init__(self, inner: "Sparse | Dense | str" = "sparse", seed: int = 0,
                  params: GenerationParams | dict | None = None, prompts: PromptSet | str | None = None,
-                 **inner_options: Any):
+                 visual_prompt: Any = None, **inner_options: Any):
         if isinstance(inner, str):
             if inner not in ("sparse", "dense"):
                 raise ConfigError(f"Shuffled needs a sparse or dense inner strategy, got {inner!r}")
@@ -236,7 +270,8 @@ class Shuffled(_FramesStrategy):
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ConfigError(f"seed must be a non-negative int, got {seed!r}")
         super().__init__(params if params is not None else inner.params,
-                         prompts if prompts is not None else inner.prompts)
+                         prompts if prompts is not None else inner.prompts,
+                         visual_prompt if visual_prompt is not None else inner.visual_prompt)
         self.inner = inner
         self.seed = seed
 
@@ -249,7 +284,7 @@ class Shuffled(_FramesStrategy):
         return {"inner": self.inner.name, **self.inner._options(), "seed": self.seed}
 
     def _extra(self, batch: Any) -> dict:
-        return {"plan": batch.plan.to_dict(), "chronological_indices": sorted(int(i) for i in batch.indices)}
+        return {"plan": batch.plan.to_dict(), "chronological_indices": sorted(sent_indices(batch))}
 
 
 class MSCE:
@@ -261,6 +296,8 @@ class MSCE:
         params: decoding of the final answer (stage 2).
         stage1_params: decoding of the gap descriptions (stage 1).
         prompts: prompt set / version.
+        visual_prompt: a msce.visual_prompts variant applied to all planned frames in
+            chronological order (keyframes and gaps alike; a montage makes each gap one image).
     """
 
     name = "msce"
@@ -268,7 +305,7 @@ class MSCE:
     def __init__(self, keyframe_fps: float = 1.0, gap_frames: int = 4,
                  params: GenerationParams | dict | None = None,
                  stage1_params: GenerationParams | dict | None = None,
-                 prompts: PromptSet | str | None = None):
+                 prompts: PromptSet | str | None = None, visual_prompt: Any = None):
         if not float(keyframe_fps) > 0:
             raise ConfigError(f"keyframe_fps must be > 0, got {keyframe_fps!r}")
         if isinstance(gap_frames, bool) or not isinstance(gap_frames, int) or gap_frames < 1:
@@ -278,9 +315,11 @@ class MSCE:
         self.params = _params(params, DEFAULT_ANSWER_TOKENS)
         self.stage1_params = _params(stage1_params, DEFAULT_STAGE1_TOKENS)
         self.prompts = _prompts(prompts)
+        self.visual_prompt = _visual_prompt(visual_prompt)
 
     def __repr__(self) -> str:
-        return f"MSCE(keyframe_fps={self.keyframe_fps!r}, gap_frames={self.gap_frames!r})"
+        vp = f", visual_prompt={self.visual_prompt!r}" if self.visual_prompt is not None else ""
+        return f"MSCE(keyframe_fps={self.keyframe_fps!r}, gap_frames={self.gap_frames!r}{vp})"
 
     def spec(self):
         import msce
@@ -288,16 +327,22 @@ class MSCE:
         return msce.plan.keyframes_with_gaps(self.keyframe_fps, self.gap_frames)
 
     def config(self) -> dict:
-        return {"name": self.name, "keyframe_fps": self.keyframe_fps, "gap_frames": self.gap_frames,
-                "plan": self.spec().to_dict(), "params": self.params.to_dict(),
-                "stage1_params": self.stage1_params.to_dict(), "prompts": self.prompts.config()}
+        cfg = {"name": self.name, "keyframe_fps": self.keyframe_fps, "gap_frames": self.gap_frames,
+               "plan": self.spec().to_dict(), "params": self.params.to_dict(),
+               "stage1_params": self.stage1_params.to_dict(), "prompts": self.prompts.config()}
+        if self.visual_prompt is not None:
+            cfg["visual_prompt"] = self.visual_prompt.config()
+        return cfg
 
     def run(self, video: str | os.PathLike, labels: LabelSet, backend: "Backend",
             cache: "ResponseCache | None" = None) -> StrategyResult:
         import msce
 
         start = time.perf_counter()
-        segments = msce.load_segments(video, self.spec(), backend.target())
+        if self.visual_prompt is None:
+            segments = msce.load_segments(video, self.spec(), backend.target())
+        else:
+            segments = load_prompted(video, self.spec(), backend.target(), self.visual_prompt, segments=True)
         keyframes: list[Any] = []
         gaps: dict[int, Any] = {}
         for seg in segments:
@@ -317,7 +362,7 @@ class MSCE:
         for g in gap_batches:
             if g is None:
                 continue
-            rendered = self.prompts.stage1(len(g.indices), "image" if len(g.indices) == 1 else "video")
+            rendered = self.prompts.stage1(len(sent_indices(g)), "image" if len(g.indices) == 1 else "video")
             stage1_rendered.append(rendered)
             stage1_requests.append(_materialize(rendered, [g]))
         gen1 = generate_cached(backend, stage1_requests, self.stage1_params, cache)
@@ -331,8 +376,9 @@ class MSCE:
         parse = parse_answer_detail(raw, labels)
 
         sent_gaps = [g for g in gap_batches if g is not None]
-        frame_indices = [int(i) for g in sent_gaps for i in g.indices] + [int(k.indices[0]) for k in keyframes]
-        timestamps = [float(t) for g in sent_gaps for t in g.timestamps] + [float(k.timestamps[0]) for k in keyframes]
+        frame_indices = [i for g in sent_gaps for i in sent_indices(g)] + [int(k.indices[0]) for k in keyframes]
+        timestamps = [t for g in sent_gaps for t in sent_timestamps(g)] + [float(k.timestamps[0]) for k in keyframes]
+        extra_vp = _visual_record(segments[0]) if self.visual_prompt is not None else {}
         return StrategyResult(
             raw_answer=raw,
             parsed=parse.label,
@@ -350,10 +396,11 @@ class MSCE:
             extra={
                 "keyframe_indices": [int(k.indices[0]) for k in keyframes],
                 "keyframe_timestamps": [float(k.timestamps[0]) for k in keyframes],
-                "gap_indices": [[] if g is None else [int(i) for i in g.indices] for g in gap_batches],
+                "gap_indices": [[] if g is None else sent_indices(g) for g in gap_batches],
                 "stage1_from_cache": list(gen1.from_cache),
                 "stage1_model_calls": gen1.model_calls,
                 "stage2_model_calls": gen2.model_calls,
+                **extra_vp,
             },
         )
 
