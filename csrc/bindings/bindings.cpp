@@ -782,12 +782,14 @@ PYBIND11_MODULE(_C, m) {
   auto to_vec = [](const F32& a) { return std::vector<float>(a.data(), a.data() + a.size()); };
   m.def(
       "motion_energy",
-      [](py::array_t<uint8_t, py::array::c_style> frames, int block, double top_fraction, double regularization) {
+      [](py::array_t<uint8_t, py::array::c_style> frames, int block, double top_fraction, double regularization,
+         int threads) {
         if (frames.ndim() != 3 && frames.ndim() != 4) throw TransformError("frames must be (T, H, W) or (T, H, W, C) uint8");
         MotionOptions o;
         o.block = block;
         o.top_fraction = top_fraction;
         o.regularization = regularization;
+        o.threads = threads;
         const int channels = frames.ndim() == 4 ? static_cast<int>(frames.shape(3)) : 1;
         MotionCurves c;
         {
@@ -803,7 +805,8 @@ PYBIND11_MODULE(_C, m) {
         d["global_dy"] = py::array_t<float>(n, c.global_dy.data());
         return d;
       },
-      py::arg("frames"), py::arg("block") = 8, py::arg("top_fraction") = 0.05, py::arg("regularization") = 0.2);
+      py::arg("frames"), py::arg("block") = 8, py::arg("top_fraction") = 0.05, py::arg("regularization") = 0.2,
+      py::arg("threads") = 0);
   m.def(
       "motion_analyze",
       [spot_options, to_vec](const F32& energy, double fps, const py::dict& opt) {

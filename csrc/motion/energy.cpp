@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <exception>
 #include <string>
+#include <thread>
 
 #include "common/error.hpp"
 
@@ -29,18 +31,20 @@ void prepare(const uint8_t* src, int h, int w, int channels, std::vector<float>&
     const float* row = out.data() + static_cast<int64_t>(y) * w;
     float* dst = tmp.data() + static_cast<int64_t>(y) * w;
     for (int x = 0; x < w; ++x) {
+      if (x >= 2 && x + 2 < w) {
+        dst[x] = k[0] * row[x - 2] + k[1] * row[x - 1] + k[2] * row[x] + k[3] * row[x + 1] + k[4] * row[x + 2];
+        continue;
+      }
       float s = 0.0f;
       for (int d = -2; d <= 2; ++d) s += k[d + 2] * row[std::clamp(x + d, 0, w - 1)];
       dst[x] = s;
     }
   }
   for (int y = 0; y < h; ++y) {
+    const float* r[5];
+    for (int d = -2; d <= 2; ++d) r[d + 2] = tmp.data() + static_cast<int64_t>(std::clamp(y + d, 0, h - 1)) * w;
     float* dst = out.data() + static_cast<int64_t>(y) * w;
-    for (int x = 0; x < w; ++x) {
-      float s = 0.0f;
-      for (int d = -2; d <= 2; ++d) s += k[d + 2] * tmp[static_cast<int64_t>(std::clamp(y + d, 0, h - 1)) * w + x];
-      dst[x] = s;
-    }
+    for (int x = 0; x < w; ++x) dst[x] = k[0] * r[0][x] + k[1] * r[1][x] + k[2] * r[2][x] + k[3] * r[3][x] + k[4] * r[4][x];
   }
   double sum = 0.0, sum2 = 0.0;
   for (int64_t i = 0; i < n; ++i) {
@@ -96,11 +100,16 @@ void warp(const std::vector<float>& src, int h, int w, const Affine& g, std::vec
   const double hw = 0.5 * w, hh = 0.5 * h;
   for (int y = 0; y < h; ++y) {
     const double cy = (y + 0.5 - hh) / hh;
+    // source position = (x, y) - g(x, y): linear along the row
+    const double row_x = -(g.p[0] + g.p[1] * (0.5 - hw) / hw + g.p[2] * cy);
+    const double row_y = y - (g.p[3] + g.p[4] * (0.5 - hw) / hw + g.p[5] * cy);
+    const double step_x = 1.0 - g.p[1] / hw, step_y = -g.p[4] / hw;
+    float* out = dst.data() + static_cast<size_t>(y) * w;
+    uint8_t* ok = valid.data() + static_cast<size_t>(y) * w;
     for (int x = 0; x < w; ++x) {
-      const double cx = (x + 0.5 - hw) / hw;
-      const double ux = x - g.gx(cx, cy), uy = y - g.gy(cx, cy);
+      const double ux = row_x + step_x * x, uy = row_y + step_y * x;
       // content that came from outside the frame has no counterpart: leave it out
-      valid[static_cast<size_t>(y) * w + x] = ux >= 0.0 && ux <= w - 1.0 && uy >= 0.0 && uy <= h - 1.0;
+      ok[x] = ux >= 0.0 && ux <= w - 1.0 && uy >= 0.0 && uy <= h - 1.0;
       const double sx = std::clamp(ux, 0.0, static_cast<double>(w - 1));
       const double sy = std::clamp(uy, 0.0, static_cast<double>(h - 1));
       const int ix = static_cast<int>(sx), iy = static_cast<int>(sy);
@@ -108,13 +117,18 @@ void warp(const std::vector<float>& src, int h, int w, const Affine& g, std::vec
       cubic_weights(static_cast<float>(sx - ix), wx);
       cubic_weights(static_cast<float>(sy - iy), wy);
       float v = 0.0f;
-      for (int j = 0; j < 4; ++j) {
-        const float* row = src.data() + static_cast<int64_t>(std::clamp(iy - 1 + j, 0, h - 1)) * w;
-        float r = 0.0f;
-        for (int i = 0; i < 4; ++i) r += wx[i] * row[std::clamp(ix - 1 + i, 0, w - 1)];
-        v += wy[j] * r;
+      if (ix >= 1 && ix + 2 < w && iy >= 1 && iy + 2 < h) {
+        const float* r = src.data() + static_cast<int64_t>(iy - 1) * w + (ix - 1);
+        for (int j = 0; j < 4; ++j, r += w) v += wy[j] * (wx[0] * r[0] + wx[1] * r[1] + wx[2] * r[2] + wx[3] * r[3]);
+      } else {
+        for (int j = 0; j < 4; ++j) {
+          const float* row = src.data() + static_cast<int64_t>(std::clamp(iy - 1 + j, 0, h - 1)) * w;
+          float acc = 0.0f;
+          for (int i = 0; i < 4; ++i) acc += wx[i] * row[std::clamp(ix - 1 + i, 0, w - 1)];
+          v += wy[j] * acc;
+        }
       }
-      dst[static_cast<size_t>(y) * w + x] = v;
+      out[x] = v;
     }
   }
 }
@@ -331,57 +345,84 @@ MotionCurves motion_energy(const uint8_t* frames, int64_t count, int height, int
   const int64_t npix = static_cast<int64_t>(h) * w;
   // The coarse level (half size) only when it still holds a 3x3 grid of blocks.
   const bool coarse = (h / 2) >= 3 * o.block && (w / 2) >= 3 * o.block;
-  BlockGrid fine, half;
-  fine.init(h, w, o.block);
-  if (coarse) half.init(h / 2, w / 2, o.block);
-  std::vector<float> prev, cur, tmp, warped, prev_half, cur_half;
-  std::vector<uint8_t> valid;
-  const size_t top_k = std::max<size_t>(1, static_cast<size_t>(std::ceil(o.top_fraction * fine.blocks.size())));
-  std::vector<double> mags(fine.blocks.size());
 
-  prepare(frames, h, w, channels, prev, tmp);
-  if (coarse) halve(prev, h, w, prev_half);
-  for (int64_t t = 1; t < count; ++t) {
-    prepare(frames + t * frame_bytes, h, w, channels, cur, tmp);
-    double diff = 0.0;
-    for (int64_t i = 0; i < npix; ++i) diff += std::fabs(cur[i] - prev[i]);
-    // Head motion, coarse to fine: estimated at half size, then refined at full size on
-    // the previous frame moved by that estimate (so LK only sees small displacements).
-    Affine g;
-    if (coarse) {
-      halve(cur, h, w, cur_half);
-      half.solve(prev_half, cur_half, nullptr, o.regularization);
-      g = robust_fit(half.blocks).scaled(2.0);
-      warp(prev, h, w, g, warped, valid);
-      fine.solve(warped, cur, &valid, o.regularization);
-    } else {
-      fine.solve(prev, cur, nullptr, o.regularization);
-    }
-    Affine dg = robust_fit(fine.blocks);
-    if (coarse) {
-      // LK is a linearization: a second full-size step removes most of its bias
+  // Pairs (t-1, t) for t in [begin, end): every worker has its own buffers and prepares
+  // the frame before its range itself, so results do not depend on the thread count.
+  auto run_range = [&](int64_t begin, int64_t end) {
+    BlockGrid fine, half;
+    fine.init(h, w, o.block);
+    if (coarse) half.init(h / 2, w / 2, o.block);
+    std::vector<float> prev, cur, tmp, warped, prev_half, cur_half;
+    std::vector<uint8_t> valid;
+    const size_t top_k = std::max<size_t>(1, static_cast<size_t>(std::ceil(o.top_fraction * fine.blocks.size())));
+    std::vector<double> mags(fine.blocks.size());
+    prepare(frames + (begin - 1) * frame_bytes, h, w, channels, prev, tmp);
+    if (coarse) halve(prev, h, w, prev_half);
+    for (int64_t t = begin; t < end; ++t) {
+      prepare(frames + t * frame_bytes, h, w, channels, cur, tmp);
+      double diff = 0.0;
+      for (int64_t i = 0; i < npix; ++i) diff += std::fabs(cur[i] - prev[i]);
+      // Head motion, coarse to fine: estimated at half size, then refined twice at full
+      // size on the previous frame moved by the estimate so far (LK only sees small
+      // displacements, and its linearization bias shrinks with each step).
+      Affine g;
+      if (coarse) {
+        halve(cur, h, w, cur_half);
+        half.solve(prev_half, cur_half, nullptr, o.regularization);
+        g = robust_fit(half.blocks).scaled(2.0);
+        warp(prev, h, w, g, warped, valid);
+        fine.solve(warped, cur, &valid, o.regularization);
+      } else {
+        fine.solve(prev, cur, nullptr, o.regularization);
+      }
+      Affine dg = robust_fit(fine.blocks);
+      if (coarse) {
+        g = add(g, dg);
+        warp(prev, h, w, g, warped, valid);
+        fine.solve(warped, cur, &valid, o.regularization);
+        dg = robust_fit(fine.blocks);
+      }
+      for (size_t i = 0; i < fine.blocks.size(); ++i) {
+        double rx, ry;
+        fine.residual(fine.blocks[i], dg, &rx, &ry);
+        mags[i] = std::hypot(rx, ry);
+      }
       g = add(g, dg);
-      warp(prev, h, w, g, warped, valid);
-      fine.solve(warped, cur, &valid, o.regularization);
-      dg = robust_fit(fine.blocks);
+      std::nth_element(mags.begin(), mags.begin() + static_cast<std::ptrdiff_t>(top_k - 1), mags.end(),
+                       std::greater<double>());
+      double e = 0.0;
+      for (size_t i = 0; i < top_k; ++i) e += mags[i];
+      out.energy[t] = static_cast<float>(e / static_cast<double>(top_k));
+      out.difference[t] = static_cast<float>(diff / static_cast<double>(npix));
+      out.global_dx[t] = static_cast<float>(g.p[0]);
+      out.global_dy[t] = static_cast<float>(g.p[3]);
+      prev.swap(cur);
+      if (coarse) prev_half.swap(cur_half);
     }
-    for (size_t i = 0; i < fine.blocks.size(); ++i) {
-      double rx, ry;
-      fine.residual(fine.blocks[i], dg, &rx, &ry);
-      mags[i] = std::hypot(rx, ry);
-    }
-    g = add(g, dg);
-    std::nth_element(mags.begin(), mags.begin() + static_cast<std::ptrdiff_t>(top_k - 1), mags.end(),
-                     std::greater<double>());
-    double e = 0.0;
-    for (size_t i = 0; i < top_k; ++i) e += mags[i];
-    out.energy[t] = static_cast<float>(e / static_cast<double>(top_k));
-    out.difference[t] = static_cast<float>(diff / static_cast<double>(npix));
-    out.global_dx[t] = static_cast<float>(g.p[0]);
-    out.global_dy[t] = static_cast<float>(g.p[3]);
-    prev.swap(cur);
-    if (coarse) prev_half.swap(cur_half);
+  };
+
+  const int64_t pairs = count - 1;
+  int64_t workers = o.threads > 0 ? o.threads : static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+  workers = std::max<int64_t>(1, std::min<int64_t>(workers, pairs / 16));  // >= 16 pairs per worker
+  if (workers == 1) {
+    run_range(1, count);
+    return out;
   }
+  std::vector<std::thread> pool;
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(workers));
+  for (int64_t k = 0; k < workers; ++k) {
+    const int64_t begin = 1 + pairs * k / workers, end = 1 + pairs * (k + 1) / workers;
+    pool.emplace_back([&, k, begin, end] {
+      try {
+        run_range(begin, end);
+      } catch (...) {
+        errors[static_cast<size_t>(k)] = std::current_exception();
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
   return out;
 }
 

@@ -12,6 +12,7 @@ struct MotionOptions {
   int block = 8;                  // LK block side, pixels of the analysis frames
   double top_fraction = 0.05;     // energy = mean of this share of the largest block residuals
   double regularization = 0.2;    // Tikhonov weight, relative to the mean block gradient energy
+  int threads = 0;                // worker threads over frame ranges (0 = hardware threads)
 };
 
 // Per frame t (index 0 has no predecessor: every curve is 0 there):

@@ -44,7 +44,7 @@ struct Spot {
 // 1e-9) so a clean synthetic curve still has finite thresholds.
 EnergyAnalysis analyze_energy(const std::vector<float>& energy, double fps, const SpotOptions& options);
 
-// The rule (documented in docs/api.md, "Micro-expressions"): runs where the smoothed excess
+// The rule (documented in docs/micro-expressions.md): runs where the smoothed excess
 // exceeds `low`, merged across gaps <= merge_s, kept when their peak reaches `high` and
 // their length lies in [min_s, max_s]. Boundaries come from the unsmoothed excess: onset =
 // (first step above `low`) - 1, offset = last step above `low`, searched within the run

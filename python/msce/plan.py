@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "Plan", "PlanSpec", "uniform", "dense", "count", "shuffled", "multi_fps", "keyframes_with_gaps",
-    "token_budget", "at_indices", "at_times", "resolve",
+    "token_budget", "at_indices", "at_times", "resolve", "motion_aware_gaps",
 ]
 
 ROLES = ("frame", "keyframe", "gap")
@@ -413,6 +413,14 @@ def multi_fps(fps_list: Iterable[float] = (1, 5, 10, 15, 20, 25)) -> _MultiFps:
 def keyframes_with_gaps(keyframe_fps: float = 1.0, gap_frames: int = 4) -> PlanSpec:
     """MSCE sampling: keyframes at keyframe_fps plus gap_frames frames inside each gap."""
     return _KeyframesWithGaps(keyframe_fps, gap_frames)
+
+
+def motion_aware_gaps(keyframe_fps: float = 1.0, gap_frames: int = 4, **options: Any) -> PlanSpec:
+    """MSCE sampling with each gap's frames at its motion peaks (as many as
+    keyframes_with_gaps); ``resolve(meta, motion=None)``. See :mod:`msce.motion`."""
+    from msce.motion import MotionAwareGaps
+
+    return MotionAwareGaps(keyframe_fps, gap_frames, **options)
 
 
 def token_budget(max_tokens: int, target: Any, fps: float = 2.0, min_frames: int = 1) -> PlanSpec:
