@@ -305,7 +305,12 @@ class MSCE:
     def __init__(self, keyframe_fps: float = 1.0, gap_frames: int = 4,
                  params: GenerationParams | dict | None = None,
                  stage1_params: GenerationParams | dict | None = None,
-                 prompts: PromptSet | str | None = None, visual_prompt: Any = None):
+                 prompts: PromptSet | str | None = None, visual_prompt: Any = None,
+                 gaps: str = "uniform", motion_crop: Any = "face"):
+        if gaps not in ("uniform", "motion"):
+            raise ConfigError(f"gaps must be 'uniform' or 'motion', got {gaps!r}")
+        self.gaps = gaps
+        self.motion_crop = motion_crop
         if not float(keyframe_fps) > 0:
             raise ConfigError(f"keyframe_fps must be > 0, got {keyframe_fps!r}")
         if isinstance(gap_frames, bool) or not isinstance(gap_frames, int) or gap_frames < 1:
@@ -319,11 +324,16 @@ class MSCE:
 
     def __repr__(self) -> str:
         vp = f", visual_prompt={self.visual_prompt!r}" if self.visual_prompt is not None else ""
-        return f"MSCE(keyframe_fps={self.keyframe_fps!r}, gap_frames={self.gap_frames!r}{vp})"
+        gp = ", gaps='motion'" if self.gaps == "motion" else ""
+        return f"MSCE(keyframe_fps={self.keyframe_fps!r}, gap_frames={self.gap_frames!r}{gp}{vp})"
 
     def spec(self):
+        """Uniform gap frames (the paper), or ``gaps="motion"``: the same number of gap
+        frames placed at facial-motion peaks (msce.plan.motion_aware_gaps)."""
         import msce
 
+        if self.gaps == "motion":
+            return msce.plan.motion_aware_gaps(self.keyframe_fps, self.gap_frames, crop=self.motion_crop)
         return msce.plan.keyframes_with_gaps(self.keyframe_fps, self.gap_frames)
 
     def config(self) -> dict:
@@ -332,6 +342,8 @@ class MSCE:
                "stage1_params": self.stage1_params.to_dict(), "prompts": self.prompts.config()}
         if self.visual_prompt is not None:
             cfg["visual_prompt"] = self.visual_prompt.config()
+        if self.gaps == "motion":
+            cfg["gaps"] = "motion"
         return cfg
 
     def run(self, video: str | os.PathLike, labels: LabelSet, backend: "Backend",
