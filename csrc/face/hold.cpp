@@ -15,46 +15,8 @@ namespace msce::face {
 
 namespace {
 
-using Targets = std::vector<std::pair<size_t, int64_t>>;  // (job, slot)
+using Targets = SlotTargets;
 
-std::map<int64_t, Targets> wanted_slots(const std::vector<LoadJob>& jobs, int64_t num_frames) {
-  std::map<int64_t, Targets> wanted;
-  for (size_t j = 0; j < jobs.size(); ++j) {
-    const LoadJob& job = jobs[j];
-    job.spec.validate();
-    if (!job.out) throw TransformError("output buffer is missing");
-    if (!job.crops.empty() && job.crops.size() != job.indices.size()) {
-      throw TransformError("got " + std::to_string(job.crops.size()) + " crop boxes for " +
-                           std::to_string(job.indices.size()) + " frames");
-    }
-    if (job.slots < static_cast<int64_t>(job.indices.size())) throw TransformError("output has too few slots");
-    for (size_t s = 0; s < job.indices.size(); ++s) {
-      const int64_t idx = job.indices[s];
-      if (idx < 0 || idx >= num_frames) {
-        throw PlanError("frame index " + std::to_string(idx) + " is outside the clip (" +
-                        std::to_string(num_frames) + " frames)");
-      }
-      wanted[idx].emplace_back(j, static_cast<int64_t>(s));
-    }
-  }
-  return wanted;
-}
-
-void transform_targets(const Frame& f, const Targets& targets, const std::vector<LoadJob>& jobs) {
-  for (const auto& [j, slot] : targets) {
-    const LoadJob& job = jobs[j];
-    transform_frame_cpu(f, job.crops.empty() ? CropBox{} : job.crops[slot], job.spec, job.out, slot);
-  }
-}
-
-// Qwen layout: slots past the last frame repeat it (temporal padding).
-void pad_slots(std::vector<LoadJob>& jobs) {
-  for (LoadJob& job : jobs) {
-    const int64_t n = static_cast<int64_t>(job.indices.size());
-    if (job.spec.layout != Layout::kQwen || n == 0) continue;
-    for (int64_t s = n; s < job.slots; ++s) copy_qwen_slot(job.spec, job.out, n - 1, s);
-  }
-}
 
 int pool_threads(int threads) {
   if (threads > 0) return threads;
@@ -88,7 +50,7 @@ LoadStats decode_and_hold(VideoReader& reader, const std::vector<int64_t>& hold,
                           int threads, HeldFrames& held) {
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t num_frames = reader.metadata().num_frames;
-  auto wanted = wanted_slots(jobs, num_frames);
+  auto wanted = slots_by_index(jobs, num_frames);
   std::vector<int64_t> keep(hold);
   std::sort(keep.begin(), keep.end());
   keep.erase(std::unique(keep.begin(), keep.end()), keep.end());
@@ -123,7 +85,7 @@ LoadStats decode_and_hold(VideoReader& reader, const std::vector<int64_t>& hold,
     stats.decode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     pool.wait();
   }
-  pad_slots(jobs);
+  pad_qwen_slots(jobs);
   const auto rs = reader.last_stats();
   stats.frames_decoded = rs.frames_decoded;
   stats.seeks = rs.seeks;
@@ -132,7 +94,7 @@ LoadStats decode_and_hold(VideoReader& reader, const std::vector<int64_t>& hold,
 }
 
 void run_held_jobs(const HeldFrames& held, std::vector<LoadJob>& jobs, int threads) {
-  const auto wanted = wanted_slots(jobs, std::numeric_limits<int64_t>::max());
+  const auto wanted = slots_by_index(jobs, std::numeric_limits<int64_t>::max());
   const int n = pool_threads(threads);
   BoundedPool pool(n > 1 ? n : 0, 2 * n);
   for (const auto& [idx, targets] : wanted) {
@@ -145,7 +107,7 @@ void run_held_jobs(const HeldFrames& held, std::vector<LoadJob>& jobs, int threa
     pool.submit([&f, t, &jobs] { transform_targets(f, *t, jobs); });
   }
   pool.wait();
-  pad_slots(jobs);
+  pad_qwen_slots(jobs);
 }
 
 }  // namespace msce::face

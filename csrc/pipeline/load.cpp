@@ -12,12 +12,10 @@
 
 namespace msce {
 
-namespace {
+using Targets = SlotTargets;
 
-using Targets = std::vector<std::pair<size_t, int64_t>>;  // (job, slot)
-
-std::map<int64_t, Targets> slots_by_index(const std::vector<LoadJob>& jobs, int64_t num_frames) {
-  std::map<int64_t, Targets> wanted;
+std::map<int64_t, SlotTargets> slots_by_index(const std::vector<LoadJob>& jobs, int64_t num_frames) {
+  std::map<int64_t, SlotTargets> wanted;
   for (size_t j = 0; j < jobs.size(); ++j) {
     const LoadJob& job = jobs[j];
     job.spec.validate();
@@ -39,7 +37,15 @@ std::map<int64_t, Targets> slots_by_index(const std::vector<LoadJob>& jobs, int6
   return wanted;
 }
 
-void pad_slots(std::vector<LoadJob>& jobs) {
+void transform_targets(const Frame& f, const SlotTargets& targets, const std::vector<LoadJob>& jobs) {
+  for (const auto& [j, slot] : targets) {
+    const LoadJob& job = jobs[j];
+    const CropBox box = job.crops.empty() ? CropBox{} : job.crops[slot];
+    transform_frame_cpu(f, box, job.spec, job.out, slot);
+  }
+}
+
+void pad_qwen_slots(std::vector<LoadJob>& jobs) {
   for (LoadJob& job : jobs) {
     const int64_t n = static_cast<int64_t>(job.indices.size());
     if (job.spec.layout != Layout::kQwen || n == 0) continue;
@@ -47,18 +53,12 @@ void pad_slots(std::vector<LoadJob>& jobs) {
   }
 }
 
+namespace {
+
 int resolve_threads(int threads) {
   if (threads > 0) return threads;
   const unsigned hc = std::thread::hardware_concurrency();
   return hc == 0 ? 1 : static_cast<int>(hc);
-}
-
-void transform_targets(const Frame& f, const Targets& targets, const std::vector<LoadJob>& jobs) {
-  for (const auto& [j, slot] : targets) {
-    const LoadJob& job = jobs[j];
-    const CropBox box = job.crops.empty() ? CropBox{} : job.crops[slot];
-    transform_frame_cpu(f, box, job.spec, job.out, slot);
-  }
 }
 
 }  // namespace
@@ -84,7 +84,7 @@ LoadStats run_load_jobs(VideoReader& reader, std::vector<LoadJob>& jobs, int thr
     stats.decode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     pool.wait();
   }
-  pad_slots(jobs);
+  pad_qwen_slots(jobs);
   const auto rs = reader.last_stats();
   stats.frames_decoded = rs.frames_decoded;
   stats.seeks = rs.seeks;
@@ -110,7 +110,7 @@ void run_array_jobs(const uint8_t* frames, int64_t count, int height, int width,
     pool.submit([f, t, &jobs] { transform_targets(f, *t, jobs); });
   }
   pool.wait();
-  pad_slots(jobs);
+  pad_qwen_slots(jobs);
 }
 
 }  // namespace msce

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <utility>
 #include <vector>
 
 #include "decode/reader.hpp"
@@ -21,6 +23,19 @@ struct LoadJob {
   void* out = nullptr;
   int64_t slots = 0;
 };
+
+// Output slots that want one source frame: (job, slot) pairs.
+using SlotTargets = std::vector<std::pair<size_t, int64_t>>;
+
+// Validates the jobs (spec, buffer, crop count, slot count, index range) and groups their
+// output slots by source frame index. Shared by every load path (CPU, CUDA, face hold).
+std::map<int64_t, SlotTargets> slots_by_index(const std::vector<LoadJob>& jobs, int64_t num_frames);
+
+// Transforms one frame into every (job, slot) that wants it, on the CPU.
+void transform_targets(const Frame& f, const SlotTargets& targets, const std::vector<LoadJob>& jobs);
+
+// Qwen layout: slots past each job's last frame repeat it (temporal padding).
+void pad_qwen_slots(std::vector<LoadJob>& jobs);
 
 struct LoadStats {
   int64_t frames_decoded = 0;

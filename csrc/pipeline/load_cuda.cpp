@@ -23,29 +23,19 @@ namespace {
 
 using Targets = std::vector<cuda::SlotTarget>;
 
-// Validates the jobs (as load.cpp does for the CPU path) and groups their slots by frame.
+// The CPU path's validation and grouping (slots_by_index), as device-side slot targets.
 std::map<int64_t, Targets> targets_by_index(std::vector<LoadJob>& jobs, int64_t num_frames) {
   std::map<int64_t, Targets> wanted;
-  for (LoadJob& job : jobs) {
-    job.spec.validate();
-    if (!job.out) throw TransformError("output buffer is missing");
-    if (!job.crops.empty() && job.crops.size() != job.indices.size()) {
-      throw TransformError("got " + std::to_string(job.crops.size()) + " crop boxes for " +
-                           std::to_string(job.indices.size()) + " frames");
-    }
-    if (job.slots < static_cast<int64_t>(job.indices.size())) throw TransformError("output has too few slots");
-    for (size_t s = 0; s < job.indices.size(); ++s) {
-      const int64_t idx = job.indices[s];
-      if (idx < 0 || idx >= num_frames) {
-        throw PlanError("frame index " + std::to_string(idx) + " is outside the clip (" + std::to_string(num_frames) +
-                        " frames)");
-      }
+  for (const auto& [idx, slots] : slots_by_index(jobs, num_frames)) {
+    Targets& out = wanted[idx];
+    for (const auto& [j, s] : slots) {
+      LoadJob& job = jobs[j];
       cuda::SlotTarget t;
       t.box = job.crops.empty() ? CropBox{} : job.crops[s];
       t.spec = &job.spec;
       t.out = job.out;
-      t.slot = static_cast<int64_t>(s);
-      wanted[idx].push_back(t);
+      t.slot = s;
+      out.push_back(t);
     }
   }
   return wanted;
