@@ -7,6 +7,8 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #if defined(__AVX2__)
 #include <immintrin.h>
@@ -285,12 +287,50 @@ struct LevelTable {
   }
 };
 
+// (x - mean) / std of a uint8 row into float32: the same two IEEE operations as
+// px::normalize_u8 (vectorized where AVX2 is available, so results are identical).
+void normalize_row_f32(const uint8_t* __restrict s, int n, const float* table, float mean, float sd,
+                       float* __restrict out) {
+  int x = 0;
+#if defined(__AVX2__)
+  const __m256 m = _mm256_set1_ps(mean), d = _mm256_set1_ps(sd);
+  for (; x + 8 <= n; x += 8) {
+    const __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s + x))));
+    _mm256_storeu_ps(out + x, _mm256_div_ps(_mm256_sub_ps(v, m), d));
+  }
+#endif
+  for (; x < n; ++x) out[x] = table[s[x]];
+}
+
 // Writes one final uint8 RGB row (planar) into the output slot.
 template <typename T>
 void write_row_float(const TransformSpec& spec, const LevelTable<T>& lut, const uint8_t* const planes[3], int oy,
                      int width, void* out, int64_t slot) {
   T* o = static_cast<T*>(out);
   const int height = spec.out_h;
+  if constexpr (std::is_same_v<T, float>) {
+    if (spec.layout != Layout::kNHWC) {
+      // normalize whole rows with SIMD, then copy patch-wide runs (Qwen) or the row (NCHW)
+      thread_local std::vector<float> tmp;
+      tmp.resize(static_cast<size_t>(width));
+      const int64_t plane = static_cast<int64_t>(height) * width;
+      for (int c = 0; c < 3; ++c) {
+        const float m = spec.normalize ? spec.mean[c] : 0.f, sd = spec.normalize ? spec.std[c] : 1.f;
+        if (spec.layout == Layout::kNCHW) {
+          normalize_row_f32(planes[c], width, lut.v[c], m, sd, o + (slot * 3 + c) * plane + static_cast<int64_t>(oy) * width);
+          continue;
+        }
+        normalize_row_f32(planes[c], width, lut.v[c], m, sd, tmp.data());
+        const px::QwenGeometry& g = spec.qwen;
+        const int64_t rw = px::qwen_row_width(g);
+        for (int x0 = 0; x0 < width; x0 += g.patch) {
+          float* dst = o + px::qwen_row(g, slot, oy, x0) * rw + px::qwen_col(g, slot, c, oy, x0);
+          std::memcpy(dst, tmp.data() + x0, sizeof(float) * g.patch);
+        }
+      }
+      return;
+    }
+  }
   if (spec.layout == Layout::kQwen) {
     const px::QwenGeometry& g = spec.qwen;
     const int64_t rw = px::qwen_row_width(g);
