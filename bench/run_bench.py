@@ -77,6 +77,7 @@ def worker_main(spec: dict) -> dict:
 
     from _common import peak_rss_mib, time_fn
 
+    load_start = [round(x, 2) for x in os.getloadavg()]
     t0 = time.perf_counter()
     import peers
 
@@ -116,6 +117,7 @@ def worker_main(spec: dict) -> dict:
         "peer": spec["peer"], "variant": spec.get("variant", spec["peer"]), "clip": spec["clip"],
         "plan": spec["plan"], "max_pixels": spec.get("max_pixels"), "setup_s": round(setup_s, 3),
         "first_call_ms": first_ms, "timing": timing, "info": info,
+        "loadavg": {"start": load_start, "end": [round(x, 2) for x in os.getloadavg()]},
         "rss": {"baseline_mib": base_ru, "peak_mib": peak_ru, "delta_mib": peak_ru - base_ru,
                 "vmhwm_baseline_mib": base_hwm, "vmhwm_peak_mib": peak_hwm},
     }
