@@ -91,54 +91,6 @@ TransformSpec spec_from_dict(const py::dict& d) {
   return s;
 }
 
-// Python job dicts -> LoadJobs; `keep` holds the arrays so their memory outlives the call.
-std::vector<LoadJob> jobs_from_list(const py::list& jobs, std::vector<py::array>& keep) {
-  std::vector<LoadJob> out;
-  for (const auto& item : jobs) {
-    py::dict d = item.cast<py::dict>();
-    LoadJob job;
-    job.indices = d["indices"].cast<std::vector<int64_t>>();
-    if (!d["crops"].is_none()) {
-      for (const auto& c : d["crops"].cast<py::list>()) {
-        auto t = c.cast<std::vector<int>>();
-        if (t.size() != 4) throw TransformError("a crop box is (x, y, w, h)");
-        job.crops.push_back(CropBox{t[0], t[1], t[2], t[3]});
-      }
-    }
-    job.spec = spec_from_dict(d["spec"].cast<py::dict>());
-    py::array arr = d["out"].cast<py::array>();
-    if (!(arr.flags() & py::array::c_style) || !arr.writeable()) {
-      throw TransformError("output buffer must be a writable C-contiguous array");
-    }
-    job.slots = d["slots"].cast<int64_t>();
-    const int64_t need_bytes =
-        job.spec.layout == Layout::kQwen
-            ? (job.slots / job.spec.qwen.temporal) * job.spec.qwen.grid_h * job.spec.qwen.grid_w *
-                  px::qwen_row_width(job.spec.qwen) * static_cast<int64_t>(job.spec.element_size())
-            : job.spec.buffer_elements(job.slots) * static_cast<int64_t>(job.spec.element_size());
-    if (arr.nbytes() != need_bytes) {
-      throw TransformError("output buffer holds " + std::to_string(arr.nbytes()) + " bytes, expected " +
-                           std::to_string(need_bytes));
-    }
-    job.out = arr.mutable_data();
-    keep.push_back(arr);
-    out.push_back(std::move(job));
-  }
-  return out;
-}
-
-py::tuple plan_tuple(const PlanResult& r) {
-  return py::make_tuple(r.indices, r.times, r.roles, r.groups);
-}
-
-}  // namespace
-
-// ---- GPU transform and NVDEC (csrc/pixel/transform_cuda.cu, csrc/decode/reader_cuda.cpp) ----
-// Device buffers cross the boundary through __cuda_array_interface__ (torch CUDA tensors,
-// CuPy, Numba, ...), never as bare integers; streams are cudaStream_t handles as torch
-// exposes them (torch.cuda.Stream.cuda_stream).
-namespace {
-
 // The parts of a job dict that do not depend on where the output lives.
 LoadJob job_from_dict(const py::dict& d) {
   LoadJob job;
@@ -163,6 +115,41 @@ int64_t job_bytes(const LoadJob& job) {
   }
   return job.spec.buffer_elements(job.slots) * esz;
 }
+
+// Python job dicts -> LoadJobs writing into host arrays; `keep` holds the arrays so their
+// memory outlives the call.
+std::vector<LoadJob> jobs_from_list(const py::list& jobs, std::vector<py::array>& keep) {
+  std::vector<LoadJob> out;
+  for (const auto& item : jobs) {
+    py::dict d = item.cast<py::dict>();
+    LoadJob job = job_from_dict(d);
+    py::array arr = d["out"].cast<py::array>();
+    if (!(arr.flags() & py::array::c_style) || !arr.writeable()) {
+      throw TransformError("output buffer must be a writable C-contiguous array");
+    }
+    const int64_t need_bytes = job_bytes(job);
+    if (arr.nbytes() != need_bytes) {
+      throw TransformError("output buffer holds " + std::to_string(arr.nbytes()) + " bytes, expected " +
+                           std::to_string(need_bytes));
+    }
+    job.out = arr.mutable_data();
+    keep.push_back(arr);
+    out.push_back(std::move(job));
+  }
+  return out;
+}
+
+py::tuple plan_tuple(const PlanResult& r) {
+  return py::make_tuple(r.indices, r.times, r.roles, r.groups);
+}
+
+}  // namespace
+
+// ---- GPU transform and NVDEC (csrc/pixel/transform_cuda.cu, csrc/decode/reader_cuda.cpp) ----
+// Device buffers cross the boundary through __cuda_array_interface__ (torch CUDA tensors,
+// CuPy, Numba, ...), never as bare integers; streams are cudaStream_t handles as torch
+// exposes them (torch.cuda.Stream.cuda_stream).
+namespace {
 
 const char* typestr_for(DType t) { return t == DType::kU8 ? "|u1" : (t == DType::kF16 ? "<f2" : "<f4"); }
 

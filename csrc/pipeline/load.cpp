@@ -45,6 +45,17 @@ void transform_targets(const Frame& f, const SlotTargets& targets, const std::ve
   }
 }
 
+Frame rgb24_frame(const uint8_t* frames, int64_t index, int height, int width) {
+  Frame f;
+  f.layout = PixelLayout::kRGB24;
+  f.data[0] = frames + index * static_cast<int64_t>(height) * width * 3;
+  f.linesize[0] = width * 3;
+  f.width = width;
+  f.height = height;
+  f.index = index;
+  return f;
+}
+
 void pad_qwen_slots(std::vector<LoadJob>& jobs) {
   for (LoadJob& job : jobs) {
     const int64_t n = static_cast<int64_t>(job.indices.size());
@@ -97,15 +108,8 @@ void run_array_jobs(const uint8_t* frames, int64_t count, int height, int width,
   const auto wanted = slots_by_index(jobs, count);
   const int n = resolve_threads(threads);
   BoundedPool pool(n > 1 ? n : 0, 2 * n);
-  const int64_t frame_bytes = static_cast<int64_t>(height) * width * 3;
   for (const auto& [idx, targets] : wanted) {
-    Frame f;
-    f.layout = PixelLayout::kRGB24;
-    f.data[0] = frames + idx * frame_bytes;
-    f.linesize[0] = width * 3;
-    f.width = width;
-    f.height = height;
-    f.index = idx;
+    const Frame f = rgb24_frame(frames, idx, height, width);
     const Targets* t = &targets;
     pool.submit([f, t, &jobs] { transform_targets(f, *t, jobs); });
   }

@@ -34,6 +34,9 @@ std::map<int64_t, SlotTargets> slots_by_index(const std::vector<LoadJob>& jobs, 
 // Transforms one frame into every (job, slot) that wants it, on the CPU.
 void transform_targets(const Frame& f, const SlotTargets& targets, const std::vector<LoadJob>& jobs);
 
+// Frame `index` of a contiguous (count, height, width, 3) RGB24 array (host or device memory).
+Frame rgb24_frame(const uint8_t* frames, int64_t index, int height, int width);
+
 // Qwen layout: slots past each job's last frame repeat it (temporal padding).
 void pad_qwen_slots(std::vector<LoadJob>& jobs);
 

@@ -122,16 +122,8 @@ void run_array_jobs_cuda(const uint8_t* frames, bool on_device, int64_t count, i
   check_outputs(jobs, where.device);
   if (on_device && count > 0) cuda::check_device_pointer(frames, where.device, "input frames");
   auto t = cuda::acquire_transformer(where.device, where.stream);
-  const int64_t frame_bytes = static_cast<int64_t>(height) * width * 3;
   for (const auto& [idx, targets] : wanted) {
-    Frame f;
-    f.layout = PixelLayout::kRGB24;
-    f.data[0] = frames + idx * frame_bytes;
-    f.linesize[0] = width * 3;
-    f.width = width;
-    f.height = height;
-    f.index = idx;
-    t->add(f, on_device, targets);
+    t->add(rgb24_frame(frames, idx, height, width), on_device, targets);
   }
   pad_slots(*t, jobs);
   t->finish(/*synchronize=*/false);

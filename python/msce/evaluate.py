@@ -800,7 +800,8 @@ def _build_split(args: argparse.Namespace, dataset: Any):
     return split
 
 
-def _cmd_eval(args: argparse.Namespace) -> int:
+def _dataset_from_args(args: argparse.Namespace):
+    """The dataset named by the shared data options (msce eval, msce finetune)."""
     from msce.datasets import load_dataset
 
     opts: dict = {}
@@ -809,7 +810,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     elif args.labels:
         opts["labels"] = args.labels if args.labels in ("dfew", "mafw") else [x for x in args.labels.split(",") if x]
     opts["on_missing"] = "skip" if args.skip_missing else "error"
-    dataset = load_dataset(args.dataset, args.root, **opts)
+    return load_dataset(args.dataset, args.root, **opts)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    dataset = _dataset_from_args(args)
     split = _build_split(args, dataset)
     samples = split.test_samples(dataset)
 

@@ -1198,18 +1198,12 @@ def confusion_text(report: Any) -> str:
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
-    from msce.datasets import load_dataset
-    from msce.evaluate import _build_split, _kv, _strategy_options, default_cache_path, make_strategy
+    from msce.evaluate import (_build_split, _dataset_from_args, _kv, _strategy_options, default_cache_path,
+                               make_strategy)
 
     if args.strategy not in _TRAINABLE_STRATEGIES:
         raise ConfigError(f"--strategy must be one of {_TRAINABLE_STRATEGIES}, got {args.strategy!r}")
-    opts: dict = {}
-    if args.dataset in ("dfew", "mafw"):
-        opts = {"media": args.media, "media_dir": args.media_dir}
-    elif args.labels:
-        opts["labels"] = args.labels if args.labels in ("dfew", "mafw") else [x for x in args.labels.split(",") if x]
-    opts["on_missing"] = "skip" if args.skip_missing else "error"
-    dataset = load_dataset(args.dataset, args.root, **opts)
+    dataset = _dataset_from_args(args)
     split = _build_split(args, dataset)
     strategy = make_strategy(args.strategy, **_strategy_options(args))
 
