@@ -24,6 +24,17 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 HALF = (0.5, 0.5, 0.5)
 
+# Defaults of the HF video processors (transformers qwen2_vl / qwen3_vl video_processing_*.py;
+# Qwen2.5-VL is served by the Qwen2-VL one). Each side of a frame is a multiple of patch*merge.
+_QWEN2 = {"patch": 14, "mean": CLIP_MEAN, "std": CLIP_STD, "min_pixels": 128 * 28 * 28,
+          "max_pixels": 28 * 28 * 768, "max_video_tokens": 128000}
+_HF_DEFAULTS = {
+    "2": _QWEN2,
+    "2.5": _QWEN2,
+    "3": {"patch": 16, "mean": HALF, "std": HALF, "min_pixels": 128 * 32 * 32, "max_pixels": 32 * 32 * 768,
+          "max_video_tokens": 768},
+}
+
 _LAYOUT = {"qwen": 0, "NCHW": 1, "NHWC": 2}
 _DTYPE = {"uint8": 0, "float16": 1, "float32": 2}
 _INTERP = {"bicubic": 0, "bilinear": 1}
@@ -75,22 +86,37 @@ def _fused(values: tuple[float, float, float], scale: float = 255.0) -> list[flo
 class QwenVL:
     """Qwen-VL video tensors. ``version`` is "2", "2.5" or "3".
 
-    ``min_pixels`` / ``max_pixels`` default to the HF video processor's ``size``
-    (shortest_edge / longest_edge): per frame for Qwen2/2.5, for the whole clip for Qwen3.
-    ``cap_pixels_per_frame`` mirrors the HF option of the same name.
+    Every default equals the default-constructed HF video processor of that version
+    (Qwen2-VL and Qwen2.5-VL share ``Qwen2VLVideoProcessor``; Qwen3-VL has
+    ``Qwen3VLVideoProcessor``); tests/parity/test_hf_processor.py checks them field by field.
+    ``min_pixels`` / ``max_pixels`` default to the processor's ``size``
+    (shortest_edge / longest_edge): per frame for Qwen2/2.5, for the whole clip (t*h*w) for
+    Qwen3. ``cap_pixels_per_frame`` mirrors the HF option of the same name (HF leaves it
+    unset, which behaves as False). ``max_video_tokens`` (None = the version's HF default) is
+    read only with ``cap_pixels_per_frame`` and its unit differs by version, as in HF:
+    Qwen2/2.5 take it as the context length in tokens (128000; each frame may use
+    ``0.9 * max_video_tokens * factor**2 * temporal / num_frames`` pixels), Qwen3 as a
+    per-frame token ceiling (768; each frame may use ``max_video_tokens * factor**2``
+    pixels). Frame sampling (HF's fps / num_frames) is not a target setting: msce plans
+    choose the frames.
     """
 
     version: str = "2.5"
     min_pixels: int | None = None
     max_pixels: int | None = None
     cap_pixels_per_frame: bool = False
-    max_video_tokens: int = 128000
+    max_video_tokens: int | None = None
     dtype: str = "float32"
     interpolation: str = "bicubic"
 
     def __post_init__(self) -> None:
-        if self.version not in ("2", "2.5", "3"):
+        if self.version not in _HF_DEFAULTS:
             raise TransformError(f"QwenVL version must be '2', '2.5' or '3' (got {self.version!r})")
+        if self.max_video_tokens is None:
+            object.__setattr__(self, "max_video_tokens", _HF_DEFAULTS[self.version]["max_video_tokens"])
+        elif (isinstance(self.max_video_tokens, bool) or not isinstance(self.max_video_tokens, int)
+              or self.max_video_tokens <= 0):
+            raise TransformError(f"QwenVL max_video_tokens must be a positive integer (got {self.max_video_tokens!r})")
         if self.dtype not in ("float32", "float16"):
             raise TransformError(f"QwenVL dtype must be float32 or float16 (got {self.dtype!r})")
         if self.interpolation not in _INTERP:
@@ -101,7 +127,7 @@ class QwenVL:
 
     @property
     def patch(self) -> int:
-        return 16 if self.version == "3" else 14
+        return _HF_DEFAULTS[self.version]["patch"]
 
     temporal: int = field(default=2, init=False)
     merge: int = field(default=2, init=False)
@@ -112,18 +138,20 @@ class QwenVL:
 
     @property
     def mean(self) -> tuple[float, float, float]:
-        return HALF if self.version == "3" else CLIP_MEAN
+        return _HF_DEFAULTS[self.version]["mean"]
 
     @property
     def std(self) -> tuple[float, float, float]:
-        return HALF if self.version == "3" else CLIP_STD
+        return _HF_DEFAULTS[self.version]["std"]
+
+    @property
+    def rescale_factor(self) -> float:
+        """uint8 -> [0, 1] scale applied before mean/std (fused: ``(x - mean/r) / (std/r)``)."""
+        return 1 / 255
 
     @property
     def resolved_pixels(self) -> tuple[int, int]:
-        if self.version == "3":
-            lo, hi = 128 * 32 * 32, 32 * 32 * 768
-        else:
-            lo, hi = 128 * 28 * 28, 28 * 28 * 768
+        lo, hi = _HF_DEFAULTS[self.version]["min_pixels"], _HF_DEFAULTS[self.version]["max_pixels"]
         return (self.min_pixels if self.min_pixels is not None else lo,
                 self.max_pixels if self.max_pixels is not None else hi)
 
@@ -152,14 +180,15 @@ class QwenVL:
     def native_spec(self, out_h: int, out_w: int) -> dict:
         return {
             "out_h": out_h, "out_w": out_w, "interp": _INTERP[self.interpolation], "layout": _LAYOUT["qwen"],
-            "dtype": _DTYPE[self.dtype], "normalize": True, "mean": _fused(self.mean), "std": _fused(self.std),
+            "dtype": _DTYPE[self.dtype], "normalize": True, "mean": _fused(self.mean, 1.0 / self.rescale_factor),
+            "std": _fused(self.std, 1.0 / self.rescale_factor),
             "patch": self.patch, "temporal": self.temporal, "merge": self.merge,
         }
 
     def to_dict(self) -> dict:
         return {"kind": "qwenvl", "version": self.version, "min_pixels": self.resolved_pixels[0],
                 "max_pixels": self.resolved_pixels[1], "cap_pixels_per_frame": self.cap_pixels_per_frame,
-                "dtype": self.dtype, "interpolation": self.interpolation}
+                "max_video_tokens": self.max_video_tokens, "dtype": self.dtype, "interpolation": self.interpolation}
 
 
 @dataclass(frozen=True)
