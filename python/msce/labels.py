@@ -20,7 +20,9 @@ class LabelSet:
     ``names`` is the canonical order (the order of metric rows and confusion
     matrices); ``synonyms`` maps each name to extra words that mean the same class in
     a model's answer (the name itself is always accepted); ``abbrev`` gives the paper's
-    two-letter column codes.
+    two-letter column codes. A synonym is a word for the same emotion, never a guess:
+    ``"none"`` is not neutral and ``"unhappy"`` is not sadness (the answer parser reads
+    ``un`` + a label word as a negated mention).
     """
 
     key: str
@@ -61,19 +63,34 @@ class LabelSet:
         return (name,) + tuple(self.synonyms.get(name, ()))
 
 
+# Chinese words for each class, for models that answer in Chinese (keyed by the MAFW name).
+_ZH: dict[str, tuple[str, ...]] = {
+    "anger": ("愤怒", "生气"),
+    "disgust": ("厌恶",),
+    "fear": ("恐惧", "害怕"),
+    "happiness": ("快乐", "高兴", "开心"),
+    "neutral": ("中性", "平静"),
+    "sadness": ("悲伤", "伤心", "难过"),
+    "surprise": ("惊讶", "吃惊"),
+    "contempt": ("蔑视", "轻蔑"),
+    "anxiety": ("焦虑",),
+    "helplessness": ("无助",),
+    "disappointment": ("失望",),
+}
+
 DFEW = LabelSet(
     key="dfew",
     names=("happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"),
     display=("Happy", "Sad", "Neutral", "Angry", "Surprise", "Disgust", "Fear"),
     abbrev=("HA", "SD", "NU", "AG", "SU", "DG", "FE"),
     synonyms={
-        "happy": ("happiness", "joy", "joyful", "glad"),
-        "sad": ("sadness", "sorrow", "unhappy"),
-        "neutral": ("neutrality", "calm", "none"),
-        "angry": ("anger", "mad", "furious"),
-        "surprise": ("surprised", "astonished", "astonishment"),
-        "disgust": ("disgusted", "revulsion"),
-        "fear": ("fearful", "afraid", "scared", "fright"),
+        "happy": ("happiness", "joy", "joyful", "glad", *_ZH["happiness"]),
+        "sad": ("sadness", "sorrow", "sorrowful", *_ZH["sadness"]),
+        "neutral": ("neutrality", "calm", *_ZH["neutral"]),
+        "angry": ("anger", "mad", "furious", *_ZH["anger"]),
+        "surprise": ("surprised", "astonished", "astonishment", *_ZH["surprise"]),
+        "disgust": ("disgusted", "revulsion", *_ZH["disgust"]),
+        "fear": ("fearful", "afraid", "scared", "frightened", "fright", *_ZH["fear"]),
     },
     official_ids={1: "happy", 2: "sad", 3: "neutral", 4: "angry", 5: "surprise", 6: "disgust", 7: "fear"},
 )
@@ -91,17 +108,17 @@ MAFW = LabelSet(
     ),
     abbrev=("AG", "DG", "FE", "HA", "NU", "SD", "SU", "CO", "AX", "HP", "DA"),
     synonyms={
-        "anger": ("angry", "mad", "furious"),
-        "disgust": ("disgusted", "revulsion"),
-        "fear": ("fearful", "afraid", "scared", "fright"),
-        "happiness": ("happy", "joy", "joyful", "glad"),
-        "neutral": ("neutrality", "calm", "none"),
-        "sadness": ("sad", "sorrow", "unhappy"),
-        "surprise": ("surprised", "astonished", "astonishment"),
-        "contempt": ("contemptuous", "scorn", "disdain"),
-        "anxiety": ("anxious", "nervous", "nervousness", "worried", "worry"),
-        "helplessness": ("helpless", "powerless", "powerlessness"),
-        "disappointment": ("disappointed",),
+        "anger": ("angry", "mad", "furious", *_ZH["anger"]),
+        "disgust": ("disgusted", "revulsion", *_ZH["disgust"]),
+        "fear": ("fearful", "afraid", "scared", "frightened", "fright", *_ZH["fear"]),
+        "happiness": ("happy", "joy", "joyful", "glad", *_ZH["happiness"]),
+        "neutral": ("neutrality", "calm", *_ZH["neutral"]),
+        "sadness": ("sad", "sorrow", "sorrowful", *_ZH["sadness"]),
+        "surprise": ("surprised", "astonished", "astonishment", *_ZH["surprise"]),
+        "contempt": ("contemptuous", "scorn", "disdain", *_ZH["contempt"]),
+        "anxiety": ("anxious", "nervous", "nervousness", "worried", "worry", *_ZH["anxiety"]),
+        "helplessness": ("helpless", "powerless", "powerlessness", *_ZH["helplessness"]),
+        "disappointment": ("disappointed", *_ZH["disappointment"]),
     },
     official_ids={i: n for i, n in enumerate((
         "anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise",
