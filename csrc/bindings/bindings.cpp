@@ -32,6 +32,18 @@ using namespace msce;
 
 namespace {
 
+// An enum argument given as the exported enum member (msce._C.Layout.qwen, ...) or its
+// integer value; anything outside the enum is a TransformError naming the field.
+template <typename E>
+E enum_arg(const py::handle& value, const char* name, int count) {
+  const int i = value.cast<int>();
+  if (i < 0 || i >= count) {
+    throw TransformError(std::string(name) + " must be one of 0.." + std::to_string(count - 1) + " (got " +
+                         std::to_string(i) + ")");
+  }
+  return static_cast<E>(i);
+}
+
 void set_python_error(const char* cls, const char* what) {
   py::object errors = py::module_::import("msce.errors");
   py::object type = errors.attr(cls);
@@ -67,9 +79,9 @@ TransformSpec spec_from_dict(const py::dict& d) {
   TransformSpec s;
   s.out_h = d["out_h"].cast<int>();
   s.out_w = d["out_w"].cast<int>();
-  s.interp = static_cast<Interp>(d["interp"].cast<int>());
-  s.layout = static_cast<Layout>(d["layout"].cast<int>());
-  s.dtype = static_cast<DType>(d["dtype"].cast<int>());
+  s.interp = enum_arg<Interp>(d["interp"], "interp", 2);
+  s.layout = enum_arg<Layout>(d["layout"], "layout", 3);
+  s.dtype = enum_arg<DType>(d["dtype"], "dtype", 3);
   s.normalize = d["normalize"].cast<bool>();
   auto mean = d["mean"].cast<std::vector<float>>();
   auto std_ = d["std"].cast<std::vector<float>>();
@@ -160,10 +172,10 @@ std::vector<Frame> frames_from_list(const py::list& frames, std::vector<py::arra
   for (const auto& item : frames) {
     py::dict d = item.cast<py::dict>();
     Frame f;
-    f.layout = static_cast<PixelLayout>(d["layout"].cast<int>());
+    f.layout = enum_arg<PixelLayout>(d["layout"], "layout", 3);
     f.width = d["width"].cast<int>();
     f.height = d["height"].cast<int>();
-    f.matrix = static_cast<ColorMatrix>(d["matrix"].cast<int>());
+    f.matrix = enum_arg<ColorMatrix>(d["matrix"], "matrix", 3);
     f.range = d["full_range"].cast<bool>() ? ColorRange::kFull : ColorRange::kLimited;
     const int cw = (f.width + 1) / 2, ch = (f.height + 1) / 2;
     const int planes = f.layout == PixelLayout::kRGB24 ? 1 : (f.layout == PixelLayout::kNV12 ? 2 : 3);
@@ -469,6 +481,27 @@ void register_cuda_bindings(py::module_& m) {
 PYBIND11_MODULE(_C, m) {
   m.doc() = "msce native core: decode, plan, fused transform";
 
+  // The C++ enums, so Python names them instead of copying integer tables.
+  py::enum_<Layout>(m, "Layout")
+      .value("qwen", Layout::kQwen)
+      .value("NCHW", Layout::kNCHW)
+      .value("NHWC", Layout::kNHWC);
+  py::enum_<DType>(m, "DType")
+      .value("uint8", DType::kU8)
+      .value("float16", DType::kF16)
+      .value("float32", DType::kF32);
+  py::enum_<Interp>(m, "Interp")
+      .value("bicubic", Interp::kBicubic)
+      .value("bilinear", Interp::kBilinear);
+  py::enum_<PixelLayout>(m, "PixelLayout")
+      .value("yuv420p", PixelLayout::kYUV420P)
+      .value("nv12", PixelLayout::kNV12)
+      .value("rgb24", PixelLayout::kRGB24);
+  py::enum_<ColorMatrix>(m, "ColorMatrix")
+      .value("bt601", ColorMatrix::kBT601)
+      .value("bt709", ColorMatrix::kBT709)
+      .value("bt2020", ColorMatrix::kBT2020);
+
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
@@ -572,8 +605,8 @@ PYBIND11_MODULE(_C, m) {
   });
 
   // ---- pixel math, exposed for unit tests ------------------------------------------------
-  m.def("resample_axis", [](int in_size, int out_size, int interp) {
-    const ResampleAxis a = make_resample_axis(in_size, out_size, static_cast<Interp>(interp));
+  m.def("resample_axis", [](int in_size, int out_size, const py::object& interp) {
+    const ResampleAxis a = make_resample_axis(in_size, out_size, enum_arg<Interp>(interp, "interp", 2));
     py::dict d;
     d["first"] = a.first;
     d["count"] = a.count;
@@ -582,8 +615,8 @@ PYBIND11_MODULE(_C, m) {
     d["precision"] = a.precision;
     return d;
   });
-  m.def("yuv_to_rgb", [](int matrix, bool full, int y, int u, int v) {
-    const px::ColorCoeffs c = px::make_color_coeffs(matrix, full);
+  m.def("yuv_to_rgb", [](const py::object& matrix, bool full, int y, int u, int v) {
+    const px::ColorCoeffs c = px::make_color_coeffs(static_cast<int>(enum_arg<ColorMatrix>(matrix, "matrix", 3)), full);
     uint8_t rgb[3];
     px::yuv_to_rgb(c, y, u, v, rgb);
     return py::make_tuple(rgb[0], rgb[1], rgb[2]);
@@ -594,7 +627,7 @@ PYBIND11_MODULE(_C, m) {
   m.def(
       "yuv420_to_rgb",
       [](py::array_t<uint8_t, py::array::c_style> y, py::array_t<uint8_t, py::array::c_style> u,
-         py::object v, int matrix, bool full) {
+         py::object v, const py::object& matrix, bool full) {
         if (y.ndim() != 2 || u.ndim() != 2) throw TransformError("planes must be 2-D arrays");
         Frame f;
         f.width = static_cast<int>(y.shape(1));
@@ -618,7 +651,7 @@ PYBIND11_MODULE(_C, m) {
           f.data[2] = va.data();
           f.linesize[1] = f.linesize[2] = cw;
         }
-        f.matrix = static_cast<ColorMatrix>(matrix);
+        f.matrix = enum_arg<ColorMatrix>(matrix, "matrix", 3);
         f.range = full ? ColorRange::kFull : ColorRange::kLimited;
         TransformSpec spec;
         spec.out_h = f.height;

@@ -21,79 +21,26 @@ extern "C" {
 }
 
 #include "common/error.hpp"
+#include "decode/ffmpeg_common.hpp"
 
 namespace msce {
 
 namespace {
 
-std::string av_error(int err) {
-  char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
-  av_strerror(err, buf, sizeof(buf));
-  return buf;
-}
+using ffmpeg::error_string;
 
-struct FormatCloser {
-  void operator()(AVFormatContext* p) const { avformat_close_input(&p); }
-};
-struct CodecCloser {
-  void operator()(AVCodecContext* p) const { avcodec_free_context(&p); }
-};
-struct PacketFree {
-  void operator()(AVPacket* p) const { av_packet_free(&p); }
-};
-struct FrameFree {
-  void operator()(AVFrame* p) const { av_frame_free(&p); }
-};
-struct BufferUnref {
-  void operator()(AVBufferRef* p) const { av_buffer_unref(&p); }
-};
-using FormatPtr = std::unique_ptr<AVFormatContext, FormatCloser>;
-using CodecPtr = std::unique_ptr<AVCodecContext, CodecCloser>;
-using PacketPtr = std::unique_ptr<AVPacket, PacketFree>;
-using FramePtr = std::unique_ptr<AVFrame, FrameFree>;
-using BufferPtr = std::unique_ptr<AVBufferRef, BufferUnref>;
-
-FormatPtr open_input(const std::string& path, int* stream_index, const AVCodec** codec) {
-  AVFormatContext* raw = nullptr;
-  int err = avformat_open_input(&raw, path.c_str(), nullptr, nullptr);
-  if (err < 0) throw DecodeError(path + ": cannot open (" + av_error(err) + ")");
-  FormatPtr fmt(raw);
-  err = avformat_find_stream_info(fmt.get(), nullptr);
-  if (err < 0) throw DecodeError(path + ": cannot read stream info (" + av_error(err) + ")");
-  const AVCodec* dec = nullptr;
-  err = av_find_best_stream(fmt.get(), AVMEDIA_TYPE_VIDEO, -1, -1, &dec, 0);
-  if (err < 0 || !dec) throw DecodeError(path + ": no decodable video stream (" + av_error(err) + ")");
-  *stream_index = err;
-  *codec = dec;
+// The stream the CPU reader decodes (the same choice, so the two indexes can agree).
+ffmpeg::FormatContextPtr open_input(const std::string& path, int* stream_index, const AVCodec** codec) {
+  ffmpeg::FormatContextPtr fmt = ffmpeg::open_format(path);
+  *stream_index = ffmpeg::select_video_stream(fmt.get(), path, codec);
+  ffmpeg::discard_other_streams(fmt.get(), *stream_index);
   return fmt;
 }
 
-struct PacketInfo {
+struct KeyframeEntry {
   int64_t pts;
   int64_t seek_ts;  // what av_seek_frame needs to land on this packet
-  bool key;
 };
-
-// As the CPU reader does: demuxers index keyframes by dts unless they seek by pts.
-int64_t seek_timestamp(const AVFormatContext* fmt, const AVPacket* pkt) {
-  const bool by_pts = (fmt->iformat->flags & AVFMT_SEEK_TO_PTS) != 0;
-  const int64_t first = by_pts ? pkt->pts : pkt->dts;
-  return first != AV_NOPTS_VALUE ? first : (by_pts ? pkt->dts : pkt->pts);
-}
-
-ColorMatrix matrix_for(AVColorSpace cs) {
-  switch (cs) {
-    case AVCOL_SPC_BT709: return ColorMatrix::kBT709;
-    case AVCOL_SPC_BT2020_NCL:
-    case AVCOL_SPC_BT2020_CL: return ColorMatrix::kBT2020;
-    default: return ColorMatrix::kBT601;
-  }
-}
-
-bool is_jpeg_format(AVPixelFormat f) {
-  return f == AV_PIX_FMT_YUVJ420P || f == AV_PIX_FMT_YUVJ422P || f == AV_PIX_FMT_YUVJ444P ||
-         f == AV_PIX_FMT_YUVJ440P || f == AV_PIX_FMT_YUVJ411P;
-}
 
 }  // namespace
 
@@ -132,13 +79,13 @@ struct NvdecReader::Impl {
   int device = 0;
   int64_t seek_threshold = 16;
   bool hardware = true;
-  FormatPtr fmt;
-  CodecPtr ctx;
-  BufferPtr hw_device;
+  ffmpeg::FormatContextPtr fmt;
+  ffmpeg::CodecContextPtr ctx;
+  ffmpeg::BufferRefPtr hw_device;
   int stream_index = -1;
   AVRational time_base{1, 1};
   std::vector<int64_t> pts;          // presentation order: pts[i] of frame i
-  std::vector<PacketInfo> keyframes;  // ascending pts
+  std::vector<KeyframeEntry> keyframes;  // ascending pts
   int64_t first_seek = 0;             // seek timestamp that lands on the first packet
   VideoReader::Stats stats;
   bool hw_refused = false;
@@ -168,39 +115,27 @@ struct NvdecReader::Impl {
   void scan_packets() {
     int si = -1;
     const AVCodec* codec = nullptr;
-    FormatPtr scan = open_input(meta.path, &si, &codec);
-    PacketPtr pkt(av_packet_alloc());
-    std::vector<PacketInfo> all;
-    int retries = 0;
-    while (true) {
-      const int err = av_read_frame(scan.get(), pkt.get());
-      if (err == AVERROR(EAGAIN) && ++retries < 1000) continue;
-      if (err == AVERROR_EOF) break;
-      if (err < 0) throw UnsupportedError(meta.path + ": packet scan stopped early (" + av_error(err) + ")");
-      retries = 0;
-      // The CPU reader's index leaves out discarded and corrupt packets; so does this one.
-      if (pkt->stream_index == si && !(pkt->flags & (AV_PKT_FLAG_DISCARD | AV_PKT_FLAG_CORRUPT))) {
-        if (pkt->pts == AV_NOPTS_VALUE) {
-          av_packet_unref(pkt.get());
-          throw UnsupportedError(meta.path + ": packets without a pts (frames are numbered by decode order "
-                                 "there); the NVDEC path maps frames by timestamp");
-        }
-        int64_t seek_ts = seek_timestamp(scan.get(), pkt.get());
-        if (seek_ts == AV_NOPTS_VALUE) seek_ts = pkt->pts;
-        all.push_back({pkt->pts, seek_ts, (pkt->flags & AV_PKT_FLAG_KEY) != 0});
-      }
-      av_packet_unref(pkt.get());
+    ffmpeg::FormatContextPtr scan_fmt = open_input(meta.path, &si, &codec);
+    const ffmpeg::PacketScan scan = ffmpeg::scan_packets(scan_fmt.get(), si);
+    if (scan.read_error != 0) {
+      throw UnsupportedError(meta.path + ": packet scan stopped early (" + error_string(scan.read_error) + ")");
     }
-    if (all.empty()) throw DecodeError(meta.path + ": no video packets");
+    if (!scan.all_have_pts) {
+      throw UnsupportedError(meta.path + ": packets without a pts (frames are numbered by decode order "
+                             "there); the NVDEC path maps frames by timestamp");
+    }
+    if (scan.packets.empty()) throw DecodeError(meta.path + ": no video packets");
     pts.clear();
-    for (const auto& p : all) pts.push_back(p.pts);
-    std::sort(pts.begin(), pts.end());
-    first_seek = all.front().seek_ts;
-    for (const auto& p : all) {
+    keyframes.clear();
+    first_seek = scan.packets.front().seek_ts;
+    for (const ffmpeg::PacketEntry& p : scan.packets) {
+      pts.push_back(p.ts);
       first_seek = std::min(first_seek, p.seek_ts);
-      if (p.key) keyframes.push_back(p);
+      if (p.key) keyframes.push_back({p.ts, p.seek_ts});
     }
-    std::sort(keyframes.begin(), keyframes.end(), [](const PacketInfo& a, const PacketInfo& b) { return a.pts < b.pts; });
+    std::sort(pts.begin(), pts.end());
+    std::sort(keyframes.begin(), keyframes.end(),
+              [](const KeyframeEntry& a, const KeyframeEntry& b) { return a.pts < b.pts; });
 
     // Same frames as the CPU reader, or this path is not used.
     if (static_cast<int64_t>(pts.size()) != meta.num_frames ||
@@ -237,7 +172,7 @@ struct NvdecReader::Impl {
     ctx.reset(avcodec_alloc_context3(codec));
     if (!ctx) throw DecodeError(meta.path + ": out of memory allocating the decoder");
     int e = avcodec_parameters_to_context(ctx.get(), st->codecpar);
-    if (e < 0) throw DecodeError(meta.path + ": bad codec parameters (" + av_error(e) + ")");
+    if (e < 0) throw DecodeError(meta.path + ": bad codec parameters (" + error_string(e) + ")");
     ctx->pkt_timebase = st->time_base;
     if (hardware) {
       ctx->hw_device_ctx = av_buffer_ref(hw_device.get());
@@ -246,7 +181,7 @@ struct NvdecReader::Impl {
     }
     ctx->thread_count = 1;  // NVDEC does the work; frame threads would only add latency and surfaces
     e = avcodec_open2(ctx.get(), codec, nullptr);
-    if (e < 0) throw UnsupportedError(meta.path + ": cannot open the NVDEC decoder (" + av_error(e) + ")");
+    if (e < 0) throw UnsupportedError(meta.path + ": cannot open the NVDEC decoder (" + error_string(e) + ")");
   }
 
   void open_device(const AVCodec* codec) {
@@ -270,14 +205,14 @@ struct NvdecReader::Impl {
                                            AV_CUDA_USE_PRIMARY_CONTEXT);
     if (err < 0) {
       throw UnsupportedError("FFmpeg cannot open CUDA device " + std::to_string(device) + " for NVDEC (" +
-                             av_error(err) + ")");
+                             error_string(err) + ")");
     }
     hw_device.reset(hw);
   }
 
   void seek_to(int64_t ts) {
     const int err = av_seek_frame(fmt.get(), stream_index, ts, AVSEEK_FLAG_BACKWARD);
-    if (err < 0) throw DecodeError(meta.path + ": seek failed (" + av_error(err) + ")");
+    if (err < 0) throw DecodeError(meta.path + ": seek failed (" + error_string(err) + ")");
     avcodec_flush_buffers(ctx.get());
     ++stats.seeks;
   }
@@ -287,7 +222,7 @@ struct NvdecReader::Impl {
     if (seek_threshold <= 0 || target - last_index < seek_threshold) return std::nullopt;
     const int64_t target_pts = pts[target];
     auto it = std::upper_bound(keyframes.begin(), keyframes.end(), target_pts,
-                               [](int64_t v, const PacketInfo& k) { return v < k.pts; });
+                               [](int64_t v, const KeyframeEntry& k) { return v < k.pts; });
     if (it == keyframes.begin()) return std::nullopt;
     --it;
     if (index_of(it->pts) <= last_index + 1) return std::nullopt;  // no keyframe in between: no work skipped
@@ -311,8 +246,8 @@ struct NvdecReader::Impl {
       }
     }
     if (indices.empty()) return;
-    PacketPtr pkt(av_packet_alloc());
-    FramePtr frame(av_frame_alloc());
+    ffmpeg::PacketPtr pkt = ffmpeg::make_packet();
+    ffmpeg::FramePtr frame = ffmpeg::make_frame();
     size_t next = 0;
     int64_t last = -1;  // index of the last frame out of the decoder
     bool just_seeked = false;
@@ -383,7 +318,7 @@ struct NvdecReader::Impl {
       }
       if (r != AVERROR(EAGAIN)) {
         if (hw_refused) fail_refused();
-        throw DecodeError(meta.path + ": NVDEC decode failed (" + av_error(r) + ")");
+        throw DecodeError(meta.path + ": NVDEC decode failed (" + error_string(r) + ")");
       }
       if (eof) {
         throw DecodeError(meta.path + ": the decoder stalled before frame " + std::to_string(indices[next]));
@@ -399,7 +334,7 @@ struct NvdecReader::Impl {
           if (hw_refused) fail_refused();
           continue;
         }
-        if (err < 0) throw DecodeError(meta.path + ": cannot read packets (" + av_error(err) + ")");
+        if (err < 0) throw DecodeError(meta.path + ": cannot read packets (" + error_string(err) + ")");
         if (pkt->stream_index != stream_index) {
           av_packet_unref(pkt.get());
           continue;
@@ -411,7 +346,7 @@ struct NvdecReader::Impl {
       if (!pkt_pending) av_packet_unref(pkt.get());
       if (hw_refused) fail_refused();
       if (r < 0 && r != AVERROR(EAGAIN) && r != AVERROR_INVALIDDATA) {
-        throw DecodeError(meta.path + ": NVDEC decode failed (" + av_error(r) + ")");
+        throw DecodeError(meta.path + ": NVDEC decode failed (" + error_string(r) + ")");
       }
     }
     seek_to(first_seek);  // the next decode() starts from the beginning again
@@ -478,8 +413,8 @@ struct NvdecReader::Impl {
     const AVCodecParameters* par = fmt->streams[stream_index]->codecpar;
     const AVColorSpace cs = held->colorspace != AVCOL_SPC_UNSPECIFIED ? held->colorspace : par->color_space;
     const AVColorRange cr = held->color_range != AVCOL_RANGE_UNSPECIFIED ? held->color_range : par->color_range;
-    out.matrix = matrix_for(cs);
-    out.range = (cr == AVCOL_RANGE_JPEG || is_jpeg_format(ctx->sw_pix_fmt)) ? ColorRange::kFull : ColorRange::kLimited;
+    out.matrix = ffmpeg::matrix_for(cs);
+    out.range = ffmpeg::range_for(cr, ctx->sw_pix_fmt);
     out.index = idx;
     out.timestamp = idx < static_cast<int64_t>(meta.timestamps.size()) ? meta.timestamps[idx] : 0.0;
     out.owner = keep;

@@ -64,30 +64,37 @@ void pad_qwen_slots(std::vector<LoadJob>& jobs) {
   }
 }
 
-namespace {
-
-int resolve_threads(int threads) {
+int worker_threads(int threads) {
   if (threads > 0) return threads;
   const unsigned hc = std::thread::hardware_concurrency();
   return hc == 0 ? 1 : static_cast<int>(hc);
 }
 
-}  // namespace
-
-LoadStats run_load_jobs(VideoReader& reader, std::vector<LoadJob>& jobs, int threads) {
+LoadStats run_load_jobs(VideoReader& reader, std::vector<LoadJob>& jobs, int threads,
+                        const std::vector<int64_t>& extra, const FrameHook& on_frame) {
   const auto t0 = std::chrono::steady_clock::now();
-  const auto wanted = slots_by_index(jobs, reader.metadata().num_frames);
+  const int64_t num_frames = reader.metadata().num_frames;
+  auto wanted = slots_by_index(jobs, num_frames);
+  for (int64_t idx : extra) {
+    if (idx < 0 || idx >= num_frames) {
+      throw PlanError("frame index " + std::to_string(idx) + " is outside the clip (" + std::to_string(num_frames) +
+                      " frames)");
+    }
+    wanted.try_emplace(idx);  // decoded for the hook, maybe with no job slot
+  }
   std::vector<int64_t> order;
   order.reserve(wanted.size());
   for (const auto& kv : wanted) order.push_back(kv.first);
 
   LoadStats stats;
-  const int n = resolve_threads(threads);
+  const int n = worker_threads(threads);
   {
     // Workers transform while this thread decodes; in-flight frames are bounded.
     BoundedPool pool(n > 1 ? n : 0, 2 * n);
     reader.decode(order, [&](const Frame& frame) {
-      const Targets* targets = &wanted.at(frame.index);
+      if (on_frame) on_frame(frame);
+      const SlotTargets* targets = &wanted.at(frame.index);
+      if (targets->empty()) return;
       Frame kept = frame;  // shares ownership of the planes
       pool.submit([kept, targets, &jobs] { transform_targets(kept, *targets, jobs); });
       stats.frames_transformed += static_cast<int64_t>(targets->size());
@@ -103,18 +110,24 @@ LoadStats run_load_jobs(VideoReader& reader, std::vector<LoadJob>& jobs, int thr
   return stats;
 }
 
-void run_array_jobs(const uint8_t* frames, int64_t count, int height, int width, std::vector<LoadJob>& jobs,
-                    int threads) {
+void run_memory_jobs(int64_t count, const std::function<Frame(int64_t)>& frame_at, std::vector<LoadJob>& jobs,
+                     int threads) {
   const auto wanted = slots_by_index(jobs, count);
-  const int n = resolve_threads(threads);
+  const int n = worker_threads(threads);
   BoundedPool pool(n > 1 ? n : 0, 2 * n);
   for (const auto& [idx, targets] : wanted) {
-    const Frame f = rgb24_frame(frames, idx, height, width);
-    const Targets* t = &targets;
+    const Frame f = frame_at(idx);
+    const SlotTargets* t = &targets;
     pool.submit([f, t, &jobs] { transform_targets(f, *t, jobs); });
   }
   pool.wait();
   pad_qwen_slots(jobs);
+}
+
+void run_array_jobs(const uint8_t* frames, int64_t count, int height, int width, std::vector<LoadJob>& jobs,
+                    int threads) {
+  run_memory_jobs(
+      count, [&](int64_t idx) { return rgb24_frame(frames, idx, height, width); }, jobs, threads);
 }
 
 }  // namespace msce

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <utility>
 #include <vector>
@@ -48,11 +49,24 @@ struct LoadStats {
   double total_seconds = 0.0;
 };
 
-// Decodes the union of all jobs' indices once, in ascending order, and transforms every
-// frame into every slot that wants it on `threads` worker threads (0 = hardware threads).
-LoadStats run_load_jobs(VideoReader& reader, std::vector<LoadJob>& jobs, int threads);
+// Worker threads for a load: `threads`, or the hardware threads when `threads` <= 0.
+int worker_threads(int threads);
 
-// The same for frames already in memory (T, H, W, 3) uint8 RGB, contiguous.
+// Called on the decoding thread with every decoded frame (before its transforms are queued).
+using FrameHook = std::function<void(const Frame&)>;
+
+// Decodes the union of all jobs' indices and `extra` (indices some hook wants, validated
+// against the clip) once, in ascending order, and transforms every frame into every slot
+// that wants it on `threads` worker threads (0 = hardware threads); in-flight frames are
+// bounded.
+LoadStats run_load_jobs(VideoReader& reader, std::vector<LoadJob>& jobs, int threads,
+                        const std::vector<int64_t>& extra = {}, const FrameHook& on_frame = {});
+
+// The same for frames already in memory: `frame_at(i)` gives source frame i of `count`.
+void run_memory_jobs(int64_t count, const std::function<Frame(int64_t)>& frame_at, std::vector<LoadJob>& jobs,
+                     int threads);
+
+// Frames in memory as a contiguous (T, H, W, 3) uint8 RGB array.
 void run_array_jobs(const uint8_t* frames, int64_t count, int height, int width, std::vector<LoadJob>& jobs,
                     int threads);
 

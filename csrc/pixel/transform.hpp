@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "decode/reader.hpp"
+#include "common/frame.hpp"
 #include "pixel/pixel_math.hpp"
 #include "pixel/resample.hpp"
 
@@ -40,12 +40,6 @@ struct CropBox {
   int y = 0;
   int w = 0;
   int h = 0;
-};
-
-// Resolved geometry of the output for a given source frame size.
-struct OutputGeometry {
-  int out_h;
-  int out_w;
 };
 
 // Transforms `src` (cropped to `box`) and writes it into output slot `slot` of `out`.

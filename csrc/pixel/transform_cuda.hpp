@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "decode/reader.hpp"
+#include "common/frame.hpp"
 #include "pixel/transform.hpp"
 
 namespace msce {
