@@ -13,6 +13,7 @@ k/fps < duration, so a clip shorter than 1/fps still gets frame 0. In
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -292,11 +293,21 @@ class _Indices(PlanSpec):
         return {"kind": "at_indices", "indices": list(self.indices)}
 
 
+AT_TIMES_MODES = ("nearest", "displayed")
+# at_times(mode="displayed"): a frame whose timestamp is at most this far past t counts as
+# displayed at t. One microsecond is far below any frame interval and above the float
+# rounding of t and of pts * time_base (about 1e-15 s per second of clip).
+DISPLAYED_TOLERANCE_S = 1e-6
+
+
 class _Times(PlanSpec):
-    def __init__(self, times: Iterable[float]):
+    def __init__(self, times: Iterable[float], mode: str = "nearest"):
         self.times = [float(t) for t in times]
         if not self.times:
             raise PlanError("at_times() needs at least one timestamp")
+        if not isinstance(mode, str) or mode not in AT_TIMES_MODES:
+            raise PlanError(f"at_times() mode must be one of {AT_TIMES_MODES} (got {mode!r})")
+        self.mode = mode
 
     def resolve(self, meta: VideoMetadata) -> Plan:
         C = _native()
@@ -305,13 +316,20 @@ class _Times(PlanSpec):
         for t in self.times:
             if not (0.0 <= t < meta.duration) or not math.isfinite(t):
                 raise PlanError(f"{meta.path}: time {t} s is outside the clip (duration {meta.duration:.3f} s)")
-            idx.append(int(C.nearest_frame(ts, t)))
+            if self.mode == "nearest":
+                idx.append(int(C.nearest_frame(ts, t)))
+                continue
+            shown = bisect.bisect_right(ts, t + DISPLAYED_TOLERANCE_S) - 1
+            if shown < 0:
+                raise PlanError(f"{meta.path}: time {t} s is before the first frame (at {ts[0]:.6f} s), "
+                                "so no frame is displayed yet")
+            idx.append(shown)
         k = len(idx)
         return Plan(tuple(idx), tuple(float(ts[i]) for i in idx), ("frame",) * k, (0,) * k, None,
                     float(meta.average_fps), int(meta.num_frames), self.to_dict())
 
     def to_dict(self) -> dict:
-        return {"kind": "at_times", "times": list(self.times)}
+        return {"kind": "at_times", "times": list(self.times), "mode": self.mode}
 
 
 class _MultiFps:
@@ -433,9 +451,18 @@ def at_indices(indices: Iterable[int]) -> PlanSpec:
     return _Indices(indices)
 
 
-def at_times(times: Iterable[float]) -> PlanSpec:
-    """The frames nearest to these timestamps (seconds), in this order."""
-    return _Times(times)
+def at_times(times: Iterable[float], mode: str = "nearest") -> PlanSpec:
+    """One frame per timestamp t (seconds from the first frame), in this order.
+
+    ``mode="nearest"`` (default): the frame whose timestamp is closest to t (ties go to
+    the earlier frame). ``mode="displayed"``: the frame on screen at t, as players and
+    torchcodec's ``get_frames_played_at`` give it: the last frame whose timestamp is
+    <= t + :data:`DISPLAYED_TOLERANCE_S`. Either mode needs 0 <= t < duration (PlanError
+    otherwise); the last frame is displayed from its timestamp up to the clip's end, and a
+    t before the first frame's timestamp (only possible with metadata whose first timestamp
+    is not 0) raises PlanError in displayed mode. The spec's ``to_dict()`` records ``mode``
+    and ``at_times(**{k: v for k, v in d.items() if k != "kind"})`` rebuilds it."""
+    return _Times(times, mode)
 
 
 def resolve(spec_or_plan: PlanSpec | Plan, meta: VideoMetadata) -> Plan:

@@ -188,3 +188,91 @@ def test_smart_resize_matches_hf():
         hi = int(rng.integers(lo, 28 * 28 * 2000))
         assert msce.smart_resize(h, w, 28, lo, hi) == hf(h, w, 28, lo, hi)
     assert msce.smart_resize(42, 42, 28, 1, 10**7) == hf(42, 42, 28, 1, 10**7)  # round half to even
+
+
+# ---- at_times: nearest vs displayed ---------------------------------------------------------
+NTSC = 30000 / 1001  # 29.97 fps: frame i at i * 1001 / 30000 s
+
+
+def test_at_times_displayed_vs_nearest_hand_computed():
+    m = meta(n=300, fps=NTSC)  # frame 180 at 6.006 s, frame 181 at 6.0393667 s, duration 10.01 s
+    assert P.at_times([6.039]).resolve(m).indices == (181,)  # nearest (the default)
+    assert P.at_times([6.039], mode="nearest").resolve(m).indices == (181,)
+    shown = P.at_times([6.039, 0.0, 0.03, 6.006, 6.006 - 5e-7, 6.006 - 2e-6, 10.0, 10.0099], mode="displayed")
+    # frame 0 until 0.0333 s; 6.006 is frame 180's own timestamp; 0.5 us early is within the
+    # 1 us tolerance, 2 us early is still frame 179; frame 299 (9.9766 s) stays until 10.01 s
+    assert shown.resolve(m).indices == (180, 0, 0, 180, 180, 179, 299, 299)
+    assert P.at_times([0.03]).resolve(m).indices == (1,)
+
+
+def test_at_times_displayed_out_of_range_and_bad_mode():
+    m = meta(n=300, fps=NTSC)
+    for t in (-0.001, 10.01, 11.0, float("nan")):
+        with pytest.raises(msce.PlanError, match="outside the clip"):
+            P.at_times([t], mode="displayed").resolve(m)
+    late = meta(ts=[0.5, 0.6, 0.7, 0.8])  # metadata whose first frame is not at 0
+    assert P.at_times([0.2]).resolve(late).indices == (0,)
+    with pytest.raises(msce.PlanError, match="before the first frame"):
+        P.at_times([0.2], mode="displayed").resolve(late)
+    assert P.at_times([0.65], mode="displayed").resolve(late).indices == (1,)
+    for bad in ("closest", "", None, 1):
+        with pytest.raises(msce.PlanError, match="mode"):
+            P.at_times([1.0], mode=bad)
+
+
+def test_at_times_mode_json_round_trip():
+    import json
+
+    spec = P.at_times([6.039, 1.0], mode="displayed")
+    d = spec.to_dict()
+    assert d == {"kind": "at_times", "times": [6.039, 1.0], "mode": "displayed"}
+    rebuilt = P.at_times(**{k: v for k, v in json.loads(json.dumps(d)).items() if k != "kind"})
+    assert rebuilt == spec and rebuilt != P.at_times([6.039, 1.0])
+    p = spec.resolve(meta(n=300, fps=NTSC))
+    q = msce.Plan.from_json(p.to_json())
+    assert q == p and q.spec["mode"] == "displayed" and q.indices == (180, 29)
+    assert P.at_times([1.0]).to_dict()["mode"] == "nearest"
+
+
+@pytest.fixture(scope="module")
+def ntsc_clip(tmp_path_factory):
+    import shutil
+    import subprocess
+
+    exe = shutil.which("ffmpeg")
+    if exe is None:
+        pytest.skip("needs the ffmpeg command")
+    path = tmp_path_factory.mktemp("ntsc") / "ntsc.mp4"
+    subprocess.run([exe, "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=30000/1001",
+                    "-t", "7", "-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-bf", "2",
+                    "-pix_fmt", "yuv420p", "-threads", "1", str(path)], check=True)
+    return path
+
+
+def test_at_times_displayed_matches_pyav_frame_times(ntsc_clip):
+    av = pytest.importorskip("av")
+    with av.open(str(ntsc_clip)) as c:
+        frames = sorted(c.decode(video=0), key=lambda f: f.pts)
+        ref_rgb = [f.to_ndarray(format="rgb24") for f in frames]
+        start = frames[0].time
+        rel = np.array([f.time - start for f in frames])  # PyAV: pts * time_base, from the first frame
+    m = msce.VideoReader(ntsc_clip).metadata
+    assert m.num_frames == len(frames) and abs(m.average_fps - NTSC) < 1e-3
+
+    def on_screen(t):  # the reference: last frame PyAV presents at or before t
+        return int(np.searchsorted(rel, t, side="right")) - 1
+
+    rng = np.random.default_rng(7)
+    times = [6.039] + [float(t) for t in rng.uniform(0.0, m.duration, 200)] + [rel[-1] + 0.02]
+    got = P.at_times(times, mode="displayed").resolve(m).indices
+    assert got[0] == 180
+    assert list(got) == [on_screen(t) for t in times]
+    # at each frame's own PyAV timestamp, that frame is on screen (float rounding absorbed)
+    assert P.at_times(list(rel), mode="displayed").resolve(m).indices == tuple(range(len(frames)))
+    # and the nearest default still differs on the 29.97 fps example
+    assert P.at_times([6.039]).resolve(m).indices == (181,)
+
+    batch = msce.load(ntsc_clip, P.at_times([6.039], mode="displayed"), msce.Frames(layout="NHWC"))
+    img = batch.data.numpy()[0].astype(np.int16)
+    shown, next_one = (np.abs(img - ref_rgb[i].astype(np.int16)).mean() for i in (180, 181))
+    assert shown < 2.0 and shown < next_one
