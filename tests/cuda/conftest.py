@@ -1,5 +1,4 @@
-"""Fixtures of the CPU-vs-CUDA tests: the ``device`` parameter (cpu, and cuda marked
-``needs_cuda``) and a few small encoded clips."""
+"""Fixtures of the CPU-vs-CUDA tests: a few small encoded clips."""
 
 from __future__ import annotations
 
@@ -7,11 +6,6 @@ import shutil
 import subprocess
 
 import pytest
-
-
-@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.needs_cuda)])
-def device(request) -> str:
-    return request.param
 
 
 @pytest.fixture(scope="session")

@@ -170,11 +170,23 @@ def test_text_cannot_inject_vision_tokens(tiny_backends) -> None:
     assert torch.equal(clean, dirty)
 
 
-def test_backend_records(tiny_backends) -> None:
+def test_backend_records(tiny_backends, tiny_dirs, tmp_path) -> None:
+    import shutil
+
+    from msce.backends.hf import _weights_digest
+
     be = tiny_backends["3"]
     cfg = be.config()
     assert cfg["mode"] == "tokens" and cfg["qwen_version"] == "3" and cfg["dtype"] == "float32"
     fp = be.fingerprint()
-    assert fp["weights"] == tiny_backends["3"].fingerprint()["weights"]
     assert fp["weights"] != tiny_backends["2.5"].fingerprint()["weights"]
+    # the weights digest identifies content, not location: a byte-for-byte copy elsewhere
+    # has the backend's digest, and one changed weight byte gives another digest
+    copy = shutil.copytree(tiny_dirs["3"], tmp_path / "copy")
+    assert _weights_digest(copy) == fp["weights"]
+    weights = copy / "model.safetensors"
+    raw = bytearray(weights.read_bytes())
+    raw[-1] ^= 0x01
+    weights.write_bytes(bytes(raw))
+    assert _weights_digest(copy) != fp["weights"]
     assert be.target() == msce.QwenVL(version="3", min_pixels=32 * 32 * 4, max_pixels=32 * 32 * 16)

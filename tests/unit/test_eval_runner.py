@@ -156,27 +156,46 @@ def test_media_errors_skip_or_raise(tmp_path, data):
 
 CHILD = textwrap.dedent(
     """
-    import sys
+    import os, sys, time
+    from pathlib import Path
     from eval_fakes import FakeBackend, FakeStrategy
     from msce.datasets import load_generic
     from msce.evaluate import run_eval
 
     data, out, kill_at, sleep = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-    ds = load_generic(data, labels="dfew")
-    strat = FakeStrategy(None, kill_at=kill_at or None, sleep=sleep)
+    labels, hold_at, ready = sys.argv[5], int(sys.argv[6]), sys.argv[7]
+
+
+    class Held(FakeStrategy):
+        # at video number hold_at: tell the parent (an atomically created file), then wait
+        # inside the video until the parent kills this process; it never finishes first
+        def run(self, video, labels, backend, cache=None):
+            if self.calls + 1 == hold_at:
+                Path(ready + ".tmp").write_text(str(os.getpid()))
+                os.replace(ready + ".tmp", ready)
+                while True:
+                    time.sleep(1.0)
+            return super().run(video, labels, backend, cache)
+
+
+    ds = load_generic(data, labels=labels.split(",") if "," in labels else labels)
+    strat = Held(None, kill_at=kill_at or None, sleep=sleep)
     run_eval(ds, ds.samples, strat, FakeBackend(), out, progress=False, n_boot=0)
     """
 )
 
 
-def spawn(tmp_path: Path, data_dir: Path, out: Path, kill_at: int = 0, sleep: float = 0.0) -> subprocess.Popen:
+def spawn(tmp_path: Path, data_dir: Path, out: Path, kill_at: int = 0, sleep: float = 0.0, labels: str = "dfew",
+          hold_at: int = 0) -> subprocess.Popen:
+    """A fresh interpreter (not a fork: the parent has torch's threads) running the eval."""
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(HERE)] + [p for p in sys.path if p])
     log = open(tmp_path / "child.log", "wb")
     try:
-        return subprocess.Popen([sys.executable, str(script), str(data_dir), str(out), str(kill_at), str(sleep)],
+        return subprocess.Popen([sys.executable, str(script), str(data_dir), str(out), str(kill_at), str(sleep),
+                                 labels, str(hold_at), str(tmp_path / "ready")],
                                 env=env, stdout=log, stderr=subprocess.STDOUT)
     finally:
         log.close()
@@ -203,39 +222,28 @@ def test_sigkill_inside_a_video_then_resume(tmp_path, data):
     check_resumed(ds, out, written)
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_sigkill_from_outside_then_resume(tmp_path):
-    # A forked child (msce already imported, so it starts at once) writes predictions
-    # slowly; the parent kills it with SIGKILL at an arbitrary moment, then resumes.
+    # A spawned child writes predictions; at its 5th video it says so (a file) and waits
+    # there, so the parent's SIGKILL lands at that point however loaded the machine is.
     make_generic_tree(tmp_path / "data", {"happy": 10, "sad": 10, "fear": 10})
     ds = load_generic(tmp_path / "data", labels=["happy", "sad", "fear"])
     out = tmp_path / "run"
-    pred = out / "predictions.jsonl"
-    pid = os.fork()
-    if pid == 0:  # child
-        try:
-            evaluate.run_eval(ds, ds.samples, FakeStrategy(None, sleep=0.02), FakeBackend(), out, progress=False,
-                              n_boot=0)
-        finally:
-            os._exit(0)
-    deadline = time.monotonic() + 60
-    killed = False
+    ready = tmp_path / "ready"
+    child = spawn(tmp_path, tmp_path / "data", out, labels="happy,sad,fear", hold_at=5)
     try:
-        while time.monotonic() < deadline:
-            if pred.exists() and pred.read_bytes().count(b"\n") >= 4:
-                os.kill(pid, signal.SIGKILL)
-                killed = True
-                break
-            time.sleep(0.002)
+        deadline = time.monotonic() + 300
+        while not ready.exists():
+            assert child.poll() is None, f"child exited early: {(tmp_path / 'child.log').read_text()}"
+            assert time.monotonic() < deadline, "child never reached video 5"
+            time.sleep(0.01)
+        assert int(ready.read_text()) == child.pid
     finally:
-        if not killed:
-            os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
-    assert killed and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
-    data = pred.read_bytes()
-    complete = data[: data.rfind(b"\n") + 1]
-    assert 4 <= complete.count(b"\n") < 30
-    check_resumed(ds, out, complete)
+        child.kill()  # SIGKILL
+        child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL, (tmp_path / "child.log").read_text()
+    written = (out / "predictions.jsonl").read_bytes()
+    assert written.count(b"\n") == 4 and written.endswith(b"\n")  # videos 1-4, nothing of the 5th
+    check_resumed(ds, out, written)
 
 
 def test_cli_eval_then_report_and_compare(tmp_path, capsys):
