@@ -4,14 +4,18 @@
 A report holds, for the runs given:
 
 * a summary table (macro precision/recall/F1 with bootstrap intervals, UAR, WAR,
-  invalid rate) and per-class F1;
+  invalid rate), the answer-parse reasons of every run (whatever ``parse_reason``
+  strings the records hold) and per-class F1;
 * row-normalized confusion matrices (with the invalid column), one per run;
 * frame-shuffle sensitivity for every normal/FS pair of runs (per-class F1 bars,
   paired McNemar tests, bootstrap interval of the macro-F1 change);
 * F1 against FPS for runs that differ only in sampling rate;
 * per-class F1 against lexical frequency (wordfreq English/Chinese, or the counts of
   ``--freq-csv``) with Pearson r, two-tailed p and Spearman rho;
-* head->tail vs tail->head confusion flows with an exact binomial test;
+* per-class F1 against the training split's class counts (the paper's Fig. S3) with
+  Pearson r and p, for runs whose training class counts are known;
+* head->tail vs tail->head confusion flows with an exact binomial test, with the head/tail
+  split and its source (training class counts, paper Sec. 3.3, or user);
 * paired comparisons against the first run.
 
 Plots are drawn with matplotlib's object API on an Agg canvas (no pyplot, no global
@@ -35,11 +39,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from msce.errors import ConfigError
+from msce.errors import ConfigError, DatasetError
 from msce.evaluate import Run, load_run
 from msce.labels import LABEL_SETS
 
-__all__ = ["build_report", "compare_table", "add_cli", "pair_shuffled_runs", "fps_groups"]
+__all__ = ["build_report", "compare_table", "add_cli", "pair_shuffled_runs", "fps_groups", "run_training_counts",
+           "parse_reason_counts"]
 
 
 # --------------------------------------------------------------------------- document model
@@ -232,6 +237,34 @@ def plot_frequency(
     return _png(fig)
 
 
+def plot_training_counts(
+    counts: Mapping[str, float], series: Sequence[tuple[str, Mapping[str, float], Any]], title: str
+) -> bytes:
+    """Training class counts (bars, classes sorted by count) with per-class F1 overlaid.
+
+    ``series`` holds ``(run name, per-class F1, correlation)``; the legend carries each
+    run's Pearson r and two-tailed p against the counts (the paper's Fig. S3 view).
+    """
+    names = sorted(counts, key=lambda n: -float(counts[n]))  # stable: ties keep label order
+    xs = np.arange(len(names))
+    fig = _figure(max(5.0, 0.6 * len(names) + 2.5), 3.8)
+    ax = fig.add_subplot()
+    ax.bar(xs, [float(counts[n]) for n in names], color="#c9d6e8", label="training clips")
+    lset = next((ls for ls in LABEL_SETS.values() if set(names) <= set(ls.names)), None)
+    ticks = [lset.abbrev[lset.names.index(n)] for n in names] if lset is not None and len(names) > 8 else names
+    ax.set_xticks(xs, ticks, rotation=45 if len(names) > 8 else 0)
+    ax.set_ylabel("training clips per class")
+    ax2 = ax.twinx()
+    for run_name, f1, corr in series:
+        ax2.plot(xs, [f1[n] for n in names], marker="o",
+                 label=f"{run_name}: r = {corr.r:.3f} (p = {_fmt_p(corr.p)})")
+    ax2.set_ylabel("per-class F1")
+    ax2.set_ylim(0, 1.05)
+    ax2.legend(fontsize=7, loc="upper right")
+    ax.set_title(title, fontsize=9)
+    return _png(fig)
+
+
 def plot_shuffle_bars(labels: Sequence[str], f1_normal: np.ndarray, f1_fs: np.ndarray, title: str) -> bytes:
     """Grouped per-class F1 bars: normal vs frame-shuffled."""
     k = len(labels)
@@ -315,6 +348,55 @@ def fps_groups(runs: Sequence[Run]) -> dict[str, list[Run]]:
     return out
 
 
+# --------------------------------------------------------------------------- training counts, parse reasons
+
+
+def run_training_counts(run: Run) -> tuple[dict[str, int], str] | None:
+    """The training class counts of a run's split and where they came from, or None.
+
+    In order: the run's saved split file (``config["split"]["file"]``, the train ids
+    with their classes, as ``msce eval`` writes ``split.json``); else, for a balanced
+    split, the dataset's recorded class counts minus ``n_per_class`` test clips per
+    class. Runs made without a recorded split have no known training counts.
+    """
+    from msce.analysis import training_class_counts
+    from msce.splits import Split
+
+    split = run.config.get("split") or {}
+    fname = split.get("file")
+    if isinstance(fname, str) and fname:
+        path = run.path / fname
+        if path.is_file():
+            counts = training_class_counts(Split.load(path), run.labels)
+            return counts, f"train part of {run.name}/{fname}"
+    ds_counts = (run.config.get("dataset") or {}).get("class_counts")
+    n_test = split.get("n_per_class")
+    if split.get("kind") == "balanced" and isinstance(n_test, int) and isinstance(ds_counts, Mapping) \
+            and all(n in ds_counts for n in run.labels):
+        counts = {n: int(ds_counts[n]) - n_test for n in run.labels}
+        if all(v >= 0 for v in counts.values()):
+            return counts, f"dataset class counts minus {n_test} test clips per class"
+    return None
+
+
+NOT_RECORDED = "not recorded"
+
+
+def parse_reason_counts(run: Run) -> dict[str, int]:
+    """How many answers of a run the parser settled with each reason.
+
+    Counts every ``parse_reason`` string the prediction records hold (no fixed list, so
+    new parser reasons show up as they are); records without one count as
+    ``"not recorded"``.
+    """
+    out: dict[str, int] = {}
+    for rec in run.records:
+        reason = rec.get("parse_reason")
+        key = str(reason) if reason not in (None, "") else NOT_RECORDED
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
 # --------------------------------------------------------------------------- frequencies
 
 
@@ -348,16 +430,29 @@ def build_report(
     seed: int = 0,
     n_head: int | None = None,
     head: Sequence[str] | None = None,
+    train_counts_csv: str | None = None,
     title: str = "msce evaluation report",
 ) -> dict[str, Path]:
     """Write ``report.md``, ``report.html`` and ``figures/*.png`` into ``out_dir``.
 
-    ``freq_csv``: ``label,count`` file used first for the long-tail analysis and the
-    head/tail ranking (else wordfreq English). ``pairs``: explicit (normal, shuffled)
-    run names. ``head``: head classes for the asymmetry test (default: the ``n_head``
-    most frequent, half of the classes). ``n_boot``/``seed``: bootstrap settings.
+    ``freq_csv``: ``label,count`` file of lexical counts used first for the long-tail
+    analysis (wordfreq English/Chinese follow). ``pairs``: explicit (normal, shuffled)
+    run names. Head/tail classes for the asymmetry test, per run, first that applies:
+    ``head`` (source "user"); the run's training class counts (``train_counts_csv``, a
+    ``label,count`` file, else :func:`run_training_counts`), head = the ``n_head`` most
+    frequent classes or by default those holding at least half of the training clips;
+    the paper's MAFW head set (Sec. 3.3); otherwise the report says that there is no
+    default. ``n_boot``/``seed``: bootstrap settings.
     """
-    from msce.analysis import asymmetric_confusion, compare_runs, fps_sweep, frequency_correlation, shuffle_sensitivity
+    from msce.analysis import (
+        asymmetric_confusion,
+        compare_runs,
+        fps_sweep,
+        frequency_correlation,
+        load_frequency_csv,
+        resolve_head_tail,
+        shuffle_sensitivity,
+    )
     from msce.metrics import bootstrap_ci
 
     runs = list(runs)
@@ -389,6 +484,15 @@ def build_report(
                "F1 95% CI", "UAR", "WAR", "invalid"], rows)
     doc.p("Macro averages are unweighted means over classes; invalid answers count as wrong for every metric. "
           "Intervals: percentile bootstrap over videos.")
+
+    # --- answer parsing
+    doc.h(1, "Answer parsing")
+    reason_counts = {r.name: parse_reason_counts(r) for r in runs}
+    reasons = sorted({k for c in reason_counts.values() for k in c})
+    doc.table(["run"] + reasons + ["videos"],
+              [[r.name] + [reason_counts[r.name].get(k, 0) for k in reasons] + [len(r.records)] for r in runs])
+    doc.p("How the answer parser settled each answer (the parse_reason of every prediction record); "
+          f"'{NOT_RECORDED}' counts records without a reason.")
 
     # --- per-class F1
     by_labels: dict[tuple[str, ...], list[Run]] = {}
@@ -459,7 +563,7 @@ def build_report(
         if not sources:
             doc.p(f"No frequencies available for classes {list(labels)} (install wordfreq or pass --freq-csv).")
             continue
-        primary[labels] = next(iter(sources.values()))
+        primary[labels] = next(iter(sources.values()))  # orients the class pairs of the asymmetry tables
         doc.table(["class"] + list(sources),
                   [[lab] + [f"{src[lab]:.3g}" for src in sources.values()] for lab in labels])
         rows = []
@@ -479,32 +583,78 @@ def build_report(
                       f"Per-class F1 against class-word frequency: {name}")
             fig_n += 1
 
+    # --- training class counts (Fig. S3)
+    train_counts: dict[str, tuple[dict[str, int], str]] = {}
+    count_problems = []
+    for r in runs:
+        if train_counts_csv:
+            lset = next((ls for ls in LABEL_SETS.values() if tuple(ls.names) == r.labels), None)
+            train_counts[r.name] = (dict(load_frequency_csv(train_counts_csv, lset or r.labels)),
+                                    f"counts from {Path(train_counts_csv).name}")
+            continue
+        try:
+            known = run_training_counts(r)
+        except DatasetError as exc:
+            count_problems.append(f"{r.name}: {exc}")
+            continue
+        if known is not None:
+            train_counts[r.name] = known
+    doc.h(1, "Per-class F1 vs training class count (Fig. S3)")
+    if not train_counts:
+        doc.p("The training class counts are not known for any run (no recorded split with training labels; "
+              "pass --train-counts CSV to give them).")
+    for problem in count_problems:
+        doc.p(f"Training class counts unreadable for {problem}")
+    groups_s3: dict[tuple, list[Run]] = {}
+    for r in runs:
+        if r.name in train_counts:
+            counts, note = train_counts[r.name]
+            groups_s3.setdefault((r.labels, tuple(counts.items()), note), []).append(r)
+    rows = []
+    for g, ((labels, items, note), rs) in enumerate(groups_s3.items()):
+        counts = dict(items)
+        series = []
+        for r in rs:
+            rep = reports[r.name]
+            f1 = dict(zip(rep.labels, rep.f1.tolist()))
+            c = frequency_correlation(f1, counts)
+            rows.append([r.name, note, sum(counts.values()), c.r, _fmt_p(c.p), c.rho, _fmt_p(c.rho_p), c.n])
+            series.append((r.name, f1, c))
+        doc.table(["training clips"] + _abbrevs(labels), [[note] + [counts[n] for n in labels]])
+        doc.image(f"train_counts_{g}.png", plot_training_counts(counts, series, f"training clips ({note})"),
+                  f"Per-class F1 against training class count: {', '.join(r.name for r in rs)}")
+    if rows:
+        doc.table(["run", "training counts", "training clips", "Pearson r", "p (two-tailed)", "Spearman ρ", "p",
+                   "classes"], rows)
+        doc.p("Pearson r and two-tailed p of per-class F1 against the number of training clips of each class "
+              "(the view of the paper's Fig. S3).")
+
     # --- asymmetric confusion
     doc.h(1, "Asymmetric confusion")
-    if head:
-        for labels in by_labels:
-            if all(h in labels for h in head):
-                primary.setdefault(labels, {})
-    if not primary:
-        doc.p("Needs class frequencies (or --head) to tell head from tail classes.")
-    for labels, freq in primary.items():
-        use_head = list(head) if head and all(h in labels for h in head) else None
-        for r in by_labels[labels]:
-            if use_head is not None:
-                asym = asymmetric_confusion(reports[r.name].confusion, labels, head=use_head,
-                                            frequencies=freq or None)
-            else:
-                asym = asymmetric_confusion(reports[r.name].confusion, labels, frequencies=freq, n_head=n_head)
-            doc.h(2, r.name)
-            doc.p(f"Head: {', '.join(asym.head)}. Tail: {', '.join(asym.tail)}. "
-                  f"Tail→head {asym.tail_to_head} videos ({asym.tail_to_head_rate:.3f} of tail videos), "
-                  f"head→tail {asym.head_to_tail} ({asym.head_to_tail_rate:.3f} of head videos); "
-                  f"exact binomial p = {_fmt_p(asym.p_two_sided)} (two-sided), {_fmt_p(asym.p_greater)} "
-                  f"(tail→head more likely).")
-            top = [f for f in asym.pairs if f.a_to_b + f.b_to_a > 0][:10]
-            if top:
-                doc.table(["more frequent a", "less frequent b", "a→b", "b→a", "binomial p"],
-                          [[f.a, f.b, f.a_to_b, f.b_to_a, _fmt_p(f.p_value)] for f in top])
+    for r in runs:
+        known = train_counts.get(r.name)
+        use_head = list(head) if head and all(h in r.labels for h in head) else None
+        doc.h(2, r.name)
+        try:
+            split = resolve_head_tail(r.labels, head=use_head, counts=None if known is None else known[0],
+                                      n_head=None if use_head else n_head,
+                                      counts_note="" if known is None else known[1])
+        except ConfigError as exc:
+            doc.p(f"No head/tail split: {exc} (--head a,b,... or --train-counts CSV).")
+            continue
+        asym = asymmetric_confusion(reports[r.name].confusion, r.labels, head=split,
+                                    frequencies=primary.get(r.labels) or None)
+        doc.p(split.describe())
+        doc.p(f"Tail→head {asym.tail_to_head} videos ({asym.tail_to_head_rate:.3f} of tail videos), "
+              f"head→tail {asym.head_to_tail} ({asym.head_to_tail_rate:.3f} of head videos); "
+              f"exact binomial p = {_fmt_p(asym.p_two_sided)} (two-sided), {_fmt_p(asym.p_greater)} "
+              f"(tail→head more likely).")
+        top = [f for f in asym.pairs if f.a_to_b + f.b_to_a > 0][:10]
+        if top:
+            first = ("a (more training clips)" if split.counts is not None
+                     else "a (more frequent word)" if primary.get(r.labels) else "a (head first)")
+            doc.table([first, "b", "a→b", "b→a", "binomial p"],
+                      [[f.a, f.b, f.a_to_b, f.b_to_a, _fmt_p(f.p_value)] for f in top])
 
     # --- comparison
     doc.h(1, "Comparison with the first run")
@@ -595,7 +745,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     out = args.out or (Path(args.runs[0]) / "report" if len(args.runs) == 1 else Path("msce-report"))
     head = [h.strip().lower() for h in args.head.split(",") if h.strip()] if args.head else None
     paths = build_report(runs, out, freq_csv=args.freq_csv, pairs=_parse_pairs(args.pair), n_boot=args.n_boot,
-                         seed=args.seed, n_head=args.n_head, head=head, title=args.title)
+                         seed=args.seed, n_head=args.n_head, head=head, train_counts_csv=args.train_counts,
+                         title=args.title)
     print(f"wrote {paths['markdown']} and {paths['html']}")
     return 0
 
@@ -628,8 +779,13 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output folder (default RUN/report for one run, else ./msce-report)")
     p.add_argument("--freq-csv", help="label,count CSV (e.g. Google Books Ngram counts) for the long-tail analysis")
     p.add_argument("--pair", action="append", metavar="NORMAL:SHUFFLED", help="pair two runs for the FS analysis")
-    p.add_argument("--n-head", type=int, help="number of most frequent classes called head (default: half)")
-    p.add_argument("--head", help="comma-separated head classes for the asymmetry test (overrides --n-head)")
+    p.add_argument("--n-head", type=int,
+                   help="head = this many classes with the most training clips (default: the most frequent "
+                        "classes holding at least half of the training clips)")
+    p.add_argument("--head", help="comma-separated head classes for the asymmetry test (overrides the default: "
+                                  "training class counts, else the paper's MAFW head set)")
+    p.add_argument("--train-counts", metavar="CSV",
+                   help="label,count training class counts (default: read from each run's split)")
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--title", default="msce evaluation report")

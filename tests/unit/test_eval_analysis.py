@@ -287,9 +287,11 @@ def test_asymmetric_confusion():
         [12, 6, 20, 2, 5],
         [3, 9, 1, 25, 7],
     ])
-    freq = {"sadness": 5e-5, "neutral": 3e-5, "disappointment": 8e-6, "contempt": 5e-6}
-    a = analysis.asymmetric_confusion(cm, labels, frequencies=freq)
+    # training class counts: sadness alone holds 500/1150 < half, sadness + neutral 900/1150 >= half
+    counts = {"sadness": 500, "neutral": 400, "disappointment": 150, "contempt": 100}
+    a = analysis.asymmetric_confusion(cm, labels, counts=counts)
     assert a.head == ("sadness", "neutral") and a.tail == ("disappointment", "contempt")
+    assert a.source == "training class counts" and "1150 training clips" in a.rule
     assert a.tail_to_head == 12 + 6 + 3 + 9 and a.head_to_tail == 1 + 0 + 0 + 1
     assert a.p_two_sided == pytest.approx(stats.binomtest(30, 32, 0.5).pvalue)
     assert a.p_greater == pytest.approx(stats.binomtest(30, 32, 0.5, alternative="greater").pvalue)
@@ -304,3 +306,119 @@ def test_asymmetric_confusion():
         analysis.asymmetric_confusion(cm, labels)
     with pytest.raises(ConfigError, match="both"):
         analysis.asymmetric_confusion(cm, labels, head=["sadness"], tail=["sadness"])
+
+# --------------------------------------------------------------------------- head / tail classes
+
+
+def test_head_tail_split_holds_half_of_training_clips():
+    # hand-built counts; the head is the shortest most-frequent prefix holding >= half
+    assert analysis.head_tail_split({"a": 10, "b": 10, "c": 5, "d": 5}) == (("a", "b"), ("c", "d"))
+    assert analysis.head_tail_split({"c": 3, "a": 6, "b": 3}) == (("a",), ("c", "b"))  # 6 of 12 is exactly half
+    assert analysis.head_tail_split({"a": 1, "b": 1}) == (("a",), ("b",))
+    assert analysis.head_tail_split({"a": 0, "b": 7, "c": 0}) == (("b",), ("a", "c"))
+    # ties keep the mapping's order, so the result is deterministic
+    assert analysis.head_tail_split({n: 5 for n in "abcd"}) == (("a", "b"), ("c", "d"))
+    assert analysis.head_tail_split({n: 5 for n in "dcba"}) == (("d", "c"), ("b", "a"))
+    assert analysis.head_tail_split({"a": 1, "b": 9, "c": 5}, n_head=2) == (("b", "c"), ("a",))
+    for bad in ({"a": 1}, {"a": -1, "b": 2}, {"a": 0, "b": 0}, {"a": float("nan"), "b": 1}):
+        with pytest.raises(ConfigError):
+            analysis.head_tail_split(bad)
+    with pytest.raises(ConfigError, match="n_head"):
+        analysis.head_tail_split({"a": 1, "b": 2}, n_head=2)
+
+
+def test_head_tail_sources_counts_paper_user():
+    paper = analysis.resolve_head_tail(MAFW)
+    assert paper.source == "paper Sec. 3.3"
+    assert set(paper.head) == {"anger", "happiness", "neutral", "sadness", "surprise"}
+    assert set(paper.tail) == set(MAFW.names) - set(paper.head)
+    # the paper's example: disappointment -> sadness is a tail -> head flow
+    assert "sadness" in paper.head and "neutral" in paper.head and "disappointment" in paper.tail
+    # known training counts win over the paper's set
+    # 1700 clips: happiness + neutral hold 800 < 850; the next is a tie at 100, won by anger (label order)
+    counts = {n: 100 for n in MAFW.names} | {"happiness": 450, "neutral": 350}
+    c = analysis.resolve_head_tail(MAFW, counts=counts, counts_note="from split.json")
+    assert c.source == "training class counts" and c.head == ("happiness", "neutral", "anger")
+    assert "from split.json" in c.rule and c.counts == {n: counts[n] for n in MAFW.names}
+    u = analysis.resolve_head_tail(MAFW, head=["fear"])
+    assert u.source == "user" and u.head == ("fear",) and len(u.tail) == 10
+    assert "Source: user" in u.describe()
+    # DFEW: the paper names no head set, msce has no default without counts
+    with pytest.raises(ConfigError, match="MAFW"):
+        analysis.resolve_head_tail(DFEW)
+    d = analysis.resolve_head_tail(DFEW, counts=dict(zip(DFEW.names, [30, 20, 25, 10, 8, 2, 5])))
+    assert d.head == ("happy", "neutral") and d.source == "training class counts"
+    with pytest.raises(ConfigError, match="missing"):
+        analysis.resolve_head_tail(DFEW, counts={"happy": 3, "sad": 1})
+    with pytest.raises(ConfigError, match="n_head"):
+        analysis.resolve_head_tail(MAFW, n_head=3)
+    with pytest.raises(ConfigError, match="tail"):
+        analysis.resolve_head_tail(MAFW, tail=["fear"])
+    with pytest.raises(ConfigError, match="unknown"):
+        analysis.resolve_head_tail(MAFW, head=["joy"])
+
+
+def test_asymmetry_with_paper_default_on_mafw():
+    k = len(MAFW)
+    cm = np.zeros((k, k + 1), dtype=int)
+    np.fill_diagonal(cm, 20)
+    sd, da, ne = MAFW.index("sadness"), MAFW.index("disappointment"), MAFW.index("neutral")
+    cm[da, sd] = 14  # disappointment -> sadness
+    cm[sd, da] = 2
+    cm[da, ne] = 3
+    a = analysis.asymmetric_confusion(cm, MAFW.names)
+    assert a.source == "paper Sec. 3.3"
+    assert (a.tail_to_head, a.head_to_tail) == (17, 2)
+    assert a.p_greater == pytest.approx(stats.binomtest(17, 19, 0.5, alternative="greater").pvalue)
+    top = a.pairs[0]
+    assert (top.a, top.b, top.a_to_b, top.b_to_a) == ("sadness", "disappointment", 2, 14)
+    ht = analysis.resolve_head_tail(MAFW, head=["disappointment"])
+    assert analysis.asymmetric_confusion(cm, MAFW.names, head=ht).head == ("disappointment",)
+    with pytest.raises(ConfigError):
+        analysis.asymmetric_confusion(cm[:7, :8], DFEW.names)  # no default for DFEW
+
+
+def test_training_class_counts_from_split(tmp_path):
+    from collections import Counter
+
+    from msce.splits import Split
+
+    rng = np.random.default_rng(3)
+    ids = [f"{i:05d}" for i in range(200)]
+    labs = {i: DFEW.names[int(rng.integers(len(DFEW)))] for i in ids}
+    split = Split("file", "dfew", train=tuple(ids[50:]), test=tuple(ids[:50]), labels=labs)
+    ref = Counter(labs[i] for i in ids[50:])
+    got = analysis.training_class_counts(Split.load(split.save(tmp_path / "split.json")), DFEW)
+    assert list(got) == list(DFEW.names) and got == {n: ref.get(n, 0) for n in DFEW.names}
+    bad = Split("file", "dfew", train=("1", "2"), test=(), labels={"1": "happy"})
+    with pytest.raises(DatasetError, match="no class"):
+        analysis.training_class_counts(bad, DFEW)
+    with pytest.raises(DatasetError, match="outside"):
+        analysis.training_class_counts(Split("file", "x", ("1",), (), {"1": "boredom"}), DFEW)
+
+
+def test_fig_s3_f1_vs_training_counts_matches_scipy():
+    # MAE-DFER's per-class F1 (Table S2, abbreviation order) against hand-built counts
+    abbrev_order = ["AG", "AX", "CO", "DA", "DG", "FE", "HA", "HP", "NU", "SD", "SU"]
+    vals, _ = parse(TABLE_S2, 11)["MAE-DFER"]
+    f1 = {MAFW.names[MAFW.abbrev.index(a)]: v for a, v in zip(abbrev_order, vals)}
+    counts = dict(zip(MAFW.names, [1100, 500, 560, 1450, 1350, 1250, 870, 200, 440, 240, 350]))
+    c = analysis.frequency_correlation(f1, counts)
+    x = [counts[n] for n in MAFW.names]
+    y = [f1[n] for n in MAFW.names]
+    ref = stats.pearsonr(x, y)
+    assert c.r == pytest.approx(ref.statistic, abs=1e-12) and c.p == pytest.approx(ref.pvalue, rel=1e-9)
+    assert c.rho == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12) and c.n == 11
+
+
+def test_table_1_gemini_qwen_r_differs_from_table_s2_rows():
+    # Table 1 prints r = 0.8176 (p = 0.0021) for Gemini2.5-Flash vs Qwen2.5-VL on MAFW;
+    # the per-class F1 rows of Table S2 for the same two models give r = 0.897.
+    rows = parse(TABLE_S2, 11)
+    qwen, gemini = rows["Qwen2.5-VL"][0], rows["Gemini2.5-Flash"][0]
+    c = analysis.correlate(gemini, qwen)
+    ref = stats.pearsonr(gemini, qwen)
+    assert c.r == pytest.approx(ref.statistic, abs=1e-12) and c.p == pytest.approx(ref.pvalue, rel=1e-9)
+    assert round(c.r, 3) == 0.897 and c.p < 0.001
+    assert abs(c.r - 0.8176) > 0.07
+    assert round(analysis.pearson_p_from_r(0.8176, 11), 4) == 0.0021  # Table 1's own r and p agree
