@@ -99,11 +99,18 @@ def test_shuffled_is_a_seeded_permutation():
 
 
 def test_permutation_is_platform_independent_golden():
-    # SplitMix64 + Fisher-Yates with rejection: these values are the contract.
-    assert C.seeded_permutation(10, 0) == C.seeded_permutation(10, 0)
+    # SplitMix64 + Fisher-Yates with rejection: these values are the contract. The reference
+    # is _python_permutation below (the algorithm restated in Python ints), not C itself.
+    for n, seed in [(10, 0), (10, 12345), (1, 7), (2, 3), (97, 2**63 + 11)]:
+        assert C.seeded_permutation(n, seed) == _python_permutation(n, seed), (n, seed)
     golden = C.seeded_permutation(10, 12345)
     assert sorted(golden) == list(range(10))
-    assert golden == [int(v) for v in _python_permutation(10, 12345)]
+    assert golden == REGRESSION_PIN_10_12345
+
+
+# Regression pin: the reference's output for (10, 12345), written down so that a change to
+# the reference itself cannot go unnoticed either.
+REGRESSION_PIN_10_12345 = [8, 6, 7, 2, 1, 3, 9, 5, 0, 4]
 
 
 def _python_permutation(n, seed):

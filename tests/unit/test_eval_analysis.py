@@ -77,10 +77,12 @@ TABLE_2_F1 = {
     "Gemini2.5-Flash": (0.3758, 0.6008), "Gemini2.5-Flash FS": (0.3626, 0.5778),
 }
 
-# Rows whose printed macro-F1 equals the mean of the printed per-class values, rounded to
-# the printed number of decimals. Found by running this very computation; the other rows
-# differ in the last digit because the per-class cells were rounded to 3 decimals before
-# printing (their means still agree within that rounding, see the bound test below).
+# Regression pin: rows whose printed macro-F1 equals the mean of the printed per-class
+# values, rounded to the printed number of decimals. The independent derivation is
+# exact_rows() (exact rational arithmetic on the printed strings, no msce), checked in
+# test_exact_rows_pin_matches_an_exact_rational_derivation; the other rows differ in the
+# last digit because the per-class cells were rounded to 3 decimals before printing (their
+# means still agree within that rounding, see the bound test below).
 EXACT_S2 = {
     "HiCMAE FS", "Qwen2.5-VL", "Qwen2.5-Omni", "Qwen2.5-Omni FS", "EmotionQwen", "Video-LLaVA",
     "LLaVA-NeXT-V", "LLaVA-NeXT-V FS", "InternVL-3.0", "InternVL-3.0 FS", "Gemini2.5-Flash FS",
@@ -100,6 +102,29 @@ def decimals(s: str) -> int:
     return len(s.split(".")[1])
 
 
+def exact_rows(table: str, k: int) -> set[str]:
+    """Rows whose printed macro-F1 is the exact mean of the printed cells rounded half-even
+    to the printed decimals, computed with fractions from the printed text (no floats, no msce)."""
+    from fractions import Fraction
+
+    out = set()
+    for line in table.strip().splitlines():
+        t = line.split()
+        name, cells, printed = " ".join(t[: -k - 1]), t[-k - 1 : -1], t[-1]
+        scaled = sum(Fraction(c) for c in cells) / k * 10 ** decimals(printed)
+        whole, rest = divmod(scaled.numerator, scaled.denominator)
+        rest = Fraction(rest, scaled.denominator)
+        rounded = whole + (rest > Fraction(1, 2) or (rest == Fraction(1, 2) and whole % 2 == 1))
+        if Fraction(rounded, 10 ** decimals(printed)) == Fraction(printed):
+            out.add(name)
+    return out
+
+
+@pytest.mark.parametrize("table,k,pin", [(TABLE_S2, 11, EXACT_S2), (TABLE_S3, 7, EXACT_S3)])
+def test_exact_rows_pin_matches_an_exact_rational_derivation(table, k, pin):
+    assert exact_rows(table, k) == pin
+
+
 @pytest.mark.parametrize("table,k,exact", [(TABLE_S2, 11, EXACT_S2), (TABLE_S3, 7, EXACT_S3)])
 def test_paper_per_class_rows_give_table_macro_f1(table, k, exact):
     rows = parse(table, k)
@@ -111,7 +136,8 @@ def test_paper_per_class_rows_give_table_macro_f1(table, k, exact):
         assert abs(macro - float(printed)) <= 0.0005 + 0.5 * 10 ** -decimals(printed) + 1e-12, name
         if round(macro, decimals(printed)) == float(printed):
             matching.add(name)
-    assert matching == exact
+    assert matching == exact_rows(table, k)  # independent derivation
+    assert matching == exact  # regression pin
 
 
 def test_per_class_tables_agree_with_table_2():

@@ -1,8 +1,9 @@
 """Rendered prompts are snapshot-tested: the exact text is stored in tests/snapshots/.
 
 To rewrite the snapshots on purpose (after adding a prompt version or changing a
-renderer), run ``MSCE_UPDATE_SNAPSHOTS=1 pytest tests/unit/test_prompts.py`` and review
-the diff.
+renderer), run ``MSCE_UPDATE_SNAPSHOTS=1 pytest tests/unit/test_prompts.py``: every test
+whose snapshot was rewritten fails ("snapshot rewritten"), so an update never passes
+unnoticed (in CI either). Review the diff, then rerun without the variable.
 """
 
 from __future__ import annotations
@@ -20,14 +21,36 @@ SNAPSHOTS = Path(__file__).resolve().parent.parent / "snapshots"
 UPDATE = os.environ.get("MSCE_UPDATE_SNAPSHOTS") == "1"
 
 
-def check_snapshot(name: str, text: str) -> None:
-    path = SNAPSHOTS / f"{name}.txt"
-    if UPDATE:
+def check_snapshot(name: str, text: str, root: Path | None = None, update: bool | None = None) -> None:
+    """``text`` must equal the stored snapshot. With MSCE_UPDATE_SNAPSHOTS=1 a missing or
+    different snapshot is rewritten and the test FAILS (a rewrite is never a pass: review the
+    diff, then rerun without the variable); an unchanged one passes."""
+    path = (SNAPSHOTS if root is None else root) / f"{name}.txt"
+    stored = path.read_bytes().decode("utf-8") if path.is_file() else None
+    if UPDATE if update is None else update:
+        if stored == text:
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(text.encode("utf-8"))
-        return
-    assert path.is_file(), f"missing snapshot {path}; run with MSCE_UPDATE_SNAPSHOTS=1 to create it"
-    assert text == path.read_bytes().decode("utf-8"), f"prompt differs from snapshot {path.name}"
+        pytest.fail(f"snapshot rewritten: {path.name}; review the diff, then rerun without MSCE_UPDATE_SNAPSHOTS",
+                    pytrace=False)
+    assert stored is not None, f"missing snapshot {path}; run with MSCE_UPDATE_SNAPSHOTS=1 to create it"
+    assert text == stored, f"prompt differs from snapshot {path.name}"
+
+
+def test_snapshot_update_fails_after_rewriting(tmp_path) -> None:
+    with pytest.raises(pytest.fail.Exception, match="snapshot rewritten: new.txt"):
+        check_snapshot("new", "first\n", root=tmp_path, update=True)  # created: not a pass
+    assert (tmp_path / "new.txt").read_bytes() == b"first\n"
+    check_snapshot("new", "first\n", root=tmp_path, update=True)  # unchanged: passes
+    check_snapshot("new", "first\n", root=tmp_path, update=False)
+    with pytest.raises(AssertionError, match="differs from snapshot new.txt"):
+        check_snapshot("new", "second\n", root=tmp_path, update=False)
+    with pytest.raises(pytest.fail.Exception, match="rerun without MSCE_UPDATE_SNAPSHOTS"):
+        check_snapshot("new", "second\n", root=tmp_path, update=True)  # changed: rewritten, fails
+    assert (tmp_path / "new.txt").read_bytes() == b"second\n"
+    with pytest.raises(AssertionError, match="missing snapshot"):
+        check_snapshot("absent", "x", root=tmp_path, update=False)
 
 
 CASES = {
