@@ -24,18 +24,42 @@ import numpy as np
 import torch
 
 from msce import _cuda
-from msce.errors import CudaError, UnsupportedError
+from msce.errors import ConfigError, CudaError, TransformError, UnsupportedError
 
 __all__ = ["available", "DaliDecoder", "load"]
 
 
-def available() -> tuple[bool, str]:
-    """(available, reason): DALI importable and msce's CUDA path usable."""
+def _dali_missing() -> str | None:
+    """Why DALI cannot be imported (naming the extra that installs it), or None."""
     try:
         import nvidia.dali  # noqa: F401
     except ImportError as exc:
-        return False, f"NVIDIA DALI is not installed (pip install 'msce[dali]'): {exc}"
+        return f"NVIDIA DALI is not installed (pip install 'msce[dali]'): {exc}"
+    return None
+
+
+def available() -> tuple[bool, str]:
+    """(available, reason): DALI importable and msce's CUDA path usable."""
+    missing = _dali_missing()
+    if missing is not None:
+        return False, missing
     return _cuda.status()
+
+
+def _resolve_cuda_device(device: Any, what: str) -> torch.device:
+    """Checks in a fixed order, cheapest first, so one mistake always raises one error type:
+    a malformed device (TransformError), a non-CUDA device (CudaError), DALI missing
+    (ConfigError naming ``msce[dali]``), then CUDA unusable here (CudaError)."""
+    try:
+        dev = None if device is None else torch.device(device)
+    except (TypeError, RuntimeError) as exc:
+        raise TransformError(f"device must be 'cuda' or 'cuda:N' (got {device!r})") from exc
+    if dev is None or dev.type != "cuda":
+        raise CudaError(f"{what} decodes on a CUDA device; pass device='cuda[:N]' (got {device!r})")
+    missing = _dali_missing()
+    if missing is not None:
+        raise ConfigError(f"{what} needs NVIDIA DALI: {missing}")
+    return _cuda.resolve_device(dev)
 
 
 class DaliDecoder:
@@ -43,12 +67,9 @@ class DaliDecoder:
     frames on the GPU out. Build it once and decode many clips (building costs ~0.1-1 s)."""
 
     def __init__(self, device: Any = "cuda", num_threads: int = 2):
-        dev = _cuda.resolve_device(device)
-        if dev is None:
-            raise CudaError("the DALI decoder runs on a CUDA device; pass device='cuda[:N]'")
-        ok, why = available()
-        if not ok:
-            raise CudaError(why)
+        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+            raise ConfigError(f"num_threads must be a positive integer (got {num_threads!r})")
+        dev = _resolve_cuda_device(device, "the DALI decoder")
         from nvidia.dali import fn, pipeline_def, types
 
         self.device = dev
@@ -84,16 +105,22 @@ def load(path: str | os.PathLike, plan: Any, target: Any, crop: Any = None, devi
          decoder: DaliDecoder | None = None):
     """Like ``msce.load(path, plan, target, crop, device=...)`` with DALI decoding the frames.
 
-    Returns a FrameBatch whose tensors live on ``device``; ``stats['decoder'] == 'dali'``."""
+    Returns a FrameBatch whose tensors live on ``device``; ``stats['decoder'] == 'dali'``.
+    Errors, checked in this order: TransformError (bad target or malformed device),
+    ConfigError (bad ``decoder``), CudaError (a non-CUDA device), ConfigError naming
+    ``msce[dali]`` (DALI not installed), CudaError (CUDA unusable here), then the reader's
+    errors for the file."""
     import time
 
     from msce.plan import resolve
     from msce.video import VideoReader, _allocate, _check_target, _crops_for
 
     _check_target(target)
-    dev = _cuda.resolve_device(device)
-    if dev is None:
-        raise CudaError("msce.dali.load decodes on a CUDA device; pass device='cuda[:N]'")
+    if decoder is not None and not isinstance(decoder, DaliDecoder):
+        raise ConfigError(f"decoder must be an msce.dali.DaliDecoder or None (got {type(decoder).__name__})")
+    dev = _resolve_cuda_device(device, "msce.dali.load")
+    if decoder is not None and decoder.device != dev:
+        raise ConfigError(f"the decoder runs on {decoder.device}, but device={str(device)!r}")
     t0 = time.perf_counter()
     reader = VideoReader(path)
     meta = reader.metadata
