@@ -2,7 +2,8 @@
 
 ``make_media(out_dir)`` writes every clip this ffmpeg can make into ``out_dir`` and
 returns ``{name: path}``. Names are stable; a clip whose encoder this ffmpeg lacks is
-left out of the dict (tests skip on a missing key). Every clip is small (<= 320 px,
+left out of the dict (tests skip on a missing key, a failure under MSCE_STRICT=1;
+``missing_encoders(name)`` says which). Every clip is small (<= 320 px,
 <= 8 s) so the whole set builds in a few seconds.
 
 Content is ``testsrc2`` (moving shapes and a frame counter, so every frame differs),
@@ -15,6 +16,7 @@ with fixed offsets and a fixed seed.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import random
 import shutil
@@ -25,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["make_media", "CLIP_NAMES", "ffmpeg_available"]
+__all__ = ["make_media", "CLIP_NAMES", "ffmpeg_available", "ffmpeg_version", "missing_encoders", "cache_key"]
 
 _BITEXACT = ["-fflags", "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1"]
 _X264 = ["-c:v", "libx264", "-preset", "veryfast", "-threads", "1"]
@@ -128,6 +130,21 @@ _CLIPS: tuple[_Clip, ...] = (
     _Clip("vp9_webm", "vp9.webm",
           (*_source(256, 144, 25, 2), "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8",
            "-threads", "1", "-b:v", "300k", "-g", "25", "-pix_fmt", "yuv420p"), ("libvpx-vp9",)),
+    # AV1 (libaom, one thread: deterministic) in MP4, VP8 in WebM.
+    _Clip("av1_mp4", "av1.mp4",
+          (*_source(176, 144, 25, 2), "-c:v", "libaom-av1", "-cpu-used", "8", "-row-mt", "0", "-threads", "1",
+           "-b:v", "200k", "-g", "25", "-pix_fmt", "yuv420p"), ("libaom-av1",)),
+    _Clip("vp8_webm", "vp8.webm",
+          (*_source(176, 144, 25, 2), "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8",
+           "-threads", "1", "-b:v", "300k", "-g", "25", "-pix_fmt", "yuv420p"), ("libvpx",)),
+    # MPEG-2 with B-frames in an MPEG program stream (timestamps start at 0.5 s, not 0).
+    _Clip("mpeg2_mpg", "mpeg2.mpg",
+          (*_source(176, 144, 25, 2), "-c:v", "mpeg2video", "-bf", "2", "-g", "12", "-q:v", "4",
+           "-pix_fmt", "yuv420p"), ("mpeg2video",)),
+    # QuickTime: H.264 with B-frames and AAC audio, as phones write it.
+    _Clip("h264_mov", "h264.mov",
+          (*_source(256, 144, 30, 2), *_sine(2), *_h264("-bf", "2", "-g", "30"), "-c:a", "aac", "-b:a", "32k"),
+          ("libx264", "aac")),
     # MPEG-4 part 2 with B-frames in AVI: packets of anchor frames carry no pts.
     _Clip("mpeg4_avi", "mpeg4.avi",
           (*_source(176, 144, 25, 2), "-c:v", "mpeg4", "-bf", "2", "-g", "12", "-q:v", "4"), ("mpeg4",)),
@@ -221,6 +238,36 @@ def _encoders() -> frozenset[str]:
 
 def ffmpeg_available() -> bool:
     return shutil.which("ffmpeg") is not None
+
+
+def ffmpeg_version() -> str:
+    """First line of ``ffmpeg -version`` (version, build), or "" without ffmpeg."""
+    if not ffmpeg_available():
+        return ""
+    out = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, check=True).stdout
+    return out.splitlines()[0] if out else ""
+
+
+def cache_key(ffmpeg: str, pyav: str) -> str:
+    """Directory name for the clips: a hash of this file's text, `ffmpeg` (``ffmpeg -version``'s
+    first line: the encoders) and `pyav` (PyAV's and its libav*'s versions: the decoder the tests
+    check them with). A change to any of them builds and checks a fresh set."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    for part in (ffmpeg, pyav):
+        digest.update(b"\0" + part.encode())
+    return digest.hexdigest()[:16]
+
+
+def missing_encoders(name: str) -> list[str]:
+    """Encoders that clip `name` (or a clip it is derived from) needs and this ffmpeg lacks."""
+    by_name = {c.name: c for c in _CLIPS}
+    needed: set[str] = set()
+    todo = [name] if name in by_name else []
+    while todo:
+        clip = by_name[todo.pop()]
+        needed.update(clip.encoders)
+        todo.extend(_depends_on(clip))
+    return sorted(needed - _encoders())
 
 
 def _run_ffmpeg(args: list[str], out: Path) -> None:

@@ -17,7 +17,6 @@ Reference conventions:
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import threading
 
@@ -25,13 +24,15 @@ import numpy as np
 import pytest
 
 import msce
+from _deps import require_module, require_tool
 
-av = pytest.importorskip("av")
+av = require_module("av")
 from av.video.reformatter import Interpolation  # noqa: E402
 
 # Clips that decode completely, with the same frames in PyAV (FFmpeg's CLI made them).
 GOOD = [
-    "h264_mp4", "h264_bframes_mkv", "hevc_mp4", "vp9_webm", "mpeg4_avi", "mjpeg_avi",
+    "h264_mp4", "h264_bframes_mkv", "hevc_mp4", "vp9_webm", "av1_mp4", "vp8_webm", "mpeg2_mpg",
+    "h264_mov", "mpeg4_avi", "mjpeg_avi",
     "odd_size_mkv", "yuv444p_mkv", "gray_mkv", "rgb24_mkv", "nv12_mkv",
     "unrotated_mp4", "rotated90_mp4", "rotated180_mp4", "rotated270_mp4", "vfr_mkv",
     "h264_10bit_mp4", "bt709_full_mp4", "bt2020_10bit_mkv", "long_gop_h264_mp4",
@@ -116,22 +117,25 @@ def assert_close_rgb(got: np.ndarray, want: np.ndarray, what: str) -> None:
 
 
 def ffprobe_stream(path) -> dict:
-    exe = shutil.which("ffprobe")
-    if exe is None:
-        pytest.skip("ffprobe is not installed")
+    exe = require_tool("ffprobe")
     out = subprocess.run([exe, "-v", "error", "-select_streams", "v:0", "-show_streams", "-of", "json", str(path)],
                          capture_output=True, text=True, check=True).stdout
     return json.loads(out)["streams"][0]
 
 
-def stats_of(reader) -> dict | None:
-    stats = getattr(reader, "last_stats", None)
-    return dict(stats() if callable(stats) else stats) if stats is not None else None
-
-
 # ---- metadata ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", GOOD)
+# Reader bugs these tests found, each marked where it fails (strict: the fix makes the test
+# XPASS, which fails until the mark goes).
+KNOWN_METADATA_BUGS = {
+    "mpeg2_mpg": "the packet index takes dts as pts for MPEG-PS anchor frames stored without pts, "
+                 "so two frames share a timestamp (0.12 s twice; PyAV's decoder reorders them right)",
+}
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=KNOWN_METADATA_BUGS[n])) if n in KNOWN_METADATA_BUGS
+    else n for n in GOOD])
 def test_metadata_matches_pyav(media_clip, name):
     path = media_clip(name)
     meta = msce.VideoReader(path).metadata
@@ -147,7 +151,7 @@ def test_metadata_matches_pyav(media_clip, name):
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         assert meta.container == container.format.name
-        assert meta.codec == stream.codec_context.name
+        assert meta.codec == stream.codec_context.codec.canonical_name  # "av1", not the decoder "libdav1d"
         time_base = stream.time_base
         rate = stream.average_rate
     assert meta.path == str(path)
@@ -255,15 +259,13 @@ def test_sparse_decode_seeks_on_short_gop(media_clip):
     reader = msce.VideoReader(path)
     n = reader.metadata.num_frames
     dense = reader.get_frames(list(range(n)))
-    dense_stats = stats_of(reader)
+    dense_stats = reader.last_stats
     sparse_idx = list(range(5, n, 40))
     sparse = msce.VideoReader(path).get_frames(sparse_idx)
     np.testing.assert_array_equal(sparse, dense[sparse_idx])
     reader = msce.VideoReader(path)
     reader.get_frames(sparse_idx)
-    stats = stats_of(reader)
-    if stats is None or dense_stats is None:
-        pytest.skip("this build does not expose VideoReader.last_stats")
+    stats = reader.last_stats
     assert dense_stats["frames_decoded"] == n and dense_stats["seeks"] == 0
     assert stats["seeks"] >= 1
     assert stats["frames_decoded"] < n / 2
@@ -272,9 +274,7 @@ def test_sparse_decode_seeks_on_short_gop(media_clip):
 def test_long_gop_stops_at_the_last_wanted_frame(media_clip):
     reader = msce.VideoReader(media_clip("long_gop_h264_mp4"))
     reader.get_frames([10])
-    stats = stats_of(reader)
-    if stats is None:
-        pytest.skip("this build does not expose VideoReader.last_stats")
+    stats = reader.last_stats
     assert stats["seeks"] == 0  # one GOP: nothing to seek to
     # frames 0..10 at most (non-reference frames before 10 need not be decoded at all),
     # and only the few packets the decoder's reordering delay needs past frame 10
@@ -323,34 +323,58 @@ def test_concurrent_readers_of_one_file(media_clip):
 
 # ---- damaged files ----------------------------------------------------------------------
 
-def test_truncated_file_opens_with_the_frames_it_has(media_clip):
+def pyav_frames_until_error(path) -> tuple[list, Exception | None]:
+    """The frames PyAV decodes from a damaged file before its decoder gives up, and the error."""
+    frames = []
+    with av.open(str(path)) as container:
+        try:
+            for frame in container.decode(video=0):
+                frames.append(frame)
+        except av.error.FFmpegError as exc:
+            return frames, exc
+    return frames, None
+
+
+def test_truncated_file_decodes_every_frame_it_has(media_clip):
+    """Cut in half: the index keeps the complete packets, and every one of them decodes to the
+    frame of the intact file (PyAV, stricter, stops at the cut packet a few frames earlier)."""
     path = media_clip("truncated_mp4")
     reader = msce.VideoReader(path)
     meta = reader.metadata
     assert meta.header_num_frames == 100
     assert 0 < meta.num_frames < meta.header_num_frames
-    head = list(range(meta.num_frames - 5))
-    got = reader.get_frames(head)
-    full = msce.VideoReader(media_clip("faststart_h264_mp4")).get_frames(head)
-    np.testing.assert_array_equal(got, full)
-    try:  # the tail may hold a frame the decoder cannot finish
-        reader.get_frames(list(range(meta.num_frames)))
-    except msce.DecodeError as exc:
-        assert path.name in str(exc) and "frame" in str(exc)
+    head, _ = pyav_frames_until_error(path)
+    assert 0 < len(head) <= meta.num_frames
+    got = reader.get_frames(list(range(meta.num_frames)))
+    intact = pyav_frames(media_clip("faststart_h264_mp4"))
+    for i in range(meta.num_frames):
+        assert_close_rgb(got[i], reference_rgb(intact[i], meta), f"truncated frame {i}")
+    for i, frame in enumerate(head):
+        assert_close_rgb(got[i], reference_rgb(frame, meta), f"truncated frame {i} vs PyAV on the cut file")
 
 
 def test_corrupt_file_fails_cleanly(media_clip):
+    """Damage at 40% and 70% of the file: the frames before it decode, asking for the first frame
+    no decoder can produce (where PyAV's decoder gives up too) raises a DecodeError naming the file
+    and that frame, and the reader still serves the intact GOPs after the damage."""
     path = media_clip("corrupt_mp4")
     reader = msce.VideoReader(path)
-    n = reader.metadata.num_frames
-    # The damage starts at 40% of the file; the frames before it are intact.
-    np.testing.assert_array_equal(reader.get_frames(list(range(20))),
-                                  msce.VideoReader(media_clip("faststart_h264_mp4")).get_frames(list(range(20))))
-    try:
-        got = reader.get_frames(list(range(n)))
-        assert got.shape[0] == n
-    except msce.DecodeError as exc:
-        assert path.name in str(exc) and "frame" in str(exc)
+    meta = reader.metadata
+    assert meta.num_frames == 100
+    before, error = pyav_frames_until_error(path)
+    assert error is not None and 0 < len(before) < meta.num_frames
+    first_bad = len(before)
+    got = reader.get_frames(list(range(first_bad)))
+    for i, frame in enumerate(before):
+        assert_close_rgb(got[i], reference_rgb(frame, meta), f"corrupt frame {i}")
+    with pytest.raises(msce.DecodeError) as info:
+        reader.get_frames(list(range(meta.num_frames)))
+    assert path.name in str(info.value) and f"frame {first_bad} could not be decoded" in str(info.value)
+    intact = pyav_frames(media_clip("faststart_h264_mp4"))
+    for gop in (range(50, 60), range(90, 100)):  # keyframe every 10 frames; damage near 38-40 and 74
+        got = reader.get_frames(list(gop))
+        for k, i in enumerate(gop):
+            assert_close_rgb(got[k], reference_rgb(intact[i], meta), f"corrupt frame {i} after the damage")
 
 
 # ---- errors -----------------------------------------------------------------------------

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -74,17 +78,77 @@ def test_resample_weights_are_normalized(in_size, out_size):
     assert np.abs(w).max() < (1 << 15)
 
 
-@pytest.mark.parametrize("interp,mode", [("bicubic", "bicubic"), ("bilinear", "bilinear")])
-@pytest.mark.parametrize("shape", [(360, 640, 252, 448), (241, 321, 224, 308), (50, 70, 140, 112), (33, 47, 33, 20)])
-def test_resize_bit_exact_vs_torch_uint8_antialias(interp, mode, shape):
-    h, w, oh, ow = shape
-    img = np.random.default_rng(h * w).integers(0, 256, (2, h, w, 3), dtype=np.uint8)
-    got = msce.preprocess(img, msce.Frames(size=(oh, ow), interpolation=interp)).data
-    ref = F.interpolate(torch.from_numpy(img).permute(0, 3, 1, 2).contiguous(), size=(oh, ow), mode=mode,
-                        antialias=True, align_corners=False)
-    if mode == "bilinear" and "AVX2" not in torch.backends.cpu.get_cpu_capability():
-        pytest.skip("torch uses a float path for uint8 bilinear without AVX2")
-    assert torch.equal(got, ref)
+# torch's uint8 antialiased resize takes one of two kernels, by the CPU capability it dispatches
+# to: the AVX2 one (UpSampleKernelAVXAntialias.h, compiled under CPU_CAPABILITY_AVX2 only, for
+# <= 4 channels) and the generic separable one that the DEFAULT and AVX512 builds run. In the torch
+# versions msce supports (>= 2.4) both use the same int16 fixed-point weights for bilinear and
+# bicubic alike, the arithmetic msce reproduces, so msce must equal each of them. The reference is
+# torch in this process (its own choice) and, forced by ATEN_CPU_CAPABILITY, in a subprocess for
+# each lower x86 level this CPU also runs (forcing a level the CPU lacks would crash): so the
+# DEFAULT kernel is always compared, and the AVX2 one whenever the CPU has AVX2.
+RESIZE_SHAPES = [(360, 640, 252, 448), (241, 321, 224, 308), (50, 70, 140, 112), (33, 47, 33, 20)]
+RESIZE_MODES = ["bicubic", "bilinear"]
+_X86_LEVELS = ["DEFAULT", "AVX2", "AVX512"]
+_TORCH_RESIZE = """
+import sys
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+inputs = np.load(sys.argv[1])
+out = {}
+for key in inputs.files:
+    mode, oh, ow, _ = key.split(":")
+    x = torch.from_numpy(inputs[key]).permute(0, 3, 1, 2).contiguous()
+    out[key] = F.interpolate(x, size=(int(oh), int(ow)), mode=mode, antialias=True, align_corners=False).numpy()
+np.savez(sys.argv[2], **out)
+print(torch.backends.cpu.get_cpu_capability())
+"""
+
+
+def _resize_input(shape) -> np.ndarray:
+    h, w, _, _ = shape
+    return np.random.default_rng(h * w).integers(0, 256, (2, h, w, 3), dtype=np.uint8)
+
+
+def _resize_key(mode: str, shape) -> str:
+    return f"{mode}:{shape[2]}:{shape[3]}:{shape[0]}x{shape[1]}"
+
+
+@pytest.fixture(scope="module")
+def torch_resized(tmp_path_factory) -> dict[str, dict[str, np.ndarray]]:
+    """``{capability: {key: torch's NCHW uint8 output}}`` for every kernel path torch runs here."""
+    native = torch.backends.cpu.get_cpu_capability()
+    forced = _X86_LEVELS[: _X86_LEVELS.index(native)] if native in _X86_LEVELS else ["DEFAULT"]
+    jobs = {_resize_key(m, s): (m, s) for m in RESIZE_MODES for s in RESIZE_SHAPES}
+    results = {native: {}}
+    for key, (mode, shape) in jobs.items():
+        x = torch.from_numpy(_resize_input(shape)).permute(0, 3, 1, 2).contiguous()
+        results[native][key] = F.interpolate(x, size=shape[2:], mode=mode, antialias=True, align_corners=False).numpy()
+    tmp = tmp_path_factory.mktemp("torch_resize")
+    inputs = tmp / "inputs.npz"
+    np.savez(inputs, **{key: _resize_input(shape) for key, (_, shape) in jobs.items()})
+    for level in forced:
+        out = tmp / f"{level}.npz"
+        env = {**os.environ, "ATEN_CPU_CAPABILITY": level.lower()}
+        proc = subprocess.run([sys.executable, "-c", _TORCH_RESIZE, str(inputs), str(out)], env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split()[-1] == level, f"ATEN_CPU_CAPABILITY={level.lower()} gave {proc.stdout!r}"
+        with np.load(out) as data:
+            results[level] = {k: data[k] for k in data.files}
+    return results
+
+
+@pytest.mark.parametrize("interp", RESIZE_MODES)
+@pytest.mark.parametrize("shape", RESIZE_SHAPES)
+def test_resize_bit_exact_vs_torch_uint8_antialias(torch_resized, interp, shape):
+    oh, ow = shape[2:]
+    got = msce.preprocess(_resize_input(shape), msce.Frames(size=(oh, ow), interpolation=interp)).data
+    assert "DEFAULT" in torch_resized
+    for capability, outputs in torch_resized.items():
+        ref = torch.from_numpy(outputs[_resize_key(interp, shape)])
+        assert torch.equal(got, ref), f"differs from torch's {capability} kernel"
 
 
 def test_float16_conversion_matches_torch():
