@@ -731,17 +731,66 @@ def _save_adapter(model: Any, directory: Path, config: Mapping) -> None:
     _write_json(directory / CONFIG_FILE, config)
 
 
+# Test hook: MSCE_TEST_CHECKPOINT_PAUSE="STEP:PATH" makes the writer of checkpoint STEP stop
+# at the critical point (adapter written, trainer state not yet, nothing published), create
+# PATH to say so, and wait there to be killed. Tests use it to SIGKILL a run at that exact
+# point; it is unset in normal use.
+_PAUSE_ENV = "MSCE_TEST_CHECKPOINT_PAUSE"
+
+
+def _test_pause(step: int) -> None:
+    spec = os.environ.get(_PAUSE_ENV, "")
+    at, sep, marker = spec.partition(":")
+    if not sep or not at.strip().isdigit() or int(at) != step:
+        return
+    tmp = Path(marker + ".tmp")
+    tmp.write_text(str(os.getpid()), encoding="utf-8")
+    os.replace(tmp, marker)
+    while True:
+        time.sleep(1.0)
+
+
+def _fsync_tree(directory: Path) -> None:
+    """Flush every file under ``directory``, then the directories themselves."""
+    for d, _, files in os.walk(directory):
+        for name in files:
+            fd = os.open(os.path.join(d, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(d))
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # platforms without directory handles (Windows)
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _save_checkpoint(out: Path, step: int, model: Any, optimizer: Any, scheduler: Any, scaler: Any,
                      sampler: ClassBalancedSampler, device: Any, config: Mapping, keep: int) -> Path:
+    """Write checkpoint ``step`` crash-safely: everything goes into a hidden temporary
+    directory, is fsynced, and only then renamed to ``step-NNNNNNN`` (resume only looks at
+    those names). A run killed at any point leaves the previous checkpoints intact."""
     import torch
 
     root = out / CHECKPOINTS_DIR
     root.mkdir(parents=True, exist_ok=True)
+    for stale in list(root.glob(".step-*.tmp")) + list(root.glob(".step-*.old")):
+        shutil.rmtree(stale, ignore_errors=True)  # left by a killed run
     final = root / f"step-{step:07d}"
     tmp = root / f".step-{step:07d}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     _save_adapter(model, tmp, config)
+    _test_pause(step)
     state = {
         "format": "msce-finetune-state",
         "version": 1,
@@ -754,11 +803,20 @@ def _save_checkpoint(out: Path, step: int, model: Any, optimizer: Any, scheduler
         "sampler": sampler.state_dict(),
     }
     torch.save(state, tmp / STATE_FILE)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    _fsync_tree(tmp)
+    if final.exists():  # the same step written again (a resume from an earlier checkpoint)
+        old = root / f".step-{step:07d}.old"
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+    _fsync_dir(root)
     if keep:
         for _, d in _checkpoints(out)[:-keep]:
-            shutil.rmtree(d, ignore_errors=True)
+            gone = root / f".{d.name}.old"
+            os.replace(d, gone)  # unpublish first: a kill mid-delete leaves no half checkpoint
+            shutil.rmtree(gone, ignore_errors=True)
     return final
 
 
