@@ -2,7 +2,10 @@
 
 A response is keyed by the SHA-256 of a canonical JSON document holding:
 
-* the backend's ``model_id`` and ``fingerprint()`` (dtype, image encoding, ...),
+* the backend's ``model_id`` and ``fingerprint()`` (weights digest and dtype for local
+  models; for servers the public base URL and the served model's revision; image
+  encoding, ...), so two servers that give their models the same name never share
+  answers,
 * the request's parts in order: text verbatim, frames as a digest of the tensor bytes
   (plus dtype, shape, grid, frame indices and timestamps, which change what a model
   sees even for identical pixels),
@@ -30,7 +33,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 if TYPE_CHECKING:  # pragma: no cover
     from msce.backends.base import Backend, GenerationParams, Request
 
-__all__ = ["ResponseCache", "request_key", "frames_digest", "generate_cached", "CachedGeneration"]
+__all__ = ["ResponseCache", "request_key", "request_key_document", "frames_digest", "generate_cached",
+           "CachedGeneration"]
 
 _SCHEMA_VERSION = 1
 
@@ -71,11 +75,17 @@ def frames_digest(batch: Any) -> str:
 
 def request_key(model_id: str, fingerprint: dict, request: "Request", params: "GenerationParams",
                 digests: dict[int, str] | None = None) -> str:
-    """The cache key of one request (hex SHA-256).
+    """The cache key of one request: the hex SHA-256 of :func:`request_key_document`.
 
     ``digests`` memoizes frame digests by ``id(batch)`` within one call, so a batch
     shared by several requests is hashed once.
     """
+    return hashlib.sha256(request_key_document(model_id, fingerprint, request, params, digests).encode()).hexdigest()
+
+
+def request_key_document(model_id: str, fingerprint: dict, request: "Request", params: "GenerationParams",
+                         digests: dict[int, str] | None = None) -> str:
+    """The canonical JSON text a cache key hashes (sorted keys, no spaces)."""
     from msce.backends.base import is_frames
 
     parts = []
@@ -99,7 +109,7 @@ def request_key(model_id: str, fingerprint: dict, request: "Request", params: "G
         "parts": parts,
         "params": params.to_dict(),
     }
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
 class ResponseCache:

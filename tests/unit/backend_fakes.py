@@ -40,7 +40,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E40
 
 
 class FakeChatServer:
-    """``/v1/chat/completions`` on 127.0.0.1 in a thread.
+    """``/v1/chat/completions`` and ``/v1/models`` on 127.0.0.1 in a thread.
 
     The behaviour of each request is chosen by its first text part, ``"<scenario>:..."``:
 
@@ -53,18 +53,40 @@ class FakeChatServer:
     * ``nochoices``: always valid JSON without ``choices``;
     * ``unauthorized``: 401 (not retryable);
     * ``echoauth``: always 500 whose body repeats the request's Authorization header;
-    * ``hold``: sleep ``hold_s`` then ok (to observe concurrency).
+    * ``hold``: sleep ``hold_s`` then ok (to observe concurrency);
+    * ``always429``: always 429 with ``Retry-After: <retry_after>``;
+    * ``hang``: never answers (until the server shuts down): every attempt times out;
+    * ``hangonce``: never answers the first attempt, then ok.
 
-    Every request is recorded (headers and JSON body) in ``requests``; attempts per
-    first-text key in ``attempts``; the most requests in flight at once in ``max_inflight``.
+    Any other first text is ``ok``; with ``answer`` set, ``ok`` answers that text instead
+    of the echo (a stand-in for a model that always says one thing). The first
+    ``fail_first`` chat requests, whatever their text, get a 500.
+
+    ``GET /v1/models`` lists ``models`` (default: one vLLM-like entry for
+    ``model_name`` whose ``created`` is the time of the listing and whose
+    ``permission`` carries a per-listing id, as vLLM serves them); ``models_status``
+    other than 200 answers that status instead.
+
+    Every request is recorded (headers, path and JSON body; None for GET) in
+    ``requests``; attempts per first-text key in ``attempts``; the most requests in
+    flight at once in ``max_inflight``; model listings served in ``listings``.
     """
 
     def __init__(self, retry_after: str = "0.3", slow_s: float = 1.0, hold_s: float = 0.2,
-                 expect_key: str | None = None):
+                 expect_key: str | None = None, answer: str | None = None, model_name: str = "tiny-vlm",
+                 models: list[dict] | None = None, models_status: int = 200, fail_first: int = 0):
         self.retry_after = retry_after
         self.slow_s = slow_s
         self.hold_s = hold_s
         self.expect_key = expect_key
+        self.answer = answer
+        self.model_name = model_name
+        self.models = models
+        self.models_status = models_status
+        self.fail_first = fail_first
+        self.chats = 0
+        self.listings = 0
+        self._release = threading.Event()
         self.requests: list[dict] = []
         self.attempts: dict[str, int] = {}
         self.inflight = 0
@@ -89,6 +111,9 @@ class FakeChatServer:
                     self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                server._list_models(self)
 
             def do_POST(self) -> None:  # noqa: N802
                 n = int(self.headers.get("Content-Length", "0"))
@@ -118,9 +143,31 @@ class FakeChatServer:
         return self
 
     def __exit__(self, *exc) -> None:
+        self._release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=5)
+
+    def _list_models(self, h) -> None:
+        auth = h.headers.get("Authorization")
+        with self._lock:
+            self.requests.append({"headers": dict(h.headers), "body": None, "path": h.path})
+            self.listings += 1
+            n = self.listings
+        if h.path.split("?", 1)[0] != "/v1/models":
+            return h._send(404, b'{"error": "not found"}')
+        if self.expect_key is not None and auth != f"Bearer {self.expect_key}":
+            return h._send(401, b'{"error": "bad key"}')
+        if self.models_status != 200:
+            return h._send(self.models_status, b'{"error": "no listing here"}')
+        models = self.models
+        if models is None:
+            models = [{"id": self.model_name, "object": "model", "created": int(time.time()),
+                       "owned_by": "vllm", "root": f"/weights/{self.model_name}", "parent": None,
+                       "max_model_len": 4096,
+                       "permission": [{"id": f"modelperm-{n}", "object": "model_permission",
+                                       "created": int(time.time())}]}]
+        return h._send(200, json.dumps({"object": "list", "data": models}).encode())
 
     def _handle(self, h, payload: dict) -> None:
         auth = h.headers.get("Authorization")
@@ -132,14 +179,18 @@ class FakeChatServer:
             self.requests.append({"headers": dict(h.headers), "body": payload, "path": h.path})
             attempt = self.attempts.get(first, 0)
             self.attempts[first] = attempt + 1
+            self.chats += 1
+            failing = self.chats <= self.fail_first
         scenario = first.split(":", 1)[0]
-        if h.path != "/v1/chat/completions":
+        if h.path.split("?", 1)[0] != "/v1/chat/completions":
             return h._send(404, b'{"error": "not found"}')
         if self.expect_key is not None and auth != f"Bearer {self.expect_key}":
             return h._send(401, b'{"error": "bad key"}')
+        if failing:
+            return h._send(500, b'{"error": "warming up"}')
         if scenario == "unauthorized":
             return h._send(401, b'{"error": "unauthorized"}')
-        if scenario == "429once" and attempt == 0:
+        if scenario == "always429" or (scenario == "429once" and attempt == 0):
             return h._send(429, b'{"error": "slow down"}', {"Retry-After": self.retry_after})
         if scenario == "500twice" and attempt < 2:
             return h._send(500, b'{"error": "internal"}')
@@ -153,7 +204,10 @@ class FakeChatServer:
             return h._send(500, json.dumps({"error": f"bad header {auth}"}).encode())
         if scenario == "hold":
             time.sleep(self.hold_s)
-        answer = f"echo {first} images={len(images)}"
+        if scenario == "hang" or (scenario == "hangonce" and attempt == 0):
+            self._release.wait(60.0)  # the client times out long before
+            return None
+        answer = self.answer if self.answer is not None else f"echo {first} images={len(images)}"
         body = {"id": "x", "object": "chat.completion", "model": payload.get("model"),
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
                              "finish_reason": "stop"}]}

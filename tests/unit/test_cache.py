@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import select
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -136,3 +141,64 @@ def test_no_cache_always_calls() -> None:
         assert g.model_calls == 1 and g.cache_hits == 0
     assert be.calls == [1, 1]
     assert generate_cached(be, [], P, None).model_calls == 0
+
+
+# A child that fills a cache through ResponseCache.put, one committed entry per call; it
+# prints the count after SIGNAL_AT commits and keeps writing until it is killed (or has
+# written SIGNAL_AT + 20000 entries, so an orphan stops by itself).
+_WRITER = """
+import hashlib, sys
+from msce.cache import ResponseCache
+
+path, signal_at = sys.argv[1], int(sys.argv[2])
+cache = ResponseCache(path)
+for i in range(signal_at + 20000):
+    value = hashlib.sha256(str(i).encode()).hexdigest() * 32
+    cache.put(f"k{i:06d}", value, "m", {"i": i})
+    if i + 1 == signal_at:
+        sys.stdout.write(f"{i + 1}\\n")
+        sys.stdout.flush()
+"""
+
+
+def expected_value(i: int) -> str:
+    import hashlib
+
+    return hashlib.sha256(str(i).encode()).hexdigest() * 32
+
+
+def test_sigkill_while_writing_leaves_a_consistent_cache(tmp_path) -> None:
+    path = tmp_path / "killed.sqlite"
+    signal_at = 300
+    child = subprocess.Popen([sys.executable, "-c", _WRITER, str(path), str(signal_at)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        ready, _, _ = select.select([child.stdout], [], [], 120.0)
+        assert ready, "the writer did not report its commits in time"
+        line = child.stdout.readline()
+        assert line == f"{signal_at}\n".encode(), child.stderr.read().decode(errors="replace")
+        child.send_signal(signal.SIGKILL)  # while it goes on writing
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait(timeout=30)
+        child.stdout.close()
+        child.stderr.close()
+    assert child.returncode == -signal.SIGKILL
+
+    # read back with plain sqlite3: the recovered database is intact and holds a prefix
+    # of the writes, every committed entry whole, none partial
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    rows = con.execute("SELECT key, model_id, response, meta FROM responses ORDER BY key").fetchall()
+    con.close()
+    assert len(rows) >= signal_at
+    assert [r[0] for r in rows] == [f"k{i:06d}" for i in range(len(rows))]
+    for i, (_, model_id, response, meta) in enumerate(rows):
+        assert model_id == "m" and response == expected_value(i) and json.loads(meta) == {"i": i}
+    # and msce reopens it and keeps using it
+    with ResponseCache(path) as c:
+        assert c.journal_mode() == "wal"
+        assert all(c.get(f"k{i:06d}") == expected_value(i) for i in range(0, signal_at, 7))
+        c.put("after", "restart")
+        assert c.get("after") == "restart" and len(c) == len(rows) + 1

@@ -122,26 +122,71 @@ def expand_placeholders(
     return "".join(out)
 
 
-def _weights_digest(path: Path, content_limit: int = 64 << 20) -> str:
-    """Digest identifying a local checkpoint: config, weight names and sizes, and the
-    weight bytes themselves when they total at most ``content_limit``."""
+# Files besides the weights that change what a checkpoint answers: its configs, tokenizer
+# and chat template, and the processors' settings.
+_DIGESTED_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                   "special_tokens_map.json", "chat_template.json", "chat_template.jinja",
+                   "preprocessor_config.json", "video_preprocessor_config.json", "processor_config.json",
+                   "adapter_config.json")
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".h5", ".msgpack")
+_file_digests: dict[tuple[str, int, int], str] = {}
+_file_digests_lock = threading.Lock()
+
+
+def _file_digest(path: Path) -> str:
+    """SHA-256 of a file's content, memoized by (resolved path, size, mtime_ns): an
+    unchanged file is read once per process, a rewritten one again."""
+    real = path.resolve()  # hub caches link snapshot files to blobs
+    st = real.stat()
+    memo_key = (str(real), st.st_size, st.st_mtime_ns)
+    with _file_digests_lock:
+        known = _file_digests.get(memo_key)
+    if known is not None:
+        return known
     h = hashlib.sha256()
-    for name in ("config.json", "generation_config.json"):
-        f = path / name
-        if f.is_file():
-            h.update(name.encode())
-            h.update(f.read_bytes())
-    weights = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin") and p.is_file())
-    total = sum(p.stat().st_size for p in weights)
-    for p in weights:
-        h.update(f"{p.name}:{p.stat().st_size}".encode())
-        if total <= content_limit:
-            h.update(p.read_bytes())
-        elif p.suffix == ".safetensors":
-            with p.open("rb") as fh:
-                n = int.from_bytes(fh.read(8), "little")
-                h.update(fh.read(min(n, 16 << 20)))
+    with real.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(8 << 20), b""):
+            h.update(chunk)
+    digest = h.hexdigest()
+    with _file_digests_lock:
+        _file_digests[memo_key] = digest
+    return digest
+
+
+def _weights_digest(path: Path) -> str:
+    """Digest identifying a local checkpoint directory: the content of every weight file
+    in it (``*.safetensors``, ``*.bin``, ``*.pt``, ``*.pth``, ``*.gguf``, ``*.h5``,
+    ``*.msgpack``; subfolders such as training checkpoints are not part of the model
+    ``from_pretrained`` loads) and of its configs, tokenizer and chat template files,
+    each with its name. File digests are memoized (:func:`_file_digest`), so building a
+    second backend over the same unchanged directory reads nothing again. Raises
+    BackendError when the directory holds no weight file."""
+    path = Path(path)
+    files = sorted((p for p in path.iterdir() if p.is_file()
+                    and (p.suffix in _WEIGHT_SUFFIXES or p.name in _DIGESTED_FILES)), key=lambda p: p.name)
+    if not any(p.suffix in _WEIGHT_SUFFIXES for p in files):
+        raise BackendError(f"no weight files ({', '.join('*' + s for s in _WEIGHT_SUFFIXES)}) in {path}")
+    h = hashlib.sha256()
+    for p in files:
+        h.update(f"{p.name}\0{_file_digest(p)}\n".encode())
     return h.hexdigest()
+
+
+def _resolved_model_dir(model: str, revision: str | None) -> Path | None:
+    """The local directory the weights of ``model`` were loaded from: ``model`` itself
+    when it is a directory, else its snapshot in the Hugging Face cache (None when the
+    cache does not hold it)."""
+    if Path(model).is_dir():
+        return Path(model).resolve()
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    try:
+        found = try_to_load_from_cache(model, "config.json", revision=revision)
+    except (ValueError, OSError):  # not a hub id, unreadable cache
+        return None
+    return Path(found).parent if isinstance(found, str) else None
 
 
 def _load_adapter(model: Any, path: Path) -> tuple[Any, str]:
@@ -264,8 +309,11 @@ class TransformersBackend:
         self.mode = mode
         self.dtype_name = str(self.model.dtype).replace("torch.", "")
         self.attn_implementation = getattr(self.model.config, "_attn_implementation", attn_implementation)
-        self._digest = (_weights_digest(Path(self.model_name)) if local
-                        else f"hub:{revision or 'main'}:{getattr(self.model.config, '_commit_hash', None)}")
+        self.model_dir = _resolved_model_dir(self.model_name, revision)
+        if self.model_dir is not None:
+            self._digest = _weights_digest(self.model_dir)
+        else:
+            self._digest = f"hub:{revision or 'main'}:{getattr(self.model.config, '_commit_hash', None)}"
         self._lock = threading.Lock()
         self._suppress = [i for i in (self._token_id(t) for t in _VISION_TEXT_TOKENS) if i is not None]
         vp = getattr(self.processor, "video_processor", None)
@@ -310,6 +358,7 @@ class TransformersBackend:
             "qwen_version": self.qwen_version,
             "min_pixels": self.min_pixels,
             "max_pixels": self.max_pixels,
+            "model_dir": None if self.model_dir is None else str(self.model_dir),
             "weights": self._digest,
             "adapter": self.adapter,
             "adapter_digest": self._adapter_digest,

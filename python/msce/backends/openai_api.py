@@ -11,12 +11,18 @@ Requests of one :meth:`~OpenAIBackend.generate` call run concurrently (at most
 HTTP 408/409/429/5xx, connection errors, timeouts and malformed responses, waiting
 ``backoff_base * 2**attempt`` seconds (capped at ``backoff_max``) scaled by a seeded
 jitter in [0.5, 1.0], and never less than the server's ``Retry-After``. Other HTTP
-errors (400, 401, 404, ...) fail at once. Failures raise :class:`msce.errors.BackendError`.
+errors (400, 401, 404, ...) fail at once with :class:`msce.errors.BackendError`; a request
+whose retries run out raises :class:`RetriesExhaustedError` (a ``BackendError``) naming
+the endpoint, the attempts made and the last status. Every attempt is recorded in
+:attr:`OpenAIBackend.attempt_log`; the clock and the sleep of the backoff are
+constructor arguments, so tests check attempts and delays without waiting.
 
 The API key is read from the environment variable named by ``api_key_env`` at request
 time. It is never stored in the run config, logged, or included in exception text
 (server error bodies are shown with the key redacted). When the variable is unset or
-empty, no ``Authorization`` header is sent (local vLLM servers need none).
+empty, no ``Authorization`` header is sent (local vLLM servers need none). Credentials
+in the base URL (userinfo, secret query parameters) are treated the same way: sent,
+never recorded, redacted from error text.
 
 Only the standard library is used (``urllib``, ``concurrent.futures``) plus Pillow.
 """
@@ -36,19 +42,31 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
+from msce.backends._url import parse_base_url
 from msce.backends.base import GenerationParams, Request, check_request, is_frames
 from msce.errors import BackendError, ConfigError
 
-__all__ = ["OpenAIBackend", "encode_jpeg_data_url"]
+__all__ = ["OpenAIBackend", "Attempt", "RetriesExhaustedError", "encode_jpeg_data_url"]
+
+_T = TypeVar("_T")
 
 log = logging.getLogger("msce.backends.openai")
 
 _RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 _BODY_SNIPPET = 300
+_ATTEMPT_LOG = 10_000  # attempts kept in OpenAIBackend.attempt_log (the newest)
+# Fields of a /models entry that never identify the model: "permission" holds per-listing
+# random ids and times (vLLM, SGLang, lmdeploy); "object" is always "model".
+_NOT_IDENTIFYING = frozenset({"object", "permission"})
+# A "created" this close to the listing's own time (seconds) is the time of the listing
+# (vLLM and SGLang stamp every listing with "now"), not the model's creation.
+_LISTING_TIME_SLACK = 120.0
 
 
 def encode_jpeg_data_url(frame: Any, quality: int = 90) -> str:
@@ -69,10 +87,51 @@ def encode_jpeg_data_url(frame: Any, quality: int = 90) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-class _Retryable(Exception):
-    def __init__(self, message: str, retry_after: float | None = None):
+class _Failure(Exception):
+    """One failed HTTP attempt: ``status`` is the HTTP status, or ``"timeout"``,
+    ``"connection"`` or ``"malformed"`` when there is none (or the body is unusable)."""
+
+    def __init__(self, message: str, status: int | str, retryable: bool, retry_after: float | None = None):
         super().__init__(message)
+        self.status = status
+        self.retryable = retryable
         self.retry_after = retry_after
+
+
+class RetriesExhaustedError(BackendError):
+    """Every attempt of one request failed with a retryable error.
+
+    ``url`` is the endpoint without credentials, ``attempts`` how many were made,
+    ``last_status`` the last HTTP status (int) or ``"timeout"`` / ``"connection"`` /
+    ``"malformed"``, ``last_error`` the last failure's (redacted) text.
+    """
+
+    def __init__(self, url: str, attempts: int, last_status: int | str, last_error: str, elapsed: float):
+        self.url = url
+        self.attempts = attempts
+        self.last_status = last_status
+        self.last_error = last_error
+        status = f"HTTP {last_status}" if isinstance(last_status, int) else last_status
+        super().__init__(f"{url}: request failed after {attempts} attempts in {elapsed:.2f}s "
+                         f"(last status: {status}; last error: {last_error})")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One HTTP attempt, as recorded in :attr:`OpenAIBackend.attempt_log`.
+
+    ``request`` is the request's position in its ``generate`` call (-1 for the model
+    listing), ``number`` counts from 1, ``started`` is the backend clock's reading when
+    it was sent, ``status`` the HTTP status or ``"timeout"`` / ``"connection"`` /
+    ``"malformed"``, and ``delay`` the backoff slept before the next attempt (None when
+    no retry followed).
+    """
+
+    request: int
+    number: int
+    started: float
+    status: int | str
+    delay: float | None
 
 
 def _parse_retry_after(value: str | None) -> float | None:
@@ -107,6 +166,10 @@ class OpenAIBackend:
 
     Args:
         base_url: server root including the API prefix, e.g. ``http://localhost:8000/v1``.
+            Userinfo (``http://user:pw@host/v1``) is sent as HTTP Basic authentication
+            (instead of the API key) and query parameters with secret-looking names are
+            sent with every request; neither is ever recorded (see
+            :mod:`msce.backends._url`): :attr:`base_url` is the public, normalised form.
         model: the served model name (sent as ``model``; also the cache ``model_id``).
         api_key_env: environment variable holding the API key.
         concurrency: requests in flight at once.
@@ -122,6 +185,15 @@ class OpenAIBackend:
             encoding (None keeps the source size).
         extra_body: extra JSON fields merged into every request (e.g. vLLM's
             ``mm_processor_kwargs``); recorded in the fingerprint.
+        clock: monotonic clock (seconds) stamping :attr:`attempt_log` entries and timing
+            failures; ``sleep``: how the backoff waits. Tests replace both.
+
+    The cache fingerprint (:meth:`fingerprint`) names the server as well as the model:
+    the public base URL and the model's entry in ``GET {base_url}/models`` (every field
+    it carries except ``object``, ``permission`` and a ``created`` that is merely the
+    listing's own time), fetched once per backend. So two servers that both call their
+    model ``qwen2.5-vl``, or one server restarted with other weights under the same name
+    (vLLM's ``root`` and ``max_model_len`` change), never share cached answers.
     """
 
     def __init__(
@@ -140,11 +212,10 @@ class OpenAIBackend:
         system_prompt: str | None = None,
         frame_size: tuple[int, int] | None = None,
         extra_body: dict | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ):
-        if not base_url or not isinstance(base_url, str):
-            raise ConfigError("openai backend: base_url is required (e.g. http://localhost:8000/v1)")
-        if not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"openai backend: base_url must start with http:// or https://, got {base_url!r}")
+        self._url = parse_base_url(base_url, "openai backend: base_url")
         if not model:
             raise ConfigError("openai backend: model is required")
         if int(concurrency) < 1:
@@ -155,7 +226,9 @@ class OpenAIBackend:
             raise ConfigError(f"max_retries must be >= 0, got {max_retries!r}")
         if not 1 <= int(jpeg_quality) <= 100:
             raise ConfigError(f"jpeg_quality must be in 1..100, got {jpeg_quality!r}")
-        self.base_url = base_url.rstrip("/")
+        if not callable(clock) or not callable(sleep):
+            raise ConfigError("openai backend: clock and sleep must be callables")
+        self.base_url = self._url.public
         self.model = model
         self.model_id = model
         self.api_key_env = api_key_env
@@ -174,8 +247,13 @@ class OpenAIBackend:
             frame_size = (int(frame_size[0]), int(frame_size[1]))
         self.frame_size = frame_size
         self.extra_body = dict(extra_body or {})
+        self._clock = clock
+        self._sleep = sleep
         self.http_attempts = 0  # every HTTP attempt made (tests and diagnostics)
+        self.attempt_log: deque[Attempt] = deque(maxlen=_ATTEMPT_LOG)
         self._count_lock = threading.Lock()
+        self._listing_lock = threading.Lock()
+        self._listing: dict | None = None
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(base_url={self.base_url!r}, model={self.model!r}, api_key_env={self.api_key_env!r})"
@@ -187,8 +265,12 @@ class OpenAIBackend:
         return msce.Frames(size=self.frame_size, layout="NHWC", dtype="uint8")
 
     def fingerprint(self) -> dict:
+        """Settings that change answers, for cache keys: the server (public base URL and
+        the model's identifying ``/models`` fields) and the request encoding."""
         return {
             "backend": "openai",
+            "base_url": self.base_url,
+            "model_revision": self.model_listing().get("revision"),
             "jpeg_quality": self.jpeg_quality,
             "frame_size": None if self.frame_size is None else list(self.frame_size),
             "system_prompt": self.system_prompt,
@@ -205,18 +287,35 @@ class OpenAIBackend:
             "concurrency": self.concurrency,
             "timeout": self.timeout,
             "max_retries": self.max_retries,
+            "model_listing": self.model_listing(),
             **self.fingerprint(),
         }
+
+    def model_listing(self) -> dict:
+        """What ``GET {base_url}/models`` says about :attr:`model`, fetched once.
+
+        ``{"listed": True, "entry": {...}, "revision": {...}}``: ``entry`` is the
+        model's entry as served (less ``permission``), ``revision`` its identifying
+        fields (what enters the fingerprint). ``{"listed": False, "reason": ...,
+        "revision": None}`` when the server has no listing, refuses it (a non-retryable
+        HTTP error), answers something unreadable, or does not list the model. Retryable
+        failures are retried like chat requests; when they persist,
+        :class:`RetriesExhaustedError` is raised (the server is unusable).
+        """
+        with self._listing_lock:
+            if self._listing is None:
+                self._listing = self._fetch_listing()
+            return dict(self._listing)
 
     def generate(self, requests: Sequence[Request], params: GenerationParams) -> list[str]:
         for r in requests:
             check_request(r)
         bodies = [self._body(r, params) for r in requests]
         if len(bodies) == 1 or self.concurrency == 1:
-            return [self._post_with_retries(b, i) for i, b in enumerate(bodies)]
+            return [self._chat(b, i) for i, b in enumerate(bodies)]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(bodies)),
                                 thread_name_prefix="msce-openai") as pool:
-            futures = [pool.submit(self._post_with_retries, b, i) for i, b in enumerate(bodies)]
+            futures = [pool.submit(self._chat, b, i) for i, b in enumerate(bodies)]
             return [f.result() for f in futures]
 
     # -- internals ------------------------------------------------------------------
@@ -250,8 +349,8 @@ class OpenAIBackend:
         return key or None
 
     def _redact(self, text: str, key: str | None) -> str:
-        if key:
-            text = text.replace(key, "***")
+        for secret in ([key] if key else []) + self._url.secrets():
+            text = text.replace(secret, "***")
         return text
 
     def _backoff(self, attempt: int, rng: random.Random, retry_after: float | None) -> float:
@@ -260,34 +359,61 @@ class OpenAIBackend:
             delay = max(delay, retry_after)
         return delay
 
-    def _post_with_retries(self, body: bytes, index: int) -> str:
+    def _record(self, attempt: Attempt) -> None:
+        with self._count_lock:
+            self.attempt_log.append(attempt)
+
+    def _with_retries(self, path: str, index: int, send: Callable[[str | None], _T]) -> _T:
+        """``send(api_key)`` until it succeeds, a non-retryable failure, or the retries
+        run out. The jitter is seeded by (seed, index), so delays are reproducible."""
         rng = random.Random(f"{self.seed}:{index}")
-        last = "no attempt made"
+        first = self._clock()
+        url = self._url.public_endpoint(path)
         for attempt in range(self.max_retries + 1):
             key = self._api_key()
+            started = self._clock()
             try:
-                return self._post_once(body, key)
-            except _Retryable as exc:
-                last = str(exc)
-                if attempt == self.max_retries:
+                result = send(key)
+            except _Failure as exc:
+                last = exc
+                retry = exc.retryable and attempt < self.max_retries
+                delay = self._backoff(attempt, rng, exc.retry_after) if retry else None
+                self._record(Attempt(index, attempt + 1, started, exc.status, delay))
+                if not exc.retryable:
+                    raise BackendError(f"{url}: {exc}") from None
+                if delay is None:
                     break
-                delay = self._backoff(attempt, rng, exc.retry_after)
-                log.warning("request %d attempt %d failed (%s); retrying in %.2fs", index, attempt + 1, last, delay)
-                time.sleep(delay)
-        raise BackendError(f"{self.base_url}/chat/completions: request failed after "
-                           f"{self.max_retries + 1} attempts: {last}")
+                log.warning("%s: request %d attempt %d failed (%s); retrying in %.2fs", url, index, attempt + 1,
+                            exc, delay)
+                self._sleep(delay)
+            else:
+                self._record(Attempt(index, attempt + 1, started, 200, None))
+                return result
+        raise RetriesExhaustedError(url, self.max_retries + 1, last.status, str(last), self._clock() - first)
 
-    def _post_once(self, body: bytes, key: str | None) -> str:
-        url = f"{self.base_url}/chat/completions"
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if key:
+    def _chat(self, body: bytes, index: int) -> str:
+        def send(key: str | None) -> str:
+            payload, _ = self._send("POST", "chat/completions", body, key)
+            return self._parse(payload, key)
+
+        return self._with_retries("chat/completions", index, send)
+
+    def _send(self, method: str, path: str, body: bytes | None, key: str | None) -> tuple[bytes, Any]:
+        """One HTTP exchange: (payload, response headers), or :class:`_Failure`."""
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        basic = self._url.basic_auth()
+        if basic is not None:  # credentials in the URL name this server's login: they win
+            headers["Authorization"] = basic
+        elif key:
             headers["Authorization"] = "Bearer " + key
-        req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        req = urllib.request.Request(self._url.endpoint(path), data=body, headers=headers, method=method)
         with self._count_lock:
             self.http_attempts += 1
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                payload = resp.read()
+                return resp.read(), resp.headers
         except urllib.error.HTTPError as exc:
             try:
                 snippet = exc.read(_BODY_SNIPPET).decode("utf-8", "replace")
@@ -296,32 +422,76 @@ class OpenAIBackend:
             finally:
                 exc.close()
             message = self._redact(f"HTTP {exc.code} {exc.reason}: {snippet.strip()}", key)
-            if exc.code in _RETRY_STATUS:
-                raise _Retryable(message, _parse_retry_after(exc.headers.get("Retry-After"))) from None
-            raise BackendError(f"{url}: {message}") from None
+            raise _Failure(message, exc.code, exc.code in _RETRY_STATUS,
+                           _parse_retry_after(exc.headers.get("Retry-After"))) from None
         except (TimeoutError, socket.timeout) as exc:
-            raise _Retryable(f"timed out after {self.timeout:g}s ({type(exc).__name__})") from None
+            raise _Failure(f"timed out after {self.timeout:g}s ({type(exc).__name__})", "timeout", True) from None
         except urllib.error.URLError as exc:
             reason = exc.reason
             if isinstance(reason, (TimeoutError, socket.timeout)):
-                raise _Retryable(f"timed out after {self.timeout:g}s") from None
-            raise _Retryable(self._redact(f"connection error: {reason}", key)) from None
+                raise _Failure(f"timed out after {self.timeout:g}s", "timeout", True) from None
+            raise _Failure(self._redact(f"connection error: {reason}", key), "connection", True) from None
         except (ConnectionError, OSError, http.client.HTTPException) as exc:
-            raise _Retryable(self._redact(f"connection error: {type(exc).__name__}: {exc}", key)) from None
-        return self._parse(payload, key)
+            raise _Failure(self._redact(f"connection error: {type(exc).__name__}: {exc}", key), "connection",
+                           True) from None
 
     def _parse(self, payload: bytes, key: str | None) -> str:
         try:
             data = json.loads(payload.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             snippet = self._redact(payload[:_BODY_SNIPPET].decode("utf-8", "replace"), key)
-            raise _Retryable(f"malformed JSON response ({exc.msg if hasattr(exc, 'msg') else exc}): {snippet!r}") from None
+            raise _Failure(f"malformed JSON response ({exc.msg if hasattr(exc, 'msg') else exc}): {snippet!r}",
+                           "malformed", True) from None
         try:
             message = data["choices"][0]["message"]
         except (KeyError, IndexError, TypeError):
             snippet = self._redact(json.dumps(data)[:_BODY_SNIPPET], key)
-            raise _Retryable(f"response has no choices[0].message: {snippet}") from None
+            raise _Failure(f"response has no choices[0].message: {snippet}", "malformed", True) from None
         text = _content_text(message.get("content") if isinstance(message, dict) else None)
         if text is None:
-            raise _Retryable("response message has no text content")
+            raise _Failure("response message has no text content", "malformed", True)
         return text
+
+    def _fetch_listing(self) -> dict:
+        try:
+            payload, headers = self._with_retries("models", -1, lambda key: self._send("GET", "models", None, key))
+        except RetriesExhaustedError:
+            raise
+        except BackendError as exc:  # e.g. HTTP 404: a server without a model listing
+            log.warning("%s: no model listing (%s); the cache fingerprint names the server only", self.base_url, exc)
+            return {"listed": False, "reason": str(exc), "revision": None}
+        try:
+            data = json.loads(payload.decode("utf-8"))
+            entries = data["data"]
+            if not isinstance(entries, list):
+                raise TypeError("data is not a list")
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            return {"listed": False, "reason": f"unreadable model listing ({type(exc).__name__})", "revision": None}
+        wanted = (self.model, f"models/{self.model}")  # Gemini lists "models/<name>"
+        entry = next((e for e in entries if isinstance(e, dict) and e.get("id") in wanted), None)
+        if entry is None:
+            log.warning("%s: the model listing does not name %r", self.base_url, self.model)
+            return {"listed": False, "reason": f"model {self.model!r} is not in the listing", "revision": None}
+        entry = {k: v for k, v in entry.items() if k != "permission"}
+        revision = {k: v for k, v in sorted(entry.items()) if k not in _NOT_IDENTIFYING}
+        created = revision.get("created")
+        if isinstance(created, (int, float)) and not isinstance(created, bool):
+            listed_at = _http_date(headers.get("Date")) if headers is not None else None
+            if listed_at is None:
+                listed_at = time.time()
+            if abs(float(created) - listed_at) <= _LISTING_TIME_SLACK:
+                del revision["created"]
+        return {"listed": True, "entry": entry, "revision": revision}
+
+
+def _http_date(value: str | None) -> float | None:
+    """POSIX time of an HTTP ``Date`` header, or None."""
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp()
