@@ -5,7 +5,8 @@ Run directory layout
 ``config.json``
     Everything needed to reproduce the run: dataset (name, root, labels, class
     counts), split (kind, seed, fold, digest of the test ids), ``strategy.config()``,
-    the backend's model id and fingerprint, the cache path, seeds, versions (msce,
+    the backend's model id and fingerprint (and, for a server backend, its base URL
+    without credentials), the cache path, seeds, versions (msce,
     python, numpy, torch, transformers, platform) and one entry per session (start
     time, command line, how many videos were already done).
 ``predictions.jsonl``
@@ -52,6 +53,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from msce.backends._url import redact_urls
 from msce.errors import ConfigError, DatasetError, DecodeError, MsceError, PlanError
 from msce.metrics import ClassificationReport, Predictions, bootstrap_ci
 
@@ -290,6 +292,9 @@ def _strategy_config(strategy: Any) -> dict:
 def _backend_config(backend: Any) -> dict:
     cls = type(backend)
     out = {"model_id": getattr(backend, "model_id", None), "class": f"{cls.__module__}.{cls.__qualname__}"}
+    base_url = getattr(backend, "base_url", None)
+    if isinstance(base_url, str):  # a server backend: which server answered (never its credentials)
+        out["base_url"] = redact_urls(base_url)
     fp = getattr(backend, "fingerprint", None)
     if callable(fp):
         try:
@@ -549,7 +554,7 @@ def run_eval(
         config.setdefault("sessions", []).append(
             {
                 "started": now,
-                "command": list(command) if command is not None else list(sys.argv),
+                "command": [redact_urls(str(a)) for a in (command if command is not None else sys.argv)],
                 "requested": len(samples),
                 "already_done": sum(1 for i in ids if i in log.done),
                 "environment": environment_info(),
@@ -870,8 +875,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             cache,
             split=split_info,
             seed=args.seed,
-            extra_config={"backend_name": backend_name, "backend_options": {k: v for k, v in backend_opts.items()
-                                                                           if "key" not in k.lower()}},
+            extra_config={"backend_name": backend_name,
+                          "backend_options": {k: redact_urls(v) if isinstance(v, str) else v
+                                              for k, v in backend_opts.items() if "key" not in k.lower()}},
             limit=args.limit,
             on_error=args.on_error,
             progress=not args.no_progress,
