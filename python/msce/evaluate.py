@@ -14,7 +14,9 @@ Run directory layout
     ``fsync`` before the next video starts: ``id``, ``label``, ``path``, ``parsed``
     (canonical label or null = invalid), ``correct``, and the strategy result
     (``raw_answer``, ``frame_indices``, ``timestamps``, ``prompts``, ``stage1``,
-    ``visual_tokens``, ``model_calls``, ``cache_hits``, ``latency_s``), plus ``wall_s``.
+    ``visual_tokens``, ``model_calls``, ``cache_hits``, ``latency_s``, ``extra``: e.g. a
+    shuffled run's ``permutation`` and ``kendall_distance``), plus ``wall_s``. A strategy
+    whose ``run`` takes ``sample_id=`` gets the sample's id.
 ``errors.jsonl``
     Videos skipped with ``on_error="skip"`` (media that cannot be decoded); retried on
     the next run.
@@ -325,6 +327,18 @@ def _labels_of(dataset: Any) -> Any:
     return lset
 
 
+def _accepts_sample_id(strategy: Any) -> bool:
+    """Whether ``strategy.run`` takes ``sample_id=`` (the frame-shuffle probe seeds its order
+    per video with it); strategies written to the plain contract are called without it."""
+    import inspect
+
+    try:
+        params = inspect.signature(strategy.run).parameters
+    except (TypeError, ValueError):
+        return False
+    return "sample_id" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
 def _result_dict(result: Any) -> dict:
     if hasattr(result, "to_dict"):
         d = result.to_dict()
@@ -570,12 +584,16 @@ def run_eval(
         n_correct = sum(1 for r in scored if r.get("correct"))
         n_invalid = sum(1 for r in scored if r.get("parsed") not in names)
         bar = _Progress(len(samples), n_resumed, progress, f"{strat_cfg.get('name')}")
+        pass_id = _accepts_sample_id(strategy)
         n_new = 0
         try:
             for s in todo:
                 t0 = time.perf_counter()
                 try:
-                    result = strategy.run(s.path, labels, backend, cache)
+                    if pass_id:
+                        result = strategy.run(s.path, labels, backend, cache, sample_id=str(s.id))
+                    else:
+                        result = strategy.run(s.path, labels, backend, cache)
                 except MEDIA_ERRORS as exc:
                     if on_error != "skip":
                         raise
@@ -775,7 +793,8 @@ def make_strategy(name: str, **options: Any) -> Any:
 def _strategy_options(args: argparse.Namespace) -> dict:
     opts = _kv(args.strategy_opt, "--strategy-opt")
     if args.fps is not None:
-        opts.setdefault("keyframe_fps" if args.strategy == "msce" else "fps", args.fps)
+        opts.setdefault("keyframe_fps" if args.strategy in ("msce", "msce-notext", "sparse-images") else "fps",
+                        args.fps)
     if args.strategy == "shuffled":
         opts.setdefault("seed", args.seed)
     vp_opts = _kv(getattr(args, "visual_prompt_opt", None), "--visual-prompt-opt")
@@ -921,8 +940,10 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--backend", help="transformers | openai | package.module:Class (default: openai with --base-url)")
     m.add_argument("--base-url", help="OpenAI-compatible server URL (API key from the environment)")
     m.add_argument("--backend-opt", action="append", metavar="KEY=VALUE", help="extra backend option (repeatable)")
-    m.add_argument("--strategy", required=True, help="sparse | dense | shuffled | msce | package.module:Class")
-    m.add_argument("--fps", type=float, help="sampling rate (msce: keyframe rate)")
+    m.add_argument("--strategy", required=True,
+                   help="sparse | dense | shuffled | msce | sparse-images | msce-notext (msce's controls) | "
+                        "package.module:Class")
+    m.add_argument("--fps", type=float, help="sampling rate (msce and its controls: keyframe rate)")
     m.add_argument("--strategy-opt", action="append", metavar="KEY=VALUE", help="extra strategy option (repeatable)")
     m.add_argument("--visual-prompt", metavar="NAME",
                    help="paper Appendix S1 visual prompt applied to the frames: red_circle | motion_heatmap | "

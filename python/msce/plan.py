@@ -14,10 +14,15 @@ k/fps < duration, so a clip shorter than 1/fps still gets frame 0. In
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+import numpy as np
 
 from msce.errors import PlanError
 
@@ -27,6 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "Plan", "PlanSpec", "uniform", "dense", "count", "shuffled", "multi_fps", "keyframes_with_gaps",
     "token_budget", "at_indices", "at_times", "resolve", "motion_aware_gaps",
+    "shuffle_seed", "shuffle_permutation", "kendall_distance", "media_digest",
 ]
 
 ROLES = ("frame", "keyframe", "gap")
@@ -248,29 +254,133 @@ class _KeyframesWithGaps(PlanSpec):
         return {"kind": "keyframes_with_gaps", "keyframe_fps": self.keyframe_fps, "gap_frames": self.gap_frames}
 
 
+# ---- the frame-shuffle probe ----------------------------------------------------------------
+SHUFFLE_MAX_DRAWS = 64
+
+
+def shuffle_seed(seed: int, identity: str) -> int:
+    """The per-video seed of the frame-shuffle probe: the first 8 bytes of
+    ``sha256(f"{seed}:{identity}")`` (UTF-8) read as a big-endian unsigned 64-bit integer.
+
+    ``identity`` is the video's identity string (``"id:<sample id>"`` or
+    ``"sha256:<hex digest of the media>"``); the result is the same on every platform."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0 or seed >= 2**64:
+        raise PlanError(f"seed must be an integer in [0, 2**64) (got {seed!r})")
+    if not isinstance(identity, str) or not identity:
+        raise PlanError(f"identity must be a non-empty string (got {identity!r})")
+    digest = hashlib.sha256(f"{seed}:{identity}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def media_digest(path: str | os.PathLike) -> str:
+    """``"sha256:<hex>"``: the content digest of a clip, independent of where it lies.
+
+    A video file: sha256 of its bytes. A frame folder: sha256 of the UTF-8 lines
+    ``"<file name> <sha256 hex of its bytes>\n"``, one per image in frame order
+    (``msce.datasets.frame_files``). Raises PlanError when the media cannot be read.
+    """
+    p = Path(path)
+    try:
+        if p.is_dir():
+            from msce.datasets import frame_files
+            from msce.errors import DatasetError
+
+            try:
+                files = frame_files(p)
+            except DatasetError as exc:
+                raise PlanError(str(exc)) from None
+            h = hashlib.sha256()
+            for f in files:
+                h.update(f"{f.name} {_file_sha256(f)}\n".encode("utf-8"))
+            return "sha256:" + h.hexdigest()
+        return "sha256:" + _file_sha256(p)
+    except OSError as exc:
+        raise PlanError(
+            f"{os.fspath(path)}: cannot read the media to derive the frame-shuffle seed from its content "
+            f"({exc.strerror or exc}); pass identity= (e.g. the sample id) to shuffled()") from None
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def shuffle_permutation(n: int, video_seed: int) -> tuple[list[int], int]:
+    """``(permutation, draws)`` for an n-frame plan: position k of the output shows frame
+    ``permutation[k]`` of the chronological plan.
+
+    Draw d (d = 0, 1, ...) is the native SplitMix64 Fisher-Yates permutation
+    (``msce._C.seeded_permutation``) with seed ``(video_seed + d) mod 2**64``; the first draw
+    that is not the identity is used, so for n >= 2 the order always changes. After
+    :data:`SHUFFLE_MAX_DRAWS` identity draws (probability 2**-64 for n = 2, less for larger n)
+    the rotation ``[1, 2, ..., n-1, 0]`` is used. n < 2 has only the identity (draws = 0).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise PlanError(f"n must be a non-negative integer (got {n!r})")
+    if n < 2:
+        return list(range(n)), 0
+    identity = list(range(n))
+    C = _native()
+    for d in range(SHUFFLE_MAX_DRAWS):
+        perm = [int(i) for i in C.seeded_permutation(n, (video_seed + d) % 2**64)]
+        if perm != identity:
+            return perm, d + 1
+    return [(i + 1) % n for i in range(n)], SHUFFLE_MAX_DRAWS + 1
+
+
+def kendall_distance(permutation: Sequence[int]) -> float:
+    """Normalized Kendall tau distance between ``permutation`` and the identity: the pairs
+    k < l sent in reversed order (``permutation[k] > permutation[l]``) divided by n(n-1)/2.
+    0 = chronological order, 1 = reversed; 0 for n < 2."""
+    p = np.asarray(permutation, dtype=np.int64)
+    n = len(p)
+    if n < 2:
+        return 0.0
+    discordant = int(np.triu(p[:, None] > p[None, :], k=1).sum())
+    return discordant / (n * (n - 1) / 2)
+
+
 class _Shuffled(PlanSpec):
-    def __init__(self, inner: PlanSpec | Plan, seed: int):
+    def __init__(self, inner: PlanSpec | Plan, seed: int, identity: str = "content"):
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0 or seed >= 2**64:
             raise PlanError(f"seed must be an integer in [0, 2**64) (got {seed!r})")
         if not isinstance(inner, (PlanSpec, Plan)):
             raise PlanError(f"shuffled() needs a plan or plan spec (got {type(inner).__name__})")
+        if not isinstance(identity, str) or not identity:
+            raise PlanError(f"identity must be 'content' or a non-empty sample id string (got {identity!r})")
         self.inner = inner
         self.seed = seed
+        self.identity = identity
 
-    def apply(self, plan: Plan) -> Plan:
-        perm = _native().seeded_permutation(len(plan), self.seed)
+    def video_identity(self, meta: VideoMetadata | None) -> str:
+        """``"id:<identity>"`` for a given sample id, else the media's content digest."""
+        if self.identity != "content":
+            return f"id:{self.identity}"
+        if meta is None:
+            raise PlanError("a content-derived shuffle needs the clip's metadata (or pass identity=)")
+        return media_digest(meta.path)
+
+    def apply(self, plan: Plan, meta: VideoMetadata | None = None) -> Plan:
+        identity = self.video_identity(meta)
+        video_seed = shuffle_seed(self.seed, identity)
+        perm, draws = shuffle_permutation(len(plan), video_seed)
         out = plan._subset(perm)
+        spec = {**self.to_dict(), "identity": identity, "video_seed": video_seed, "draws": draws,
+                "permutation": perm, "kendall_distance": kendall_distance(perm)}
         return Plan(indices=out.indices, timestamps=out.timestamps, roles=out.roles, groups=out.groups,
                     fps=out.fps, source_fps=out.source_fps, num_source_frames=out.num_source_frames,
-                    spec=self.to_dict(), size=out.size)
+                    spec=spec, size=out.size)
 
     def resolve(self, meta: VideoMetadata) -> Plan:
         base = self.inner if isinstance(self.inner, Plan) else self.inner.resolve(meta)
-        return self.apply(base)
+        return self.apply(base, meta)
 
     def to_dict(self) -> dict:
         inner = self.inner.spec if isinstance(self.inner, Plan) else self.inner.to_dict()
-        return {"kind": "shuffled", "seed": self.seed, "inner": inner}
+        return {"kind": "shuffled", "seed": self.seed, "identity": self.identity, "inner": inner}
 
 
 class _Indices(PlanSpec):
@@ -418,9 +528,16 @@ def count(n: int) -> PlanSpec:
     return _Count(n)
 
 
-def shuffled(plan: PlanSpec | Plan, seed: int) -> PlanSpec:
-    """The same frames in a seeded random order (the frame-shuffle probe)."""
-    return _Shuffled(plan, seed)
+def shuffled(plan: PlanSpec | Plan, seed: int, identity: str = "content") -> PlanSpec:
+    """The same frames in a seeded random order that differs from video to video (the
+    frame-shuffle probe).
+
+    Per clip: identity = ``"id:<identity>"`` when ``identity`` is a sample id, else (the
+    default ``"content"``) :func:`media_digest` of the file; video seed =
+    :func:`shuffle_seed` (seed, identity); order = :func:`shuffle_permutation`, never the
+    original order when the plan has 2+ frames. The resolved plan's ``spec`` records
+    ``identity``, ``video_seed``, ``draws``, ``permutation`` and ``kendall_distance``."""
+    return _Shuffled(plan, seed, identity)
 
 
 def multi_fps(fps_list: Iterable[float] = (1, 5, 10, 15, 20, 25)) -> _MultiFps:

@@ -1,5 +1,6 @@
 """Reports over run directories: ``msce report`` (Markdown + self-contained HTML) and
-``msce compare`` (a table on stdout).
+``msce compare`` (a table on stdout, with each run's mean visual tokens per video beside
+its paired deltas).
 
 A report holds, for the runs given:
 
@@ -8,7 +9,9 @@ A report holds, for the runs given:
   strings the records hold) and per-class F1;
 * row-normalized confusion matrices (with the invalid column), one per run;
 * frame-shuffle sensitivity for every normal/FS pair of runs (per-class F1 bars,
-  paired McNemar tests, bootstrap interval of the macro-F1 change);
+  paired McNemar tests, bootstrap interval of the macro-F1 change), and for every
+  shuffled run the fraction of clips whose frame order changed and the mean normalized
+  Kendall distance of the orders sent;
 * F1 against FPS for runs that differ only in sampling rate;
 * per-class F1 against lexical frequency (wordfreq English/Chinese, or the counts of
   ``--freq-csv``) with Pearson r, two-tailed p and Spearman rho;
@@ -44,7 +47,7 @@ from msce.evaluate import Run, load_run
 from msce.labels import LABEL_SETS
 
 __all__ = ["build_report", "compare_table", "add_cli", "pair_shuffled_runs", "fps_groups", "run_training_counts",
-           "parse_reason_counts"]
+           "parse_reason_counts", "shuffle_order_stats", "visual_tokens_mean"]
 
 
 # --------------------------------------------------------------------------- document model
@@ -293,6 +296,44 @@ def _base_config(cfg: Mapping) -> Mapping | None:
     return None
 
 
+def _reversed_pairs(order: Sequence[float]) -> float:
+    """Normalized Kendall distance of a sequence from its sorted order (ties are not reversed)."""
+    v = np.asarray(order, dtype=float)
+    n = len(v)
+    if n < 2:
+        return 0.0
+    return float(np.triu(v[:, None] > v[None, :], k=1).sum()) / (n * (n - 1) / 2)
+
+
+def shuffle_order_stats(run: Run) -> dict:
+    """How much a shuffled run changed frame order: ``videos``, ``changed`` (videos not sent
+    in their original order), ``fraction_changed`` and ``mean_kendall`` (mean normalized
+    Kendall distance). Per video from the recorded ``extra["kendall_distance"]`` /
+    ``extra["order_changed"]``, else (older runs) from the order of the sent timestamps."""
+    dists, changed = [], 0
+    for rec in run.records:
+        extra = rec.get("extra") if isinstance(rec.get("extra"), Mapping) else {}
+        if isinstance(extra.get("kendall_distance"), (int, float)):
+            d = float(extra["kendall_distance"])
+            moved = bool(extra.get("order_changed", d > 0))
+        else:
+            ts = rec.get("timestamps") or []
+            d = _reversed_pairs(ts)
+            moved = d > 0
+        dists.append(d)
+        changed += int(moved)
+    n = len(dists)
+    return {"videos": n, "changed": changed, "fraction_changed": changed / n if n else float("nan"),
+            "mean_kendall": float(np.mean(dists)) if n else float("nan")}
+
+
+def visual_tokens_mean(run: Run) -> float | None:
+    """Mean ``visual_tokens`` per video of a run (None when no record holds a count)."""
+    vals = [float(r["visual_tokens"]) for r in run.records
+            if isinstance(r.get("visual_tokens"), (int, float)) and not isinstance(r.get("visual_tokens"), bool)]
+    return float(np.mean(vals)) if vals else None
+
+
 def pair_shuffled_runs(runs: Sequence[Run], explicit: Sequence[tuple[str, str]] = ()) -> list[tuple[Run, Run]]:
     """(normal, shuffled) pairs.
 
@@ -516,6 +557,15 @@ def build_report(
     # --- frame shuffle
     shuffle_pairs = pair_shuffled_runs(runs, pairs)
     doc.h(1, "Frame-shuffle sensitivity")
+    fs_runs = [r for r in runs if r.is_shuffled]
+    if fs_runs:
+        fs_stats = [(r.name, shuffle_order_stats(r)) for r in fs_runs]
+        doc.table(["shuffled run", "clips", "order changed", "fraction changed", "mean normalized Kendall distance"],
+                  [[nm, st["videos"], st["changed"], st["fraction_changed"], st["mean_kendall"]]
+                   for nm, st in fs_stats])
+        doc.p("Normalized Kendall distance: frame pairs sent in reversed time order / (n choose 2) per clip "
+              "(0 = original order, 1 = reversed, about 0.5 for a uniformly random order). A one-frame clip "
+              "cannot change order.")
     if not shuffle_pairs:
         doc.p("No normal / frame-shuffled pair of runs among the inputs (use --pair NORMAL:SHUFFLED to name one).")
     for j, (a, b) in enumerate(shuffle_pairs):
@@ -695,7 +745,10 @@ def compare_table(runs: Sequence[Run], baseline: int = 0, n_boot: int = 1000, se
         raise ConfigError(f"runs {bad} use a different label list than {runs[0].name}")
     cmp = compare_runs([r.predictions for r in runs], baseline=baseline, n_boot=n_boot, seed=seed)
     deltas = {d.name: d for d in cmp.deltas}
-    header = ["run", "videos", "macro F1", "95% CI", "UAR", "WAR", "invalid", "Δ F1 (paired)", "Δ CI", "McNemar p"]
+    header = ["run", "videos", "macro F1", "95% CI", "UAR", "WAR", "invalid", "Δ F1 (paired)", "Δ CI", "McNemar p",
+              "visual tokens/video", "tokens vs baseline"]
+    tokens = {r.name: visual_tokens_mean(r) for r in runs}
+    base_tokens = tokens[runs[baseline].name]
     rows = []
     for r, rep in zip(runs, cmp.reports):
         pred = r.predictions
@@ -707,12 +760,16 @@ def compare_table(runs: Sequence[Run], baseline: int = 0, n_boot: int = 1000, se
             "baseline" if d is None else f"{d.macro_f1_delta.estimate:+.4f}",
             "" if d is None else f"[{d.macro_f1_delta.low:+.4f}, {d.macro_f1_delta.high:+.4f}]",
             "" if d is None else _fmt_p(d.mcnemar.p_value),
+            "–" if tokens[r.name] is None else f"{tokens[r.name]:.1f}",
+            "–" if tokens[r.name] is None or not base_tokens else f"×{tokens[r.name] / base_tokens:.2f}",
         ])
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
-    return "\n".join(lines), cmp.to_dict()
+    data = cmp.to_dict()
+    data["visual_tokens_mean"] = tokens
+    return "\n".join(lines), data
 
 
 # --------------------------------------------------------------------------- CLI

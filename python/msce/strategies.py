@@ -6,7 +6,10 @@ how the answers combine.
 * :class:`Dense` (``fps``): the same at a higher rate (the FPS sweep 1..25), or every
   frame when ``fps`` is None.
 * :class:`Shuffled` (``inner``, ``seed``): the frame-shuffle (FS) probe: exactly the
-  frames of ``inner`` in a seeded random order (``msce.plan.shuffled``).
+  frames of ``inner`` in a random order seeded per video from ``seed`` and the video's
+  identity (the sample id the runner passes, else the media's content digest), never the
+  original order (``msce.plan.shuffled``); the permutation and its normalized Kendall
+  distance are recorded in ``StrategyResult.extra``.
 * :class:`MSCE` (``keyframe_fps=1``, ``gap_frames=4``): multi-stage context enrichment.
   Stage 1 sends each gap's ``m`` in-between frames with a request to describe facial
   movements and micro-expressions (every gap of the video in ONE batched generate
@@ -14,6 +17,17 @@ how the answers combine.
   chronologically (k_1, t_1, ..., k_{n-1}, t_{n-1}, k_n), then the question and the
   label choices. At most 2 model invocations per video; a clip with one keyframe has
   no gaps, so stage 1 is skipped.
+
+Two controls that are msce's own (not from the paper) separate what MSCE's stage 2 adds:
+
+* :class:`SparseImages` (``"sparse-images"``): MSCE's keyframes (the same plan) sent as
+  interleaved images with no motion text, one call (``PromptSet.keyframes``).
+* :class:`MSCENoText` (``"msce-notext"``): MSCE's stage-2 prompt with every gap text
+  replaced by one fixed neutral sentence (template ``stage2_neutral_motion``), no stage 1.
+
+Every result records ``visual_tokens`` (LLM tokens of every frame sent, 0 when the
+backend's target does not count them); MSCE and the controls also record
+``extra["visual_tokens_stage1"]`` and ``extra["visual_tokens_stage2"]``.
 
 Frames come from the core (``msce.load`` / ``msce.load_segments``) in the target the
 backend asks for (``backend.target()``); the strategy, never the backend, chooses them,
@@ -33,6 +47,7 @@ one grid image; ``frame_indices`` still lists every frame composed into it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -43,6 +58,7 @@ from msce.backends.base import GenerationParams
 from msce.cache import generate_cached
 from msce.errors import ConfigError
 from msce.labels import LabelSet
+from msce.plan import Plan, PlanSpec
 from msce.prompts import PromptSet, Visual, as_text
 from msce.visual_prompts import get_visual_prompt, load_prompted, sent_indices, sent_timestamps
 
@@ -57,6 +73,8 @@ __all__ = [
     "Dense",
     "Shuffled",
     "MSCE",
+    "SparseImages",
+    "MSCENoText",
     "get_strategy",
     "available_strategies",
 ]
@@ -174,15 +192,22 @@ class _FramesStrategy:
             opts["visual_prompt"] = self.visual_prompt
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in opts.items())})"
 
+    def _run_spec(self, sample_id: str | None):
+        """The plan for one video (Shuffled seeds it per video)."""
+        return self.spec()
+
     def run(self, video: str | os.PathLike, labels: LabelSet, backend: "Backend",
-            cache: "ResponseCache | None" = None) -> StrategyResult:
+            cache: "ResponseCache | None" = None, *, sample_id: str | None = None) -> StrategyResult:
+        """``sample_id``: the dataset's id of ``video`` when the caller knows it (the runner
+        passes it); only :class:`Shuffled` uses it, to seed its order per video."""
         import msce
 
         start = time.perf_counter()
+        spec = self._run_spec(sample_id)
         if self.visual_prompt is None:
-            batch = msce.load(video, self.spec(), backend.target())
+            batch = msce.load(video, spec, backend.target())
         else:
-            (batch,) = load_prompted(video, self.spec(), backend.target(), self.visual_prompt)
+            (batch,) = load_prompted(video, spec, backend.target(), self.visual_prompt)
         kind = "image" if len(batch.indices) == 1 else "video"
         rendered = self.prompts.classify(labels, kind)
         gen = generate_cached(backend, [_materialize(rendered, [batch])], self.params, cache)
@@ -252,13 +277,23 @@ class Dense(Sparse):
 
 
 class Shuffled(_FramesStrategy):
-    """The frame-shuffle probe: ``inner``'s frames (Sparse or Dense) in a seeded order."""
+    """The frame-shuffle probe: ``inner``'s frames (Sparse or Dense) in a seeded order.
+
+    The order is drawn per video (``msce.plan.shuffled``): the video seed is
+    ``shuffle_seed(seed, identity)`` where identity is ``"id:<sample id>"`` when ``run``
+    gets a ``sample_id`` and ``identity="sample"`` (the default), else the content digest
+    ``"sha256:<hex>"`` of the media (``identity="content"``, or no sample id). With two or
+    more frames the original order is never sent. ``extra`` records ``permutation``
+    (position k shows chronological frame ``permutation[k]``), ``kendall_distance``
+    (discordant pairs / (n choose 2)), ``order_changed``, ``shuffle_identity`` and
+    ``video_seed``.
+    """
 
     name = "shuffled"
 
     def __init__(self, inner: "Sparse | Dense | str" = "sparse", seed: int = 0,
                  params: GenerationParams | dict | None = None, prompts: PromptSet | str | None = None,
-                 visual_prompt: Any = None, **inner_options: Any):
+                 visual_prompt: Any = None, identity: str = "sample", **inner_options: Any):
         if isinstance(inner, str):
             if inner not in ("sparse", "dense"):
                 raise ConfigError(f"Shuffled needs a sparse or dense inner strategy, got {inner!r}")
@@ -267,24 +302,41 @@ class Shuffled(_FramesStrategy):
             raise ConfigError("inner options are only accepted with an inner strategy given by name")
         if not isinstance(inner, Sparse):
             raise ConfigError(f"Shuffled wraps Sparse or Dense, got {type(inner).__name__}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ConfigError(f"seed must be a non-negative int, got {seed!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0 or seed >= 2**64:
+            raise ConfigError(f"seed must be an int in [0, 2**64), got {seed!r}")
+        if identity not in ("sample", "content"):
+            raise ConfigError(f"identity must be 'sample' (sample id, else content digest) or 'content', "
+                              f"got {identity!r}")
         super().__init__(params if params is not None else inner.params,
                          prompts if prompts is not None else inner.prompts,
                          visual_prompt if visual_prompt is not None else inner.visual_prompt)
         self.inner = inner
         self.seed = seed
+        self.identity = identity
 
     def spec(self):
+        """The plan without a sample id: seeded by the media's content digest."""
         import msce
 
         return msce.plan.shuffled(self.inner.spec(), self.seed)
 
+    def _run_spec(self, sample_id: str | None):
+        import msce
+
+        if self.identity == "sample" and sample_id is not None and str(sample_id):
+            return msce.plan.shuffled(self.inner.spec(), self.seed, identity=str(sample_id))
+        return self.spec()
+
     def _options(self) -> dict:
-        return {"inner": self.inner.name, **self.inner._options(), "seed": self.seed}
+        return {"inner": self.inner.name, **self.inner._options(), "seed": self.seed, "identity": self.identity}
 
     def _extra(self, batch: Any) -> dict:
-        return {"plan": batch.plan.to_dict(), "chronological_indices": sorted(sent_indices(batch))}
+        spec = batch.plan.spec
+        perm = [int(k) for k in spec["permutation"]]
+        return {"plan": batch.plan.to_dict(), "chronological_indices": sorted(sent_indices(batch)),
+                "permutation": perm, "kendall_distance": float(spec["kendall_distance"]),
+                "order_changed": perm != sorted(perm), "shuffle_identity": spec["identity"],
+                "video_seed": int(spec["video_seed"])}
 
 
 class MSCE:
@@ -355,17 +407,8 @@ class MSCE:
             segments = msce.load_segments(video, self.spec(), backend.target())
         else:
             segments = load_prompted(video, self.spec(), backend.target(), self.visual_prompt, segments=True)
-        keyframes: list[Any] = []
-        gaps: dict[int, Any] = {}
-        for seg in segments:
-            role = seg.roles[0]
-            if role == "keyframe":
-                keyframes.append(seg)
-            elif role == "gap":
-                gaps[int(seg.plan.groups[0])] = seg
+        keyframes, gaps = _split_segments(segments, video)
         n = len(keyframes)
-        if n == 0:
-            raise msce.PlanError(f"{os.fspath(video)}: the MSCE plan has no keyframes")
 
         # Stage 1: one request per gap that has frames, all in one generate call.
         gap_batches = [gaps.get(j) for j in range(n - 1)]
@@ -391,6 +434,8 @@ class MSCE:
         frame_indices = [i for g in sent_gaps for i in sent_indices(g)] + [int(k.indices[0]) for k in keyframes]
         timestamps = [t for g in sent_gaps for t in sent_timestamps(g)] + [float(k.timestamps[0]) for k in keyframes]
         extra_vp = _visual_record(segments[0]) if self.visual_prompt is not None else {}
+        tokens1 = sum(_tokens(b) for b in sent_gaps)
+        tokens2 = sum(_tokens(k) for k in keyframes)
         return StrategyResult(
             raw_answer=raw,
             parsed=parse.label,
@@ -398,7 +443,7 @@ class MSCE:
             timestamps=timestamps,
             prompts=[as_text(r) for r in stage1_rendered] + [as_text(rendered2)],
             stage1=["" if m is None else m for m in motions],
-            visual_tokens=sum(_tokens(b) for b in sent_gaps) + sum(_tokens(k) for k in keyframes),
+            visual_tokens=tokens1 + tokens2,
             model_calls=gen1.model_calls + gen2.model_calls,
             cache_hits=gen1.cache_hits + gen2.cache_hits,
             latency_s=time.perf_counter() - start,
@@ -412,12 +457,162 @@ class MSCE:
                 "stage1_from_cache": list(gen1.from_cache),
                 "stage1_model_calls": gen1.model_calls,
                 "stage2_model_calls": gen2.model_calls,
+                "visual_tokens_stage1": tokens1,
+                "visual_tokens_stage2": tokens2,
                 **extra_vp,
             },
         )
 
 
-_STRATEGIES = {"sparse": Sparse, "dense": Dense, "shuffled": Shuffled, "msce": MSCE}
+def _split_segments(segments: Sequence[Any], video: Any) -> tuple[list[Any], dict[int, Any]]:
+    """MSCE segments -> (keyframe batches in order, {gap number: gap batch})."""
+    import msce
+
+    keyframes: list[Any] = []
+    gaps: dict[int, Any] = {}
+    for seg in segments:
+        role = seg.roles[0]
+        if role == "keyframe":
+            keyframes.append(seg)
+        elif role == "gap":
+            gaps[int(seg.plan.groups[0])] = seg
+    if not keyframes:
+        raise msce.PlanError(f"{os.fspath(video)}: the MSCE plan has no keyframes")
+    return keyframes, gaps
+
+
+class _KeyframesOf(PlanSpec):
+    """The keyframes of an MSCE plan (``keyframes_with_gaps``) without its gap frames; the
+    resolved plan's spec lists the gaps that hold frames in ``gaps_with_frames``."""
+
+    def __init__(self, inner: PlanSpec):
+        self.inner = inner
+
+    def resolve(self, meta: Any) -> Plan:
+        full = self.inner.resolve(meta)
+        kf = full.keyframes()
+        with_frames = sorted({int(g) for r, g in zip(full.roles, full.groups) if r == "gap"})
+        return dataclasses.replace(kf, spec={**kf.spec, "gaps_with_frames": with_frames})
+
+    def to_dict(self) -> dict:
+        return {"kind": "keyframes_of", "inner": self.inner.to_dict()}
+
+
+class _KeyframeControl:
+    """Shared logic of the MSCE controls: MSCE's keyframes in one stage-2-style call."""
+
+    name = "keyframe-control"
+
+    def __init__(self, keyframe_fps: float = 1.0, gap_frames: int = 4,
+                 params: GenerationParams | dict | None = None, prompts: PromptSet | str | None = None,
+                 visual_prompt: Any = None):
+        if not float(keyframe_fps) > 0:
+            raise ConfigError(f"keyframe_fps must be > 0, got {keyframe_fps!r}")
+        if isinstance(gap_frames, bool) or not isinstance(gap_frames, int) or gap_frames < 1:
+            raise ConfigError(f"gap_frames must be a positive int, got {gap_frames!r}")
+        self.keyframe_fps = float(keyframe_fps)
+        self.gap_frames = gap_frames
+        self.params = _params(params, DEFAULT_ANSWER_TOKENS)
+        self.prompts = _prompts(prompts)
+        self.visual_prompt = _visual_prompt(visual_prompt)
+
+    def __repr__(self) -> str:
+        vp = f", visual_prompt={self.visual_prompt!r}" if self.visual_prompt is not None else ""
+        return f"{type(self).__name__}(keyframe_fps={self.keyframe_fps!r}, gap_frames={self.gap_frames!r}{vp})"
+
+    def spec(self) -> PlanSpec:
+        """MSCE's plan (uniform gaps); only its keyframes are sent."""
+        import msce
+
+        return msce.plan.keyframes_with_gaps(self.keyframe_fps, self.gap_frames)
+
+    def config(self) -> dict:
+        cfg = {"name": self.name, "keyframe_fps": self.keyframe_fps, "gap_frames": self.gap_frames,
+               "plan": self.spec().to_dict(), "sends": "keyframes", "params": self.params.to_dict(),
+               "prompts": self.prompts.config()}
+        if self.visual_prompt is not None:
+            cfg["visual_prompt"] = self.visual_prompt.config()
+        return cfg
+
+    def _render(self, gap_has_frames: list[bool], labels: LabelSet) -> list:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _extra(self) -> dict:
+        return {}
+
+    def run(self, video: str | os.PathLike, labels: LabelSet, backend: "Backend",
+            cache: "ResponseCache | None" = None) -> StrategyResult:
+        import msce
+
+        start = time.perf_counter()
+        if self.visual_prompt is None:
+            keyframes = msce.load_segments(video, _KeyframesOf(self.spec()), backend.target())
+            with_frames = set(keyframes[0].plan.spec["gaps_with_frames"])
+        else:  # the transform sees every planned frame, as for MSCE; the gaps are not sent
+            segments = load_prompted(video, self.spec(), backend.target(), self.visual_prompt, segments=True)
+            keyframes, gaps = _split_segments(segments, video)
+            with_frames = set(gaps)
+        n = len(keyframes)
+        gap_has_frames = [j in with_frames for j in range(n - 1)]
+        rendered = self._render(gap_has_frames, labels)
+        gen = generate_cached(backend, [_materialize(rendered, keyframes)], self.params, cache)
+        raw = gen.texts[0]
+        parse = parse_answer_detail(raw, labels)
+        kf_indices = [int(k.indices[0]) for k in keyframes]
+        kf_times = [float(k.timestamps[0]) for k in keyframes]
+        tokens = sum(_tokens(k) for k in keyframes)
+        extra = {"keyframe_indices": kf_indices, "keyframe_timestamps": kf_times,
+                 "gaps_with_frames": [j for j, has in enumerate(gap_has_frames) if has],
+                 "visual_tokens_stage1": 0, "visual_tokens_stage2": tokens, **self._extra()}
+        if self.visual_prompt is not None:
+            extra.update(_visual_record(keyframes[0]))
+        return StrategyResult(
+            raw_answer=raw,
+            parsed=parse.label,
+            frame_indices=kf_indices,
+            timestamps=kf_times,
+            prompts=[as_text(rendered)],
+            stage1=[],
+            visual_tokens=tokens,
+            model_calls=gen.model_calls,
+            cache_hits=gen.cache_hits,
+            latency_s=time.perf_counter() - start,
+            strategy=self.name,
+            parse_reason=parse.reason,
+            model_requests=gen.model_requests,
+            extra=extra,
+        )
+
+
+class SparseImages(_KeyframeControl):
+    """Control (msce's, not the paper's): MSCE's keyframes as interleaved images, no
+    motion text, one call; isolates sending frames as images from the gap descriptions.
+
+    Prompt: ``PromptSet.keyframes`` (FrameID i:<image> for every keyframe, then the
+    question and the label choices)."""
+
+    name = "sparse-images"
+
+    def _render(self, gap_has_frames: list[bool], labels: LabelSet) -> list:
+        return self.prompts.keyframes(len(gap_has_frames) + 1, labels)
+
+
+class MSCENoText(_KeyframeControl):
+    """Control (msce's, not the paper's): MSCE's stage-2 prompt with each gap description
+    replaced by one fixed neutral sentence (``PromptSet.neutral_motion``; a gap without
+    frames keeps MSCE's no-frames text), no stage-1 call."""
+
+    name = "msce-notext"
+
+    def _render(self, gap_has_frames: list[bool], labels: LabelSet) -> list:
+        return self.prompts.stage2_neutral(gap_has_frames, labels)
+
+    def _extra(self) -> dict:
+        return {"motion_text": self.prompts.neutral_motion()}
+
+
+_STRATEGIES = {"sparse": Sparse, "dense": Dense, "shuffled": Shuffled, "msce": MSCE,
+               "sparse-images": SparseImages, "msce-notext": MSCENoText}
 
 
 def available_strategies() -> list[str]:
@@ -425,7 +620,8 @@ def available_strategies() -> list[str]:
 
 
 def get_strategy(name: str, **options: Any) -> "Strategy":
-    """``"sparse"`` | ``"dense"`` | ``"shuffled"`` | ``"msce"`` with their options."""
+    """``"sparse"`` | ``"dense"`` | ``"shuffled"`` | ``"msce"`` | ``"sparse-images"`` |
+    ``"msce-notext"`` with their options."""
     try:
         cls = _STRATEGIES[name.lower()]
     except (KeyError, AttributeError):

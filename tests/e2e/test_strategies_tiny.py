@@ -14,7 +14,7 @@ from msce.backends.base import GenerationParams, is_frames
 from msce.cache import ResponseCache
 from msce.labels import DFEW
 from msce.prompts import PromptSet, one_line
-from msce.strategies import MSCE, Dense, Shuffled, Sparse, get_strategy
+from msce.strategies import MSCE, Dense, MSCENoText, Shuffled, Sparse, SparseImages, get_strategy
 
 from tiny_env import CLIP_H as H, CLIP_W as W, PIXELS, VERSIONS
 
@@ -110,6 +110,8 @@ def test_shuffled_really_permutes(v, tiny_backends, clips, monkeypatch) -> None:
     r = Shuffled(sparse(5), seed=1).run(clips["main"], DFEW, be)
     assert sorted(r.frame_indices) == base and r.frame_indices != base
     assert r.extra["chronological_indices"] == base
+    assert [base[k] for k in r.extra["permutation"]] == r.frame_indices and r.extra["order_changed"]
+    assert 0 < r.extra["kendall_distance"] <= 1
     sent = [p for p in spy.calls[-1]["requests"][0] if is_frames(p)][0]
     assert list(sent.indices) == r.frame_indices  # the model got the permuted frames
     assert r.visual_tokens == expected_tokens(v, len(base))
@@ -165,11 +167,43 @@ def test_msce_two_stages(v, tiny_backends, clips, monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("v", VERSIONS)
+def test_msce_controls(v, tiny_backends, clips, monkeypatch) -> None:
+    """msce's controls: MSCE's keyframes as images, without (sparse-images) or with neutral
+    (msce-notext) gap text; one call each, no stage 1."""
+    be = tiny_backends[v]
+    spy = Spy(be, monkeypatch)
+    keyframes = list(msce.plan.keyframes_with_gaps(1.0, 4).resolve(msce.VideoReader(clips["main"]).metadata)
+                     .keyframes().indices)
+    full = msce_().run(clips["main"], DFEW, be)
+    msce_texts = [p for p in spy.calls[-1]["requests"][0] if isinstance(p, str)]
+    for cls in (SparseImages, MSCENoText):
+        calls = len(spy.calls)
+        r = cls(1.0, 4, params=ANS).run(clips["main"], DFEW, be)
+        assert r.model_calls == 1 and len(spy.calls) == calls + 1 and r.stage1 == []
+        (req,) = spy.calls[-1]["requests"]
+        assert kinds(req) == "TKTKTKTKT"
+        assert [int(p.indices[0]) for p in req if is_frames(p)] == keyframes == r.frame_indices
+        assert r.visual_tokens == 4 * expected_tokens(v, 1) == spy.vision_tokens(spy.calls[-1])
+        assert r.visual_tokens == full.extra["visual_tokens_stage2"]
+        assert r.parsed is None or r.parsed in DFEW.names
+        texts = [p for p in req if isinstance(p, str)]
+        assert texts[-1] == msce_texts[-1]  # the same question and choices
+        if cls is SparseImages:
+            assert "Motion" not in r.prompts[0] and texts[1] == ",\nFrameID 2:"
+        else:
+            assert texts[0] == msce_texts[0]
+            assert texts[1] == ", Motion: No motion description is available for this gap.,\nFrameID 2:"
+        json.dumps(r.to_dict())
+    assert full.extra["visual_tokens_stage1"] == 3 * expected_tokens(v, 4)
+
+
+@pytest.mark.parametrize("v", VERSIONS)
 def test_cached_rerun_makes_zero_model_calls(v, tiny_backends, clips, tmp_path, monkeypatch) -> None:
     be = tiny_backends[v]
     spy = Spy(be, monkeypatch)
     with ResponseCache(tmp_path / "cache.sqlite") as cache:
-        for strategy in (sparse(1), dense(5), Shuffled(sparse(5), seed=3), msce_()):
+        for strategy in (sparse(1), dense(5), Shuffled(sparse(5), seed=3), msce_(), SparseImages(params=ANS),
+                         MSCENoText(params=ANS)):
             first = strategy.run(clips["main"], DFEW, be, cache)
             calls = len(spy.calls)
             assert first.model_calls >= 1

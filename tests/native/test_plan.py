@@ -85,14 +85,14 @@ def test_gap_with_fewer_frames_than_requested_uses_all():
 
 def test_shuffled_is_a_seeded_permutation():
     base = P.uniform(5.0).resolve(meta())
-    s1 = P.shuffled(P.uniform(5.0), seed=3).resolve(meta())
-    s2 = P.shuffled(P.uniform(5.0), seed=3).resolve(meta())
-    s3 = P.shuffled(P.uniform(5.0), seed=4).resolve(meta())
+    s1 = P.shuffled(P.uniform(5.0), seed=3, identity="a").resolve(meta())
+    s2 = P.shuffled(P.uniform(5.0), seed=3, identity="a").resolve(meta())
+    s3 = P.shuffled(P.uniform(5.0), seed=4, identity="a").resolve(meta())
     assert s1.indices == s2.indices
     assert s1.indices != s3.indices
     assert sorted(s1.indices) == sorted(base.indices) and s1.indices != base.indices
     # roles/groups/timestamps travel with their frame
-    kg = P.shuffled(P.keyframes_with_gaps(1.0, 4), seed=1).resolve(meta())
+    kg = P.shuffled(P.keyframes_with_gaps(1.0, 4), seed=1, identity="a").resolve(meta())
     for i, t, r in zip(kg.indices, kg.timestamps, kg.roles):
         assert t == i / 25.0
         assert (r == "keyframe") == (i % 25 == 0)
@@ -157,7 +157,7 @@ def test_token_budget_fits():
 
 
 def test_json_round_trip():
-    p = P.shuffled(P.keyframes_with_gaps(1.0, 4), seed=9).resolve(meta())
+    p = P.shuffled(P.keyframes_with_gaps(1.0, 4), seed=9, identity="a").resolve(meta())
     q = msce.Plan.from_json(p.to_json())
     assert q == p
     with pytest.raises(msce.PlanError):

@@ -61,6 +61,11 @@ CASES = {
     "stage2_n3": lambda p, labels: p.stage2(
         ["The eyebrows rise briefly.", "The lips press together\nand relax."], labels),
     "stage2_n3_empty_gap": lambda p, labels: p.stage2([None, "The mouth corners turn down."], labels),
+    # msce's controls: keyframes alone (sparse-images), neutral gap text (msce-notext)
+    "keyframes_n1": lambda p, labels: p.keyframes(1, labels),
+    "keyframes_n3": lambda p, labels: p.keyframes(3, labels),
+    "stage2_notext_n3": lambda p, labels: p.stage2_neutral([True, True], labels),
+    "stage2_notext_n3_empty_gap": lambda p, labels: p.stage2_neutral([False, True], labels),
 }
 
 
@@ -111,3 +116,18 @@ def test_template_files_have_no_stray_braces() -> None:
     # motion text with braces must pass through verbatim
     text = as_text(get_prompts().stage2(["{odd} {braces}"], DFEW))
     assert "Motion: {odd} {braces}," in text
+
+
+def test_control_prompts() -> None:
+    p = get_prompts()
+    parts = p.keyframes(4, DFEW)
+    assert [v.ref for v in parts if isinstance(v, Visual)] == [0, 1, 2, 3]
+    assert all(v.kind == "image" for v in parts if isinstance(v, Visual))
+    text = as_text(parts)
+    assert "Motion" not in text and text.count("<image>") == 4
+    # msce-notext: exactly MSCE's stage 2 with the neutral sentence in place of each description
+    neutral = p.neutral_motion()
+    assert neutral == "No motion description is available for this gap."
+    assert p.stage2_neutral([True, False, True], MAFW) == p.stage2([neutral, None, neutral], MAFW)
+    with pytest.raises(ConfigError):
+        p.keyframes(0, DFEW)

@@ -67,7 +67,7 @@ def test_strategy_configs_are_json() -> None:
 
 
 def test_get_strategy() -> None:
-    assert available_strategies() == ["dense", "msce", "shuffled", "sparse"]
+    assert available_strategies() == ["dense", "msce", "msce-notext", "shuffled", "sparse", "sparse-images"]
     assert get_strategy("sparse", fps=2).fps == 2.0
     assert get_strategy("MSCE", gap_frames=2).gap_frames == 2
     s = get_strategy("shuffled", inner="dense", fps=10, seed=7, params={"max_new_tokens": 3})

@@ -21,6 +21,12 @@ The MSCE stage-2 layout follows the template cited in the paper (Sec. 4.2)::
     FrameID n:<image>.
     Question: {question}
     Emotion Labels choices: {labels}
+
+msce's two MSCE controls (not from the paper) reuse this layout: ``msce-notext`` puts one
+fixed neutral sentence (``stage2_neutral_motion``) in every gap with frames, and
+``sparse-images`` sends the keyframes alone (``keyframes_intro``, then ``FrameID i:<image>``
+separated by ``keyframes_separator``, then the question). Adding templates to a version
+leaves every prompt it already rendered unchanged.
 """
 
 from __future__ import annotations
@@ -54,6 +60,9 @@ _TEMPLATE_NAMES = (
     "stage2_motion",
     "stage2_no_motion",
     "stage2_end",
+    "stage2_neutral_motion",
+    "keyframes_intro",
+    "keyframes_separator",
 )
 
 
@@ -154,6 +163,29 @@ class PromptSet:
                 motion = motions[i]
                 text = self._t("stage2_no_motion") if motion is None else one_line(motion)
                 parts += [self._t("stage2_motion").format(motion=text), "\n"]
+        parts += [self._t("stage2_end"), "\n", self.answer_block(labels)]
+        return _merge_text(parts)
+
+    def neutral_motion(self) -> str:
+        """The fixed gap text of the ``msce-notext`` control."""
+        return self._t("stage2_neutral_motion")
+
+    def stage2_neutral(self, gap_has_frames: Sequence[bool], labels: LabelSet) -> list[RenderedPart]:
+        """The ``msce-notext`` control: :meth:`stage2` with :meth:`neutral_motion` for every
+        gap that has frames (a gap without frames keeps the no-frames text)."""
+        neutral = self.neutral_motion()
+        return self.stage2([neutral if has else None for has in gap_has_frames], labels)
+
+    def keyframes(self, count: int, labels: LabelSet) -> list[RenderedPart]:
+        """The ``sparse-images`` control: ``count`` keyframes as interleaved images with no
+        motion text, then the question and the choices."""
+        if count < 1:
+            raise ConfigError(f"keyframes() needs at least one keyframe, got {count}")
+        parts: list[RenderedPart] = [self._t("keyframes_intro"), "\n"]
+        for i in range(count):
+            parts += [self._t("stage2_keyframe").format(index=i + 1), Visual("image", i)]
+            if i < count - 1:
+                parts += [self._t("keyframes_separator"), "\n"]
         parts += [self._t("stage2_end"), "\n", self.answer_block(labels)]
         return _merge_text(parts)
 
