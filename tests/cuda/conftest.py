@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
+
+from _deps import missing, require_tool
 
 
 @pytest.fixture(scope="session")
@@ -13,9 +14,8 @@ def ffmpeg_build():
     from msce._native import C
 
     if not C.has_ffmpeg:
-        pytest.skip("msce was built without FFmpeg")
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("the ffmpeg CLI is needed to make test clips")
+        missing("an msce build with FFmpeg (the FFmpeg development libraries at build time)")
+    require_tool("ffmpeg")
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,8 @@ from gpu_frames import assert_same, make_frames, transform
 from msce import _cuda
 from msce._native import C
 
+from _deps import GPU, missing
+
 KNOWN_CAUSES = ("built without CUDA", "no NVIDIA driver", "upgrade the driver", "sees no CUDA device",
                 "CUDA cannot initialize", "torch", "ok")
 
@@ -52,7 +54,7 @@ def test_status_reason_by_cause(monkeypatch, status, torch_cuda, torch_version, 
 def test_cuda_device_without_cuda_raises_cuda_error_with_the_cause():
     ok, why = msce.cuda_available()
     if ok:
-        pytest.skip("CUDA is available here")
+        pytest.skip(GPU + "CUDA is available here")
     frames = np.zeros((2, 32, 32, 3), np.uint8)
     with pytest.raises(msce.CudaError) as info:
         msce.preprocess(frames, msce.QwenVL("2.5"), device="cuda")
@@ -83,7 +85,7 @@ def test_decode_mode_is_validated(monkeypatch):
 def test_cuda_entry_points_fail_cleanly_without_a_device():
     """No segfault, no bare RuntimeError: an msce error that says what is wrong."""
     if msce.cuda_available()[0]:
-        pytest.skip("CUDA is available here")
+        pytest.skip(GPU + "CUDA is available here")
 
     class FakeCudaArray:
         __cuda_array_interface__ = {"data": (4096, False), "shape": (2, 3, 8, 8), "typestr": "|u1", "version": 2,
@@ -143,8 +145,10 @@ def test_emulated_single_frame_qwen_padding():
 
 @pytest.fixture(scope="module")
 def nvdec_reader_build():
-    if not (C.built_with_cuda and C.has_ffmpeg):
-        pytest.skip("the NVDEC reader exists only in builds with CUDA and FFmpeg")
+    if not C.has_ffmpeg:
+        missing("an msce build with FFmpeg (the FFmpeg development libraries at build time)")
+    if not C.built_with_cuda:
+        pytest.skip(GPU + "the NVDEC reader exists only in builds with CUDA")
 
 
 @pytest.mark.parametrize("clip", ["gop12", "odd_full"])
@@ -183,7 +187,7 @@ def test_cuda_objects_are_built_when_nvcc_is_present():
     """CI has nvcc: MSCE_CUDA=AUTO must then compile the kernels, so a CUDA compile error
     fails CI instead of silently producing a CPU-only build."""
     if os.environ.get("MSCE_CUDA", "AUTO").upper() == "OFF":
-        pytest.skip("MSCE_CUDA=OFF")
+        pytest.skip(GPU + "MSCE_CUDA=OFF")
     if _nvcc() is None:
-        pytest.skip("no nvcc on this machine")
+        pytest.skip(GPU + "no nvcc on this machine")
     assert C.built_with_cuda, "nvcc is installed but msce._C was built without the CUDA kernels"

@@ -22,6 +22,8 @@ from gpu_frames import assert_same, make_frames, transform
 from msce import _cuda
 from msce._native import C
 
+from _deps import GPU, missing
+
 QWEN25 = msce.QwenVL("2.5", min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 12)
 QWEN3_F16 = msce.QwenVL("3", min_pixels=32 * 32 * 4, max_pixels=32 * 32 * 24, dtype="float16")
 TARGETS = {
@@ -128,7 +130,7 @@ def _use_decoder(monkeypatch, decoder: str) -> None:
     if decoder == "nvdec":
         ok, why = C.nvdec_status()
         if not ok:
-            pytest.skip(f"no NVDEC here: {why}")
+            pytest.skip(GPU + f"no NVDEC here: {why}")
     monkeypatch.setenv("MSCE_CUDA_DECODE", decoder)
 
 
@@ -137,7 +139,7 @@ def _use_decoder(monkeypatch, decoder: str) -> None:
 @pytest.mark.parametrize("clip", ["gop12", "odd_full"])
 def test_load_on_cuda_equals_cpu(gpu_clips, monkeypatch, plan, clip):
     if clip not in gpu_clips:
-        pytest.skip(f"ffmpeg could not make the {clip} clip")
+        missing(f"an ffmpeg that can make the {clip} clip (libx264)")
     path = gpu_clips[clip]
     spec = {"fps1": msce.plan.uniform(1.0), "dense": msce.plan.dense(), "count5": msce.plan.count(5),
             "sparse": msce.plan.at_indices([0, 1, 40, 41, 70])}[plan]
@@ -184,7 +186,7 @@ def test_nvdec_fallback_is_said_once(gpu_clips, monkeypatch):
     """A clip NVDEC cannot take (rotated) falls back to CPU decode + GPU transform with one
     warning naming the cause; the result still equals the CPU path."""
     if "rotated" not in gpu_clips:
-        pytest.skip("ffmpeg could not make the rotated clip")
+        missing("an ffmpeg that can make the rotated clip (libx264)")
     path = gpu_clips["rotated"]
     monkeypatch.setenv("MSCE_CUDA_DECODE", "auto")
     monkeypatch.setattr(_cuda, "_warned_fallback", False)
@@ -204,7 +206,7 @@ def test_nvdec_fallback_is_said_once(gpu_clips, monkeypatch):
 @pytest.mark.needs_cuda
 def test_forced_nvdec_names_the_cause(gpu_clips, monkeypatch):
     if "rotated" not in gpu_clips:
-        pytest.skip("ffmpeg could not make the rotated clip")
+        missing("an ffmpeg that can make the rotated clip (libx264)")
     monkeypatch.setenv("MSCE_CUDA_DECODE", "nvdec")
     with pytest.raises(msce.UnsupportedError, match="rotat|NVDEC|nvcuvid|FFmpeg"):
         msce.load(gpu_clips["rotated"], msce.plan.count(2), QWEN25, device="cuda")

@@ -3,12 +3,13 @@ offline, small backends over them, and generated clips."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from _deps import missing, require_tool
 
 # backend_fakes (FrameBatch stand-in, fake chat server) lives with the unit tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "unit"))
@@ -49,15 +50,13 @@ def _ffmpeg_clip(path: Path, seconds: float, rate: int, size: str = f"{CLIP_W}x{
 def clips(tmp_path_factory) -> dict[str, Path]:
     """``main``: 3.2 s at 10 fps (keyframes at 0, 1, 2, 3 s: 4 keyframes, 3 gaps);
     ``short``: 0.6 s (a single keyframe)."""
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("the ffmpeg CLI is needed to generate test clips")
+    require_tool("ffmpeg")
     root = tmp_path_factory.mktemp("clips")
     paths = {"main": _ffmpeg_clip(root / "main.mp4", 3.2, 10), "short": _ffmpeg_clip(root / "short.mp4", 0.6, 10)}
     import msce
-    from msce.errors import UnsupportedError
+    from msce._native import C
 
-    try:
-        msce.VideoReader(paths["main"])
-    except UnsupportedError as exc:  # a build without FFmpeg cannot run file-based strategies
-        pytest.skip(f"msce cannot decode here: {exc}")
+    if not C.has_ffmpeg:  # file-based strategies decode
+        missing("an msce build with FFmpeg (the FFmpeg development libraries at build time)")
+    msce.VideoReader(paths["main"])
     return paths

@@ -24,6 +24,7 @@ from msce.strategies import MSCE, Shuffled, Sparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "faces"))
 import faceclips  # noqa: E402
+from _deps import MISSING, missing, require_module  # noqa: E402
 
 H, W = 240, 320
 T = 6
@@ -40,7 +41,7 @@ def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-needs_cv2 = pytest.mark.skipif(not _has("cv2"), reason="OpenCV is not installed (pip install 'msce[visual]')")
+needs_cv2 = pytest.mark.skipif(not _has("cv2"), reason=MISSING + "OpenCV (pip install 'msce[visual]')")
 
 
 def regions_for(boxes: np.ndarray) -> dict[str, np.ndarray]:
@@ -328,8 +329,8 @@ def clip(scene, tmp_path_factory):
     from msce._native import C
 
     if not C.has_ffmpeg:
-        pytest.skip("msce was built without FFmpeg")
-    pytest.importorskip("av")
+        missing("an msce build with FFmpeg (the FFmpeg development libraries at build time)")
+    require_module("av")
     frames, faces = scene
     idx = np.clip(np.arange(55) - 20, 0, None) // 6  # still, then one step every 6 frames
     return faceclips.encode(tmp_path_factory.mktemp("vp") / "face.mp4", frames[np.minimum(idx, T - 1)])
@@ -383,7 +384,7 @@ def test_prompted_frames_in_plan_order(scene, clip) -> None:
 
 def test_faces_detected_for_the_circle(scene, clip, tmp_path) -> None:
     if not _has("mediapipe"):
-        pytest.skip("mediapipe is not installed (pip install 'msce[faces]')")
+        missing("mediapipe (pip install 'msce[faces]')")
     import msce.faces
 
     frames, faces = scene
@@ -423,7 +424,7 @@ def test_faces_detected_for_the_circle(scene, clip, tmp_path) -> None:
 # ---- strategies end to end with a tiny model ------------------------------------------------------
 def _face_or_skip() -> None:
     if not _has("mediapipe"):
-        pytest.skip("mediapipe is not installed (pip install 'msce[faces]')")
+        missing("mediapipe (pip install 'msce[faces]')")
 
 
 def test_sparse_records_the_variant_and_gets_its_own_cache_entries(tiny_backends, clip, tmp_path,

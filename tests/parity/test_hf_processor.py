@@ -11,8 +11,9 @@ import pytest
 import torch
 
 import msce
+from _deps import require_module
 
-transformers = pytest.importorskip("transformers")
+transformers = require_module("transformers", "pip install 'msce[hf]'")
 from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor  # noqa: E402
 from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor  # noqa: E402
 
@@ -21,7 +22,7 @@ HF_VIDEO_PROCESSOR = {"2": Qwen2VLVideoProcessor, "2.5": Qwen2VLVideoProcessor, 
 
 def _natural_clip(frames: int, h: int, w: int) -> np.ndarray:
     """A real photo (skimage's astronaut) panned and scaled over time: natural image statistics."""
-    skimage = pytest.importorskip("skimage")
+    skimage = require_module("skimage")
     from skimage.transform import resize
 
     img = skimage.data.astronaut()

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from _deps import missing, require_module
+
 from msce.synth import covers, coverage_row, event_intensity, interval_iou, match_spots, peak_intensity, score_spots
 
 
@@ -93,8 +95,8 @@ def test_run_demo_coverage_writes_the_section(tmp_path):
     from msce._native import C
 
     if not C.has_ffmpeg:
-        pytest.skip("msce built without FFmpeg")
-    pytest.importorskip("matplotlib")
+        missing("an msce build with FFmpeg (the FFmpeg development libraries at build time)")
+    require_module("matplotlib", "pip install 'msce[eval]'")
     from rich.console import Console
 
     from msce.synth import run_demo_coverage

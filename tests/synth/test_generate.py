@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _deps import require_module, require_tool
+
 from msce.errors import ConfigError
 from msce.synth import (
     ACTIONS,
@@ -18,7 +20,7 @@ from msce.synth import (
     sample_spec,
 )
 
-pytest.importorskip("skimage")
+require_module("skimage", "pip install 'msce[synth]'")
 
 # No nuisances: every pixel change comes from the expression.
 STILL = dict(drift=0.0, rotation=0.0, zoom=0.0, lighting=0.0, noise=0.0)
@@ -164,12 +166,9 @@ def test_bad_specs_are_refused():
 @pytest.mark.parametrize("writer", ["av", "ffmpeg"])
 def test_written_clip_and_events_csv(tmp_path, writer):
     if writer == "av":
-        pytest.importorskip("av")
+        require_module("av", "pip install 'msce[synth]'")
     else:
-        import shutil
-
-        if shutil.which("ffmpeg") is None:
-            pytest.skip("no ffmpeg command")
+        require_tool("ffmpeg")
     spec = small(seed=9)
     rec = generate_clip(tmp_path / "c.mp4", spec, writer=writer)
     data = (tmp_path / "c.mp4").read_bytes()

@@ -14,7 +14,9 @@ from msce.errors import ConfigError, PlanError, TransformError
 from msce.synth import ClipRecord, ClipSpec, interval_iou, render
 from msce.video import VideoMetadata
 
-needs_ffmpeg = pytest.mark.skipif(not C.has_ffmpeg, reason="msce built without FFmpeg")
+from _deps import MISSING
+
+needs_ffmpeg = pytest.mark.skipif(not C.has_ffmpeg, reason=MISSING + "an msce build with FFmpeg")
 
 
 def texture(seed: int = 0, size: int = 96) -> np.ndarray:

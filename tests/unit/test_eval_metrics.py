@@ -7,7 +7,9 @@ import warnings
 import numpy as np
 import pytest
 
-sk = pytest.importorskip("sklearn.metrics")
+from _deps import require_module
+
+sk = require_module("sklearn.metrics", "pip install 'msce[eval]'")
 
 from msce import metrics  # noqa: E402
 from msce.errors import ConfigError  # noqa: E402

@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _deps import require_module
 from eval_fakes import FakeBackend, FakeStrategy, make_generic_tree
 from msce import evaluate, report
 from msce.datasets import load_generic
 from msce.labels import DFEW, MAFW
 
-pytest.importorskip("matplotlib")
+require_module("matplotlib", "pip install 'msce[eval]'")
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CLASSES = ["anger", "happiness", "sadness", "contempt", "helplessness"]
