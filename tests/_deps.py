@@ -30,8 +30,9 @@ APT_FFMPEG = "apt-get install ffmpeg (make sysdeps)"
 
 
 def missing(what: str) -> NoReturn:
-    """Skip the test: `what` (a package, a command, an encoder) is not installed here."""
-    pytest.skip(MISSING + what)
+    """Skip the test, or the whole module when called at import: `what` (a package, a command,
+    an encoder) is not installed here."""
+    pytest.skip(MISSING + what, allow_module_level=True)
 
 
 def require_module(name: str, install: str = TEST_EXTRAS) -> ModuleType:

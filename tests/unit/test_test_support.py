@@ -36,8 +36,9 @@ def test_which_skips_fail(reason, needs_cuda, strict, require_cuda, refused):
 
 def test_require_skips_with_the_missing_prefix(monkeypatch):
     monkeypatch.setitem(sys.modules, "msce_no_such_module", None)  # import fails: ModuleNotFoundError
-    with pytest.raises(pytest.skip.Exception, match="^" + MISSING + "Python module 'msce_no_such_module'"):
+    with pytest.raises(pytest.skip.Exception, match="^" + MISSING + "Python module 'msce_no_such_module'") as info:
         require_module("msce_no_such_module")
+    assert info.value.allow_module_level  # `x = require_module(...)` at import skips the module
     monkeypatch.setenv("PATH", "")
     with pytest.raises(pytest.skip.Exception, match="^" + MISSING + "the ffprobe command"):
         require_tool("ffprobe")
