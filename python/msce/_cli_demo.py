@@ -103,6 +103,10 @@ def _run_strategies(console, backend, clips: list, labels, cache_path: Path, tin
             out.append({"clip": Path(rec["path"]).name, "label": rec["label"], "strategy": name,
                         "result": res.to_dict()})
     console.print(table)
+    calls = sum(r["result"]["model_calls"] for r in out)
+    hits = sum(r["result"]["cache_hits"] for r in out)
+    answered = sum(r["result"]["model_requests"] for r in out)
+    console.print(f"model calls: {calls}; requests answered from the cache: {hits} of {hits + answered}")
     return out
 
 

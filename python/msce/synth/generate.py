@@ -15,10 +15,21 @@ keyframe is its last frame. Event times are continuous (not snapped to frames): 
 frames inside an event are those with onset < i / fps < offset, every one of them shows
 some of the expression.
 
-Determinism: everything random comes from numpy ``Generator(PCG64)`` streams spawned from
-the clip's explicit seed, so the same :class:`ClipSpec` renders identical frames on every
-run; x264 runs single-threaded with bit-exact muxing, so the same frames give the same
-file bytes with the same FFmpeg.
+Determinism: the same :class:`ClipSpec` gives byte-identical files in any process, whatever
+the thread settings (``torch.set_num_threads``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``),
+with the same FFmpeg/x264 build. Everything random comes from numpy ``Generator(PCG64)``
+streams spawned from the clip's explicit seed; the torch part of rendering runs on one
+thread (no reduction is split differently by the thread count). x264 runs single-threaded
+with bit-exact muxing (no muxer version tag or creation time in the container; x264's own
+header still names its build) and without B-frames (``bframes=0``): with B-frames, x264's
+macroblock-tree rate control reads memory it never wrote, so the bitstream depended on what
+the heap held before (the same frames gave different files under different glibc
+``MALLOC_PERTURB_`` bytes, and two ``msce demo`` runs decoded up to 11 grey levels apart on
+about half the values). Dropping B-frames keeps the macroblock tree, so the compression
+noise stays as before (turning the tree off instead would keep about 40 % more of the
+sensor noise from frame to frame in still areas). That choice is msce's; the paper's clips
+are real recordings. PyAV ships its own x264, so the "av" and "ffmpeg" writers give
+different (each reproducible) bytes.
 """
 
 from __future__ import annotations
@@ -202,8 +213,10 @@ def _baseline(spec: ClipSpec, t: np.ndarray) -> np.ndarray:
 
 @contextlib.contextmanager
 def _single_thread():
-    """Run torch on one thread inside (restored after): the per-frame ops are small, and
-    on a shared machine torch's worker threads spin-wait instead of helping."""
+    """Run torch on one thread inside (restored after). The per-frame ops are small (on a
+    shared machine torch's worker threads spin-wait instead of helping), and on one
+    thread no op is cut into per-thread chunks, so results cannot depend on the thread
+    count (a chunk boundary moves elements between vectorized and scalar code)."""
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -224,6 +237,11 @@ def _resize_rgb(img: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def render(spec: ClipSpec) -> Clip:
     """Render every frame of ``spec`` (see the module docstring); nothing is written."""
+    with torch.no_grad(), _single_thread():
+        return _render(spec)
+
+
+def _render(spec: ClipSpec) -> Clip:
     face = load_face(spec.face)
     W, H = spec.width, spec.height
     img_h, img_w = face.image.shape[:2]
@@ -297,35 +315,34 @@ def render(spec: ClipSpec) -> Clip:
     bank = (r_noise.standard_normal((4, 3, H + pad, W + pad), dtype=np.float32) * np.float32(spec.noise)
             if spec.noise > 0 else None)
     frames = np.empty((n, H, W, 3), dtype=np.uint8)
-    with torch.no_grad(), _single_thread():
-        for i in range(n):
-            # Head pose: frame = similarity(face), so frame pixel (x, y) shows the face point
-            # (a00 x + a01 y + a02, a10 x + a11 y + a12), at + (ox, oy) in the base photo.
-            c, s = math.cos(rot[i]), math.sin(rot[i])
-            inv = 1.0 / scale[i]
-            a00, a01, a10, a11 = c * inv, s * inv, -s * inv, c * inv
-            a02 = cx - a00 * (cx + tx[i]) - a01 * (cy + ty[i])
-            a12 = cy - a10 * (cx + tx[i]) - a11 * (cy + ty[i])
-            np.add.outer(snx * (a01 * out_y + a02 + ox) - 1.0, snx * a00 * out_x, out=grid_np[0, :, :, 0],
-                         casting="same_kind")
-            np.add.outer(sny * (a11 * out_y + a12 + oy) - 1.0, sny * a10 * out_x, out=grid_np[0, :, :, 1],
-                         casting="same_kind")
-            moves = (a[i] * ev + b[i] * bl)[active]
-            if np.any(moves != 0.0):
-                field = torch.einsum("lc,lhw->chw", torch.from_numpy(moves.astype(np.float32)), weights)
-                fx = a00 * rxs + a01 * rys + a02
-                fy = a10 * rxs + a11 * rys + a12
-                vx, vy = backward_displacement(field, fx, fy, rx0, ry0)
-                grid[0, oy0:oy1, ox0:ox1, 0] -= vx * snx
-                grid[0, oy0:oy1, ox0:ox1, 1] -= vy * sny
-            px = torch.nn.functional.grid_sample(planes, grid, mode="bilinear", padding_mode="border",
-                                                 align_corners=True)[0].numpy()  # (3, H, W)
-            px *= np.float32(gain[i]) * (1.0 + np.float32(tilt[i]) * light_x)
-            if bank is not None:
-                k, dy, dx = (int(v) for v in r_noise.integers((len(bank), pad + 1, pad + 1)))
-                px += bank[k, :, dy:dy + H, dx:dx + W]
-            np.clip(np.rint(px, out=px), 0.0, 255.0, out=px)
-            frames[i] = px.transpose(1, 2, 0)
+    for i in range(n):
+        # Head pose: frame = similarity(face), so frame pixel (x, y) shows the face point
+        # (a00 x + a01 y + a02, a10 x + a11 y + a12), at + (ox, oy) in the base photo.
+        c, s = math.cos(rot[i]), math.sin(rot[i])
+        inv = 1.0 / scale[i]
+        a00, a01, a10, a11 = c * inv, s * inv, -s * inv, c * inv
+        a02 = cx - a00 * (cx + tx[i]) - a01 * (cy + ty[i])
+        a12 = cy - a10 * (cx + tx[i]) - a11 * (cy + ty[i])
+        np.add.outer(snx * (a01 * out_y + a02 + ox) - 1.0, snx * a00 * out_x, out=grid_np[0, :, :, 0],
+                     casting="same_kind")
+        np.add.outer(sny * (a11 * out_y + a12 + oy) - 1.0, sny * a10 * out_x, out=grid_np[0, :, :, 1],
+                     casting="same_kind")
+        moves = (a[i] * ev + b[i] * bl)[active]
+        if np.any(moves != 0.0):
+            field = torch.einsum("lc,lhw->chw", torch.from_numpy(moves.astype(np.float32)), weights)
+            fx = a00 * rxs + a01 * rys + a02
+            fy = a10 * rxs + a11 * rys + a12
+            vx, vy = backward_displacement(field, fx, fy, rx0, ry0)
+            grid[0, oy0:oy1, ox0:ox1, 0] -= vx * snx
+            grid[0, oy0:oy1, ox0:ox1, 1] -= vy * sny
+        px = torch.nn.functional.grid_sample(planes, grid, mode="bilinear", padding_mode="border",
+                                             align_corners=True)[0].numpy()  # (3, H, W)
+        px *= np.float32(gain[i]) * (1.0 + np.float32(tilt[i]) * light_x)
+        if bank is not None:
+            k, dy, dx = (int(v) for v in r_noise.integers((len(bank), pad + 1, pad + 1)))
+            px += bank[k, :, dy:dy + H, dx:dx + W]
+        np.clip(np.rint(px, out=px), 0.0, 255.0, out=px)
+        frames[i] = px.transpose(1, 2, 0)
     head = np.stack([tx, ty, rot, scale], axis=1)
     return Clip(spec, frames, box, lm, fw, head, a)
 
@@ -371,6 +388,11 @@ def _rate(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
 
+# x264 settings of both writers: one thread and no B-frames (with B-frames, x264's
+# macroblock-tree rate control reads memory it has not written; see the module docstring).
+_X264_PARAMS = "threads=1:bframes=0"
+
+
 def _write_av(frames: np.ndarray, fps: float, path: Path, crf: int) -> None:
     import av
 
@@ -381,7 +403,7 @@ def _write_av(frames: np.ndarray, fps: float, path: Path, crf: int) -> None:
         stream.pix_fmt = "yuv420p"
         stream.codec_context.thread_count = 1
         stream.codec_context.flags |= av.codec.context.Flags.bitexact
-        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
+        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1", "x264-params": _X264_PARAMS}
         for f in frames:
             for pkt in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
                 out.mux(pkt)
@@ -397,8 +419,8 @@ def _write_cli(frames: np.ndarray, fps: float, path: Path, crf: int) -> None:
     r = _rate(fps)
     cmd = [exe, "-v", "error", "-nostdin", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
            "-framerate", f"{r.numerator}/{r.denominator}", "-i", "pipe:0", "-c:v", "libx264", "-preset", "veryfast",
-           "-crf", str(crf), "-threads", "1", "-pix_fmt", "yuv420p", "-fflags", "+bitexact", "-flags:v",
-           "+bitexact", "-map_metadata", "-1", str(path)]
+           "-crf", str(crf), "-threads", "1", "-x264-params", _X264_PARAMS, "-pix_fmt", "yuv420p", "-fflags",
+           "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1", str(path)]
     proc = subprocess.run(cmd, input=np.ascontiguousarray(frames).tobytes(), capture_output=True)
     if proc.returncode != 0:
         raise MsceError(f"ffmpeg failed to write {path}: {proc.stderr.decode(errors='replace').strip()}")
