@@ -21,7 +21,7 @@ with ``torch.cuda.synchronize()`` so the GPU work is inside the timed region):
                   copy of the output IS included.
   dali_torch      DALI fn.decoders.video (mixed, frames=[...]) -> torch: float, bicubic antialias
                   interpolate, rescale/normalize, Qwen patchify with view/permute. No frame H2D.
-  dali_msce       msce.dali.load: DALI decode + msce's CUDA kernels. No frame H2D.
+  dali_msce       msce.io.dali.load: DALI decode + msce's CUDA kernels. No frame H2D.
   transform_only  msce.preprocess(device="cuda") on frames already decoded into GPU memory: the
                   kernels alone (for "transform <= 10 % of decode").
 
@@ -142,7 +142,7 @@ def make_pipeline(name: str, path: str, plan: str, target, indices: list[int]) -
 
         return run
     if name == "dali_torch":
-        from msce.dali import DaliDecoder
+        from msce.io.dali import DaliDecoder
 
         dec = DaliDecoder("cuda")
         meta = msce.VideoReader(path).metadata
@@ -156,7 +156,7 @@ def make_pipeline(name: str, path: str, plan: str, target, indices: list[int]) -
 
         return run
     if name == "dali_msce":
-        from msce import dali
+        from msce.io import dali
 
         dec = dali.DaliDecoder("cuda")
         return lambda: dali.load(path, spec, target, device="cuda", decoder=dec).data
@@ -182,7 +182,7 @@ def available(name: str) -> str | None:
         ok, why = C.nvdec_status()
         return None if ok else why
     if name.startswith("dali"):
-        from msce import dali
+        from msce.io import dali
 
         ok, why = dali.available()
         return None if ok else why

@@ -63,7 +63,7 @@ def cost_clip(path: Path, crop: tuple[int, int, int, int], size: int) -> dict:
         "motion_energy": lambda: motion.motion_energy(small),
         "motion_energy_1thread": lambda: motion.motion_energy(small, threads=1),
         "spot_and_plan": lambda: (motion.spot(curve),
-                                  msce.plan.motion_aware_gaps(1.0, 4).resolve(meta, motion=curve)),
+                                  msce.motion.motion_aware_gaps(1.0, 4).resolve(meta, motion=curve)),
         "decode_full_dense": lambda: msce.load(path, msce.plan.dense(), msce.Frames(layout="NHWC"), pin_memory=False),
         "msce_qwen25": lambda: msce.load_segments(path, msce.plan.keyframes_with_gaps(1.0, 4), msce.QwenVL("2.5"),
                                                   pin_memory=False),

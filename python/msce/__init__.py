@@ -4,7 +4,7 @@ with vision-language models (the multi-stage context enrichment paper, arXiv 260
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from msce._version import __version__
 
 from msce import plan
 from msce.errors import (
@@ -19,11 +19,9 @@ from msce.errors import (
     TransformError,
     UnsupportedError,
 )
-from msce._folder import FrameFolder
-from msce.plan import Plan
-from msce.targets import Frames, QwenVL, smart_resize
-from msce.video import (
+from msce.io import (
     FrameBatch,
+    FrameFolder,
     VideoMetadata,
     VideoReader,
     cuda_available,
@@ -31,6 +29,12 @@ from msce.video import (
     load_segments,
     preprocess,
 )
+from msce.plan import Plan
+from msce.targets import Frames, QwenVL, smart_resize
+
+# Imported for what they register with the layers below: msce.faces adds crop="face" to
+# msce.load/load_segments/preprocess (msce.io knows only boxes).
+from msce import faces as _faces  # noqa: E402,F401
 
 __all__ = [
     "__version__",

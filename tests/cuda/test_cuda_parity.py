@@ -19,7 +19,7 @@ import torch
 
 import msce
 from gpu_frames import assert_same, make_frames, transform
-from msce import _cuda
+from msce.io import cuda as _cuda
 from msce._native import C
 
 from _deps import GPU, missing

@@ -1,4 +1,4 @@
-"""msce.dali: argument checks and the error without DALI (run everywhere: DALI's absence is
+"""msce.io.dali: argument checks and the error without DALI (run everywhere: DALI's absence is
 simulated, so they do not depend on this machine), and DALI vs msce's CPU path on a GPU."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import msce
-from msce import dali
+from msce.io import dali
 from msce.errors import ConfigError, CudaError, TransformError
 
 TARGET = msce.Frames(layout="NHWC")  # uint8 RGB at the native size: compares the decoders
@@ -26,7 +26,7 @@ def test_without_dali_the_error_names_the_extra(no_dali, tmp_path):
     ok, why = dali.available()
     assert not ok and "pip install 'msce[dali]'" in why
     for device in ("cuda", "cuda:0", torch.device("cuda", 0)):
-        with pytest.raises(ConfigError, match=r"msce\.dali\.load needs NVIDIA DALI.*msce\[dali\]"):
+        with pytest.raises(ConfigError, match=r"msce\.io\.dali\.load needs NVIDIA DALI.*msce\[dali\]"):
             dali.load(tmp_path / "clip.mp4", msce.plan.count(2), TARGET, device=device)
     with pytest.raises(ConfigError, match=r"msce\[dali\]"):
         dali.DaliDecoder("cuda")

@@ -28,7 +28,7 @@ def tiny_dirs(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def tiny_backends(tiny_dirs):
-    from msce.backends import get_backend
+    from msce.models.backends import get_backend
 
     out = {}
     for v in VERSIONS:

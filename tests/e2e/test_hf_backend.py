@@ -15,8 +15,8 @@ import pytest
 import torch
 
 import msce
-from msce.backends import GenerationParams, get_backend
-from msce.backends.hf import expand_placeholders, qwen3_frame_times
+from msce.models.backends import GenerationParams, get_backend
+from msce.models.backends.hf import expand_placeholders, qwen3_frame_times
 from msce.errors import ConfigError
 from msce.plan import Plan
 from msce.testing import make_tiny_model
@@ -173,7 +173,7 @@ def test_text_cannot_inject_vision_tokens(tiny_backends) -> None:
 def test_backend_records(tiny_backends, tiny_dirs, tmp_path) -> None:
     import shutil
 
-    from msce.backends.hf import _weights_digest
+    from msce.models.backends.hf import _weights_digest
 
     be = tiny_backends["3"]
     cfg = be.config()

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 import msce
-from msce.backends.base import GenerationParams, is_frames
-from msce.evaluate import load_run, run_eval
+from msce.models.backends.base import GenerationParams, is_frames
+from msce.eval.runner import load_run, run_eval
 from msce.labels import DFEW
-from msce.strategies import MSCE, MSCENoText, Shuffled, Sparse, SparseImages, get_strategy
+from msce.models.strategies import MSCE, MSCENoText, Shuffled, Sparse, SparseImages, get_strategy
 
 from tiny_env import PIXELS
 
@@ -58,7 +58,7 @@ def sent_batches(request) -> list:
 @pytest.fixture(scope="module")
 def twelve(tmp_path_factory):
     """Twelve 25-fps clips of 2-4 s; each has its own width, so no two have the same bytes."""
-    from msce._media import make_test_clip
+    from msce.io.media import make_test_clip
 
     from _deps import require_tool
 
@@ -122,7 +122,7 @@ def test_shuffled_1fps_never_sends_the_original_order(twelve, tmp_path) -> None:
     assert by_length[2] == [(1, 0)] * 4  # the only order of two frames that is not the original
     assert len(set(by_length[3])) > 1 and len(set(by_length[4])) > 1
 
-    from msce.report import shuffle_order_stats
+    from msce.eval.report import shuffle_order_stats
 
     stats = shuffle_order_stats(run)
     assert stats["videos"] == 12 and stats["changed"] == 12 and stats["fraction_changed"] == 1.0
@@ -220,7 +220,7 @@ def test_controls_send_msce_keyframes(twelve) -> None:
 def test_controls_registry_and_cli(tmp_path) -> None:
     import argparse
 
-    from msce.evaluate import _strategy_options, add_cli, make_strategy
+    from msce.eval.runner import _strategy_options, add_cli, make_strategy
 
     assert isinstance(get_strategy("sparse-images", keyframe_fps=2.0), SparseImages)
     assert get_strategy("MSCE-NOTEXT").config()["name"] == "msce-notext"
@@ -240,7 +240,7 @@ def test_controls_registry_and_cli(tmp_path) -> None:
 
 
 def test_compare_and_report_show_tokens_and_order_stats(twelve, tmp_path) -> None:
-    from msce.report import build_report, compare_table
+    from msce.eval.report import build_report, compare_table
 
     samples = [SimpleNamespace(id=f"{i:05d}", path=p, label="neutral") for i, p in enumerate(twelve[8:])]
     dataset = SimpleNamespace(name="four", label_set=DFEW)

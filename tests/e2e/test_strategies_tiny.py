@@ -10,11 +10,11 @@ import re
 import pytest
 
 import msce
-from msce.backends.base import GenerationParams, is_frames
-from msce.cache import ResponseCache
+from msce.models.backends.base import GenerationParams, is_frames
+from msce.models.cache import ResponseCache
 from msce.labels import DFEW
-from msce.prompts import PromptSet, one_line
-from msce.strategies import MSCE, Dense, MSCENoText, Shuffled, Sparse, SparseImages, get_strategy
+from msce.models.prompts import PromptSet, one_line
+from msce.models.strategies import MSCE, Dense, MSCENoText, Shuffled, Sparse, SparseImages, get_strategy
 
 from tiny_env import CLIP_H as H, CLIP_W as W, PIXELS, VERSIONS
 
@@ -233,7 +233,7 @@ def test_single_keyframe_skips_stage1(v, tiny_backends, clips, monkeypatch) -> N
 def test_msce_through_openai_backend(clips, monkeypatch) -> None:
     from backend_fakes import FakeChatServer
 
-    from msce.backends import get_backend
+    from msce.models.backends import get_backend
 
     with FakeChatServer() as server:
         be = get_backend("openai", base_url=server.base_url, model="tiny", api_key_env="MSCE_UNSET_KEY_VAR",

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 
 import msce
-from msce import visual_prompts as vp
-from msce.backends.base import GenerationParams, is_frames
-from msce.cache import ResponseCache, frames_digest
+from msce.models import visual_prompts as vp
+from msce.models.backends.base import GenerationParams, is_frames
+from msce.models.cache import ResponseCache, frames_digest
 from msce.errors import ConfigError, FaceError, TransformError
 from msce.labels import DFEW
-from msce.strategies import MSCE, Shuffled, Sparse
+from msce.models.strategies import MSCE, Shuffled, Sparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "faces"))
 import faceclips  # noqa: E402
@@ -494,7 +494,7 @@ def test_shuffled_with_heatmaps(tiny_backends, clip, monkeypatch) -> None:
 
 
 def test_cli_option(tmp_path) -> None:
-    from msce.evaluate import _strategy_options, add_cli, make_strategy
+    from msce.eval.runner import _strategy_options, add_cli, make_strategy
 
     parser = argparse.ArgumentParser()
     add_cli(parser.add_subparsers())

@@ -41,9 +41,9 @@ def ft_data(tmp_path_factory) -> dict:
     csv = root / "data.csv"
     csv.write_text("\n".join(rows) + "\n")
     import msce
-    from msce.datasets import load_generic
+    from msce.eval.datasets import load_generic
     from msce._native import C
-    from msce.splits import balanced_split
+    from msce.eval.splits import balanced_split
 
     if not C.has_ffmpeg:
         missing("an msce build with FFmpeg (the FFmpeg development libraries at build time)")

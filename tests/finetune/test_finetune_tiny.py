@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from msce import cli
-from msce.backends import GenerationParams, get_backend
+from msce.models.backends import GenerationParams, get_backend
 from msce.errors import ConfigError
-from msce.finetune import (
+from msce.train.finetune import (
     CONFIG_FILE,
     ExampleEncoder,
     LoraOptions,
@@ -25,7 +25,7 @@ from msce.finetune import (
     collate,
     finetune,
 )
-from msce.strategies import MSCE, Sparse
+from msce.models.strategies import MSCE, Sparse
 
 from ft_env import PIXELS
 
@@ -208,7 +208,7 @@ def test_msce_finetune_cli_with_cached_base_descriptions(ft_data, tiny_model, tm
     assert all(r["stage2_prompt"].count("Motion:") == len(r["keyframe_indices"]) - 1 for r in records)
     # the descriptions are the base model's: plain MSCE with the base model answers
     # stage 1 from the cache the fine-tuning run filled
-    from msce.cache import ResponseCache
+    from msce.models.cache import ResponseCache
 
     ds = ft_data["dataset"]
     base = get_backend("transformers", model=str(tiny_model), dtype="float32", device="cpu", **PIXELS)
@@ -224,7 +224,7 @@ def test_msce_finetune_cli_with_cached_base_descriptions(ft_data, tiny_model, tm
 def test_lora_targets_language_model_by_default(tiny_model) -> None:
     from transformers import AutoModelForImageTextToText
 
-    from msce.finetune import lora_target_modules
+    from msce.train.finetune import lora_target_modules
 
     model = AutoModelForImageTextToText.from_pretrained(tiny_model, local_files_only=True)
     lm = lora_target_modules(model, LoraOptions())
@@ -255,9 +255,9 @@ def test_bf16_autocast_keeps_lora_weights_fp32(ft_data, tiny_model, tmp_path) ->
 
 
 def test_undecodable_training_clip_is_skipped_or_raised(ft_data, tiny_model, tmp_path) -> None:
-    from msce.datasets import load_generic
+    from msce.eval.datasets import load_generic
     from msce.errors import DecodeError
-    from msce.splits import Split
+    from msce.eval.splits import Split
 
     src = ft_data["dataset"]
     broken = tmp_path / "broken.mp4"

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from msce.datasets import Sample
+from msce.eval.datasets import Sample
 from msce.errors import ConfigError, DatasetError
-from msce.sampling import ClassBalancedSampler
-from msce.splits import Split
+from msce.train.sampling import ClassBalancedSampler
+from msce.eval.splits import Split
 
 # A long-tailed toy dataset: 20 / 9 / 4 / 2 samples.
 COUNTS = {"happy": 20, "sad": 9, "fear": 4, "contempt": 2}
@@ -60,7 +60,7 @@ def _ref_key(*parts: str) -> int:
 
 def _ref_shuffle(items: list, seed: int, key: int, k: int) -> list:
     """Partial Fisher-Yates on numpy's PCG64 raw stream with rejection, as documented in
-    msce.sampling (restated here with Python ints; no msce code)."""
+    msce.train.sampling (restated here with Python ints; no msce code)."""
     gen = np.random.PCG64(np.random.SeedSequence([seed, key]))
     a = list(items)
     for i in range(min(k, len(a) - 1)):

@@ -13,7 +13,7 @@ import torch
 
 import msce
 from _deps import require_module
-from msce._media import make_test_clip
+from msce.io.media import make_test_clip
 
 av = require_module("av")
 

@@ -10,7 +10,7 @@ import pytest
 import msce
 from msce import plan as P
 from msce._native import C
-from msce.video import VideoMetadata
+from msce.io.video import VideoMetadata
 
 
 def meta(n=125, fps=25.0, ts=None):

@@ -19,7 +19,7 @@ import pytest
 import msce
 from msce import plan as P
 from msce._native import C
-from msce.video import VideoMetadata
+from msce.io.video import VideoMetadata
 
 scipy_stats = pytest.importorskip("scipy.stats")
 
@@ -151,7 +151,7 @@ def test_content_identity_follows_bytes_not_paths(tmp_path):
 
 
 def test_same_order_in_another_process_and_thread_count():
-    code = ("import json, msce; from msce.video import VideoMetadata as V; "
+    code = ("import json, msce; from msce.io.video import VideoMetadata as V; "
             "m = V.synthetic(125, 25.0, 36, 64, path='x.mp4'); "
             "print(json.dumps(msce.plan.shuffled(msce.plan.uniform(5.0), 11, identity='v7').resolve(m).spec"
             "['permutation']))")

@@ -12,7 +12,7 @@ from msce import motion
 from msce._native import C
 from msce.errors import ConfigError, PlanError, TransformError
 from msce.synth import ClipRecord, ClipSpec, interval_iou, render
-from msce.video import VideoMetadata
+from msce.io.video import VideoMetadata
 
 from _deps import MISSING
 
@@ -154,7 +154,7 @@ def test_motion_aware_gaps_same_budget_and_keyframes_as_msce(m):
     md = meta()
     e = bump_curve(126, start=60)
     uni = msce.plan.keyframes_with_gaps(1.0, m).resolve(md)
-    mot = msce.plan.motion_aware_gaps(1.0, m).resolve(md, motion=e)
+    mot = msce.motion.motion_aware_gaps(1.0, m).resolve(md, motion=e)
     assert len(mot) == len(uni)
     assert mot.keyframes().indices == uni.keyframes().indices
     assert mot.roles == uni.roles and mot.groups == uni.groups
@@ -174,18 +174,18 @@ def test_motion_aware_gaps_puts_the_apex_first():
     md = meta()
     e = bump_curve(126, start=60)
     (spot,) = motion.spot(e, fps=25.0)
-    p = msce.plan.motion_aware_gaps(1.0, 1).resolve(md, motion=e)
+    p = msce.motion.motion_aware_gaps(1.0, 1).resolve(md, motion=e)
     assert p.gap(2).indices == (spot.apex,)
-    q = msce.plan.motion_aware_gaps(1.0, 3).resolve(md, motion=e)
+    q = msce.motion.motion_aware_gaps(1.0, 3).resolve(md, motion=e)
     g = q.gap(2).indices
     assert spot.apex in g and all(abs(a - b) >= 2 for a, b in zip(g, g[1:]))
 
 
 def test_motion_aware_gaps_spec_contract():
     md = meta()
-    spec = msce.plan.motion_aware_gaps(1.0, 4, size=64, options={"k_high": 5.0})
+    spec = msce.motion.motion_aware_gaps(1.0, 4, size=64, options={"k_high": 5.0})
     assert spec.to_dict()["kind"] == "motion_aware_gaps" and spec.to_dict()["options"]["k_high"] == 5.0
-    assert spec == msce.plan.motion_aware_gaps(1.0, 4, size=64, options=motion.SpotOptions(k_high=5.0))
+    assert spec == msce.motion.motion_aware_gaps(1.0, 4, size=64, options=motion.SpotOptions(k_high=5.0))
     plan = spec.resolve(md, motion=np.zeros(126, dtype=np.float32))
     assert msce.Plan.from_json(plan.to_json()) == plan
     json.dumps(plan.spec)
@@ -194,10 +194,10 @@ def test_motion_aware_gaps_spec_contract():
     with pytest.raises(PlanError):
         spec.resolve(md)  # no file to analyse and no curve given
     with pytest.raises(PlanError):
-        msce.plan.motion_aware_gaps(0.0, 4)
+        msce.motion.motion_aware_gaps(0.0, 4)
     with pytest.raises(PlanError):
-        msce.plan.motion_aware_gaps(1.0, -1)
-    bound = msce.plan.motion_aware_gaps(1.0, 2, motion=bump_curve(126, start=60))
+        msce.motion.motion_aware_gaps(1.0, -1)
+    bound = msce.motion.motion_aware_gaps(1.0, 2, motion=bump_curve(126, start=60))
     assert msce.plan.resolve(bound, md) == bound.resolve(md)
 
 
@@ -208,7 +208,7 @@ def test_motion_aware_gaps_with_load_segments(tmp_path):
     spec = ClipSpec(seed=4, action="brow_raise", onset=1.3, apex=1.42, offset=1.7, seconds=2.0, width=128,
                     height=128)
     rec = generate_clip(tmp_path / "b.mp4", spec)
-    plan_spec = msce.plan.motion_aware_gaps(1.0, 1, crop=rec.crop())
+    plan_spec = msce.motion.motion_aware_gaps(1.0, 1, crop=rec.crop())
     segs = msce.load_segments(tmp_path / "b.mp4", plan_spec, msce.Frames(size=(32, 32)))
     roles = [s.roles[0] for s in segs]
     assert roles == ["keyframe", "gap", "keyframe", "gap", "keyframe"]

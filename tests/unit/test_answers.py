@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from msce.answers import REASONS, VALID_REASONS, normalize, parse_answer, parse_answer_detail
+from msce.models.answers import REASONS, VALID_REASONS, normalize, parse_answer, parse_answer_detail
 from msce.errors import ConfigError, MsceError
 from msce.labels import DFEW, MAFW, LabelSet
 

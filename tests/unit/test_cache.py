@@ -12,8 +12,8 @@ import threading
 
 import pytest
 
-from msce.backends.base import GenerationParams
-from msce.cache import ResponseCache, frames_digest, generate_cached, request_key
+from msce.models.backends.base import GenerationParams
+from msce.models.cache import ResponseCache, frames_digest, generate_cached, request_key
 
 from backend_fakes import rgb_frames
 
@@ -148,7 +148,7 @@ def test_no_cache_always_calls() -> None:
 # written SIGNAL_AT + 20000 entries, so an orphan stops by itself).
 _WRITER = """
 import hashlib, sys
-from msce.cache import ResponseCache
+from msce.models.cache import ResponseCache
 
 path, signal_at = sys.argv[1], int(sys.argv[2])
 cache = ResponseCache(path)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from msce import analysis
+from msce.eval import analysis
 from msce.errors import ConfigError, DatasetError
 from msce.labels import DFEW, MAFW
-from msce.metrics import Predictions
+from msce.eval.metrics import Predictions
 
 # --------------------------------------------------------------------------- paper tables
 # Per-class F1 rows and macro-F1 exactly as printed in Tables S2 (MAFW, columns AG AX CO
@@ -333,6 +333,7 @@ def test_asymmetric_confusion():
     with pytest.raises(ConfigError, match="both"):
         analysis.asymmetric_confusion(cm, labels, head=["sadness"], tail=["sadness"])
 
+
 # --------------------------------------------------------------------------- head / tail classes
 
 
@@ -407,7 +408,7 @@ def test_asymmetry_with_paper_default_on_mafw():
 def test_training_class_counts_from_split(tmp_path):
     from collections import Counter
 
-    from msce.splits import Split
+    from msce.eval.splits import Split
 
     rng = np.random.default_rng(3)
     ids = [f"{i:05d}" for i in range(200)]

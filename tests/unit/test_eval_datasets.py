@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from msce import datasets
+from msce.eval import datasets
 from msce.errors import ConfigError, DatasetError
 from msce.labels import DFEW, MAFW
 

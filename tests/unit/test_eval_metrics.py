@@ -1,4 +1,4 @@
-"""msce.metrics against scikit-learn, with invalid (unparsed) predictions."""
+"""msce.eval.metrics against scikit-learn, with invalid (unparsed) predictions."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from _deps import require_module
 
 sk = require_module("sklearn.metrics", "pip install 'msce[eval]'")
 
-from msce import metrics  # noqa: E402
+from msce.eval import metrics  # noqa: E402
 from msce.errors import ConfigError  # noqa: E402
 from msce.labels import MAFW  # noqa: E402
 

@@ -12,8 +12,9 @@ import pytest
 
 from _deps import require_module
 from eval_fakes import FakeBackend, FakeStrategy, make_generic_tree
-from msce import evaluate, report
-from msce.datasets import load_generic
+from msce.eval import runner as evaluate
+from msce.eval import report
+from msce.eval.datasets import load_generic
 from msce.labels import DFEW, MAFW
 
 require_module("matplotlib", "pip install 'msce[eval]'")
@@ -138,7 +139,7 @@ class ReasonStrategy:
 
 
 def _eval_with_split(root, labels, per_class, name, *, record_file=True, n_per_class=2):
-    from msce.splits import balanced_split
+    from msce.eval.splits import balanced_split
 
     make_generic_tree(root / f"data-{name}", per_class)
     ds = load_generic(root / f"data-{name}", labels=labels)

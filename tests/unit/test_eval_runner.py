@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from eval_fakes import FakeBackend, FakeStrategy, make_generic_tree
-from msce import evaluate
-from msce.datasets import load_generic
+from msce.eval import runner as evaluate
+from msce.eval.datasets import load_generic
 from msce.errors import ConfigError, DecodeError, MsceError
-from msce.metrics import classification_report
+from msce.eval.metrics import classification_report
 
 HERE = Path(__file__).resolve().parent
 CLASSES = {"happy": 5, "sad": 5, "angry": 5}
@@ -159,8 +159,8 @@ CHILD = textwrap.dedent(
     import os, sys, time
     from pathlib import Path
     from eval_fakes import FakeBackend, FakeStrategy
-    from msce.datasets import load_generic
-    from msce.evaluate import run_eval
+    from msce.eval.datasets import load_generic
+    from msce.eval.runner import run_eval
 
     data, out, kill_at, sleep = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
     labels, hold_at, ready = sys.argv[5], int(sys.argv[6]), sys.argv[7]

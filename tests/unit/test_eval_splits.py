@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from msce import splits
-from msce.datasets import Dataset, Fold, Sample
+from msce.eval import splits
+from msce.eval.datasets import Dataset, Fold, Sample
 from msce.errors import ConfigError, DatasetError
 from msce.labels import DFEW, MAFW, LabelSet
 
@@ -82,7 +82,7 @@ def test_seeded_permutation_matches_documented_algorithm():
 
 
 def reference_balanced_test(ds: Dataset, n_per_class: int, seed: int) -> list[str]:
-    """The documented balanced draw restated without msce.splits: per class in label-set
+    """The documented balanced draw restated without msce.eval.splits: per class in label-set
     order, the sorted ids drawn by reference_permutation with key = first 8 bytes
     (big-endian) of SHA-256 of the class name."""
     out = []

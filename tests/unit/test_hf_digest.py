@@ -9,7 +9,7 @@ import pathlib
 
 import pytest
 
-from msce.backends import hf
+from msce.models.backends import hf
 from msce.errors import BackendError
 
 

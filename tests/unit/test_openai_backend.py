@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from backend_fakes import FakeChatServer, rgb_frames
-from msce.backends import GenerationParams, get_backend
-from msce.backends.openai_api import OpenAIBackend, RetriesExhaustedError, _parse_retry_after, encode_jpeg_data_url
+from msce.models.backends import GenerationParams, get_backend
+from msce.models.backends.openai_api import OpenAIBackend, RetriesExhaustedError, _parse_retry_after, encode_jpeg_data_url
 from msce.errors import BackendError, ConfigError
 
 KEY = "sk-test-Q7x9SECRETvalue"

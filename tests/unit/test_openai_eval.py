@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from backend_fakes import FakeChatServer
-from msce.backends import GenerationParams
-from msce.backends.openai_api import OpenAIBackend
-from msce.cache import ResponseCache, generate_cached, request_key_document
+from msce.models.backends import GenerationParams
+from msce.models.backends.openai_api import OpenAIBackend
+from msce.models.cache import ResponseCache, generate_cached, request_key_document
 
 P = GenerationParams(max_new_tokens=8)
 MODEL = "qwen2.5-vl"

@@ -15,7 +15,7 @@ import pytest
 
 from msce.errors import ConfigError
 from msce.labels import DFEW, MAFW
-from msce.prompts import PromptSet, Visual, as_text, available_versions, get_prompts
+from msce.models.prompts import PromptSet, Visual, as_text, available_versions, get_prompts
 
 SNAPSHOTS = Path(__file__).resolve().parent.parent / "snapshots"
 UPDATE = os.environ.get("MSCE_UPDATE_SNAPSHOTS") == "1"

@@ -7,16 +7,16 @@ import sys
 
 import pytest
 
-from msce.backends import GenerationParams, available_backends, get_backend, register_backend
+from msce.models.backends import GenerationParams, available_backends, get_backend, register_backend
 from msce.errors import ConfigError
-from msce.strategies import MSCE, Dense, Shuffled, Sparse, StrategyResult, available_strategies, get_strategy
+from msce.models.strategies import MSCE, Dense, Shuffled, Sparse, StrategyResult, available_strategies, get_strategy
 
 
 def test_registry_is_lazy() -> None:
     import subprocess
 
-    code = ("import sys, msce.backends, msce.strategies, msce.cache, msce.answers, msce.prompts; "
-            "print(sorted(m for m in ('transformers', 'msce.backends.hf', 'msce.backends.openai_api') "
+    code = ("import sys, msce.models.backends, msce.models.strategies, msce.models.cache, msce.models.answers, msce.models.prompts; "
+            "print(sorted(m for m in ('transformers', 'msce.models.backends.hf', 'msce.models.backends.openai_api') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -14,6 +14,11 @@ from __future__ import annotations
 from msce.faces._detect import BlazeFace, Detection, FaceDetector, RetinaFace, get_detector, nms
 from msce.faces._pipeline import detection_indices, detection_size, track
 from msce.faces._track import STATUS, FaceCrop, FaceTrack, track_detections
+from msce.io.video import register_crop_provider
+
+from msce.faces import _pipeline
+
+register_crop_provider(_pipeline.FACE_CROP)
 
 __all__ = [
     "FaceCrop",

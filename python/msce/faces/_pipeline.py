@@ -29,7 +29,9 @@ from msce.plan import Plan, at_indices
 from msce.targets import Frames
 
 if TYPE_CHECKING:  # pragma: no cover
-    from msce.video import FrameBatch, Target, VideoMetadata, VideoReader
+    from msce.io.batch import FrameBatch, Target
+    from msce.io.metadata import VideoMetadata
+    from msce.io.reader import VideoReader
 
 __all__ = ["face_options", "detection_indices", "detection_size", "load_faces", "preprocess_faces", "track"]
 
@@ -108,7 +110,7 @@ def _held_bytes(meta: VideoMetadata, frames: int) -> float:
 
 
 def _detection_job(meta: VideoMetadata, plan: Plan, options: FaceCrop):
-    from msce.video import _allocate
+    from msce.io.jobs import allocate as _allocate
 
     det_idx = detection_indices(meta.timestamps, plan.indices, options.detect_fps)
     size = detection_size(meta.height, meta.width, options.detect_size)
@@ -125,7 +127,9 @@ def track(source: Any, plan: Any, options: FaceCrop | None = None, threads: int 
     """
     from msce.faces._detect import check_frames
     from msce.plan import resolve
-    from msce.video import VideoMetadata, _open, _threads
+    from msce.io.jobs import threads_arg as _threads
+    from msce.io.metadata import VideoMetadata
+    from msce.io.video import _open
 
     options = options or FaceCrop()
     if isinstance(source, np.ndarray):
@@ -146,7 +150,7 @@ def load_faces(reader: VideoReader, plan: Plan, target: Target, options: FaceCro
                segments: bool = False) -> list[FrameBatch]:
     """The FrameBatch of ``plan`` (or one per ``plan.segments()``) with face crops."""
     from msce._native import C
-    from msce.video import _allocate
+    from msce.io.jobs import allocate as _allocate
 
     t0 = time.perf_counter()
     meta = reader.metadata
@@ -190,7 +194,7 @@ def load_faces(reader: VideoReader, plan: Plan, target: Target, options: FaceCro
 
 def _track_array(frames: np.ndarray, meta: VideoMetadata, plan: Plan, options: FaceCrop, threads: int) -> FaceTrack:
     from msce._native import C
-    from msce.video import _allocate
+    from msce.io.jobs import allocate as _allocate
 
     det_idx = detection_indices(meta.timestamps, plan.indices, options.detect_fps)
     size = detection_size(meta.height, meta.width, options.detect_size)
@@ -207,7 +211,7 @@ def preprocess_faces(frames: np.ndarray, meta: VideoMetadata, plan: Plan, target
                      threads: int, pin: bool) -> FrameBatch:
     """``msce.preprocess(frames, target, crop="face")``: frames already decoded."""
     from msce._native import C
-    from msce.video import _allocate
+    from msce.io.jobs import allocate as _allocate
 
     t0 = time.perf_counter()
     faces = _track_array(frames, meta, plan, options, threads)
@@ -216,3 +220,15 @@ def preprocess_faces(frames: np.ndarray, meta: VideoMetadata, plan: Plan, target
     batch.faces = faces
     batch.stats = {"total_seconds": time.perf_counter() - t0, "faces": faces.stats}
     return batch
+
+
+class _FaceCropMode:
+    """crop="face" / ``FaceCrop(...)`` for msce.io's load paths (msce.faces registers it
+    with :func:`msce.io.video.register_crop_provider` when imported)."""
+
+    options = staticmethod(face_options)
+    load = staticmethod(load_faces)
+    preprocess = staticmethod(preprocess_faces)
+
+
+FACE_CROP = _FaceCropMode()

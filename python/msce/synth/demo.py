@@ -21,6 +21,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from msce.errors import ConfigError
+from msce import plan
+from msce.io import VideoReader
+from msce.io import load
+from msce.targets import QwenVL
 
 __all__ = ["evaluate_set", "run_demo_coverage", "coverage_html", "coverage_figure", "print_tables"]
 
@@ -42,7 +46,6 @@ def evaluate_set(directory: str | Path, records: Sequence[Any] | None = None, ga
     (per-clip events, spots and plan indices) and ``example`` (curves of the first clip,
     for the figure).
     """
-    import msce
     from msce import motion
     from msce.synth.evaluate import coverage_row, score_spots
     from msce.synth.generate import read_events
@@ -64,22 +67,22 @@ def evaluate_set(directory: str | Path, records: Sequence[Any] | None = None, ga
     example: dict = {}
     for k, r in enumerate(recs):
         path = directory / r.video
-        meta = msce.VideoReader(path).metadata
+        meta = VideoReader(path).metadata
         curve = motion.analyze(path, crop=r.crop(), size=size, threads=threads)
         t_decode += curve.decode_s
         t_motion += curve.motion_s
         t0 = time.perf_counter()
         spots = motion.spot(curve, options=opts)
-        clip_plans = {names[0]: msce.plan.uniform(keyframe_fps).resolve(meta)}
+        clip_plans = {names[0]: plan.uniform(keyframe_fps).resolve(meta)}
         for m in ms:
             uni, mot = _plan_names(keyframe_fps, m)
-            clip_plans[uni] = msce.plan.keyframes_with_gaps(keyframe_fps, m).resolve(meta)
+            clip_plans[uni] = plan.keyframes_with_gaps(keyframe_fps, m).resolve(meta)
             clip_plans[mot] = motion.motion_aware_gaps(keyframe_fps, m, crop=r.crop(), size=size,
                                                        options=opts).resolve(meta, motion=curve)
         t_plan += time.perf_counter() - t0
         if time_decode:
             t0 = time.perf_counter()
-            msce.load(path, msce.plan.keyframes_with_gaps(keyframe_fps, max(ms)), msce.QwenVL("2.5"),
+            load(path, plan.keyframes_with_gaps(keyframe_fps, max(ms)), QwenVL("2.5"),
                       threads=threads, pin_memory=False)
             t_load += time.perf_counter() - t0
         for n in names:

@@ -228,7 +228,7 @@ def _single_thread():
 def _resize_rgb(img: np.ndarray, height: int, width: int) -> np.ndarray:
     """Antialiased bicubic resize of one uint8 RGB image by the native transform."""
     from msce.targets import Frames
-    from msce.video import preprocess
+    from msce.io.video import preprocess
 
     return preprocess(img, Frames(size=(height, width), layout="NHWC"), pin_memory=False).data.numpy()[0]
 

@@ -1,0 +1,117 @@
+"""The steps every load path shares (video files, frames in memory, face crops, DALI):
+checking the target and thread count, resolving crop boxes, allocating the output tensor
+and its native job, running the job, and moving CPU-made batches to a device."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from msce.errors import TransformError
+from msce.io import cuda as _cuda
+from msce.io.batch import CropArg, FrameBatch, Target
+from msce.io.metadata import VideoMetadata
+from msce.plan import Plan
+from msce.targets import Frames, QwenVL
+
+if TYPE_CHECKING:  # pragma: no cover
+    from msce.io.reader import VideoReader
+
+__all__ = ["threads_arg", "pin", "crops_for", "allocate", "run", "to_device", "check_target"]
+
+
+def threads_arg(threads: int | None) -> int:
+    if threads is None:
+        return 0
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise TransformError(f"threads must be a non-negative integer (got {threads!r})")
+    return threads
+
+
+def pin(pin_memory: bool | None) -> bool:
+    if pin_memory is None:
+        return torch.cuda.is_available()
+    return bool(pin_memory)
+
+
+def crops_for(crop: CropArg, plan: Plan, meta: VideoMetadata) -> list[tuple[int, int, int, int]] | None:
+    if crop is None:
+        return None
+    if isinstance(crop, str):
+        raise TransformError(f"crop={crop!r} is not a crop mode; pass 'face', msce.faces.FaceCrop(...) "
+                             "or boxes (x, y, w, h)")
+    boxes = list(crop)
+    if len(boxes) == 4 and all(isinstance(v, (int, np.integer)) for v in boxes):
+        boxes = [boxes] * len(plan)
+    if len(boxes) != len(plan):
+        raise TransformError(f"crop: got {len(boxes)} boxes for {len(plan)} planned frames")
+    out = []
+    for b in boxes:
+        x, y, w, h = (int(v) for v in b)
+        if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > meta.width or y + h > meta.height:
+            raise TransformError(f"crop box {(x, y, w, h)} lies outside the {meta.width}x{meta.height} frame")
+        out.append((x, y, w, h))
+    return out
+
+
+def allocate(target: Target, plan: Plan, crops, meta: VideoMetadata, pin: bool,
+              device: torch.device | None = None) -> tuple[dict, FrameBatch]:
+    n = len(plan)
+    if crops:
+        src_h = max(c[3] for c in crops)
+        src_w = max(c[2] for c in crops)
+    else:
+        src_h, src_w = meta.height, meta.width
+    if plan.size is not None:
+        out_h, out_w = plan.size
+    else:
+        out_h, out_w = target.output_size(n, src_h, src_w)
+    spec = target.native_spec(out_h, out_w)
+    if isinstance(target, QwenVL):
+        gt, gh, gw = target.grid(n, out_h, out_w)
+        slots = gt * target.temporal
+        dtype = torch.float32 if target.dtype == "float32" else torch.float16
+        shape = (gt * gh * gw, 3 * target.temporal * target.patch ** 2)
+        grid = torch.tensor([[gt, gh, gw]], dtype=torch.int64, device=device)
+    else:
+        slots = n
+        dtype = {"uint8": torch.uint8, "float16": torch.float16, "float32": torch.float32}[target.dtype]
+        shape = (n, 3, out_h, out_w) if target.layout == "NCHW" else (n, out_h, out_w, 3)
+        grid = None
+    if device is None:
+        data = torch.empty(shape, dtype=dtype, pin_memory=pin)
+    else:  # the kernels write it in place (read through __cuda_array_interface__)
+        data = torch.empty(shape, dtype=dtype, device=device)
+    out = data.numpy() if device is None else data
+    job = {"indices": list(plan.indices), "crops": crops, "spec": spec, "out": out, "slots": slots}
+    batch = FrameBatch(data=data, grid_thw=grid, plan=plan, target=target, metadata=meta, size=(out_h, out_w))
+    return job, batch
+
+
+def run(reader: VideoReader, plan: Plan, target: Target, crop: CropArg, threads: int,
+         pin_memory: bool | None, device: torch.device | None = None) -> FrameBatch:
+    crops = crops_for(crop, plan, reader.metadata)
+    job, batch = allocate(target, plan, crops, reader.metadata, pin(pin_memory), device)
+    if device is None:
+        batch.stats = dict(reader._native.run_jobs([job], threads))
+    else:
+        batch.stats = _cuda.run_jobs(reader, [job], device, reader._seek_threshold)
+    return batch
+
+
+def to_device(batches: list[FrameBatch], device: torch.device | None) -> list[FrameBatch]:
+    """Copies CPU-made batches (pinned) to ``device``, asynchronously on its current stream."""
+    if device is None:
+        return batches
+    for b in batches:
+        b.data = b.data.to(device, non_blocking=True)
+        if b.grid_thw is not None:
+            b.grid_thw = b.grid_thw.to(device)
+    return batches
+
+
+def check_target(target: Any) -> None:
+    if not isinstance(target, (QwenVL, Frames)):
+        raise TransformError(f"target must be msce.QwenVL or msce.Frames (got {type(target).__name__})")

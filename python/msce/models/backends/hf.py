@@ -1,0 +1,557 @@
+"""Hugging Face transformers backend: local weights, msce's token-ready tensors.
+
+For the Qwen-VL family (Qwen2-VL, Qwen2.5-VL, Qwen3-VL) the backend bypasses HF's image
+and video preprocessing entirely ("tokens" mode):
+
+1. The conversation (one user turn whose content interleaves the request's text and
+   visual parts) is rendered with the processor's chat template, which writes one
+   ``<|image_pad|>`` / ``<|video_pad|>`` placeholder per visual part.
+2. Each placeholder is expanded to the model's token count: ``t*h*w / merge_size**2``
+   pads for an image or a Qwen2/2.5 video; for Qwen3-VL a video becomes, per temporal
+   patch, ``<{t:.1f} seconds><|vision_start|>`` + ``h*w/merge_size**2`` pads +
+   ``<|vision_end|>``, keeping the template's outer vision markers, exactly as
+   ``Qwen3VLProcessor`` does. The time ``t`` of a temporal patch is the mean of its
+   first and last frame time (the last frame repeats when the count is odd).
+3. ``pixel_values`` / ``pixel_values_videos`` and the grids come straight from
+   ``FrameBatch.to_hf()``; ``mm_token_type_ids`` marks image (1) and video (2) tokens;
+   Qwen2.5-VL also gets ``second_per_grid_ts`` (temporal patch size x the mean frame
+   interval, so MRoPE time positions follow the true clock).
+
+Frame times: a video is presented on the chronological timeline of its frames (the
+sorted frame timestamps). For ordinary plans this is the frames' own times; a shuffled
+plan permutes the content but not the clock, as if the permuted frames had been
+re-encoded as a new video, which is the paper's frame-shuffle probe.
+
+Other models ("processor" mode) get uint8 frames through their own HF processor with
+frame sampling disabled; msce still chooses the frames.
+
+All requests of one :meth:`TransformersBackend.generate` call go through one batched
+``model.generate`` (left padding), greedy unless ``temperature > 0``; only the new
+tokens are decoded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+from msce.models.backends.base import GenerationParams, Request, check_request, is_frames, is_image
+from msce.errors import BackendError, ConfigError
+from msce.targets import Frames
+from msce.targets import QwenVL
+
+__all__ = ["TransformersBackend", "expand_placeholders", "qwen3_frame_times", "QWEN_VERSIONS"]
+
+# model_type -> msce.QwenVL version
+QWEN_VERSIONS = {
+    "qwen2_vl": "2",
+    "qwen2_5_vl": "2.5",
+    "qwen3_vl": "3",
+    "qwen3_vl_moe": "3",
+}
+
+_VISION_TEXT_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>")
+
+
+def qwen3_frame_times(timestamps: Sequence[float], temporal_patch_size: int = 2) -> list[float]:
+    """One time per temporal patch: mean of the patch's first and last frame time.
+
+    The list is padded with its last time to a multiple of ``temporal_patch_size``,
+    as the frames are.
+    """
+    ts = [float(t) for t in timestamps]
+    if not ts:
+        return []
+    if len(ts) % temporal_patch_size:
+        ts += [ts[-1]] * (temporal_patch_size - len(ts) % temporal_patch_size)
+    return [(ts[i] + ts[i + temporal_patch_size - 1]) / 2 for i in range(0, len(ts), temporal_patch_size)]
+
+
+def expand_placeholders(
+    text: str,
+    visuals: Sequence[tuple[str, Sequence[int], Sequence[float] | None]],
+    *,
+    version: str,
+    merge_size: int = 2,
+    temporal_patch_size: int = 2,
+    image_token: str = "<|image_pad|>",
+    video_token: str = "<|video_pad|>",
+    vision_start: str = "<|vision_start|>",
+    vision_end: str = "<|vision_end|>",
+) -> str:
+    """Expand each image/video placeholder of a rendered chat text.
+
+    ``visuals`` lists, in order of appearance, ``(kind, (t, h, w), times)`` with kind
+    ``"image"`` or ``"video"``; ``times`` (frame timestamps in seconds, chronological)
+    is needed for Qwen3-VL videos only.
+    """
+    pattern = re.compile(f"{re.escape(image_token)}|{re.escape(video_token)}")
+    items = iter(visuals)
+    merge = merge_size * merge_size
+    out: list[str] = []
+    last = 0
+    count = 0
+    for m in pattern.finditer(text):
+        kind = "image" if m.group() == image_token else "video"
+        try:
+            vkind, grid, times = next(items)
+        except StopIteration:
+            raise BackendError("chat text has more vision placeholders than visual inputs") from None
+        if vkind != kind:
+            raise BackendError(f"placeholder #{count} is {kind} but visual input #{count} is {vkind}")
+        t, h, w = (int(v) for v in grid)
+        out.append(text[last:m.start()])
+        if kind == "image":
+            out.append(image_token * (t * h * w // merge))
+        elif version == "3":
+            frame_times = qwen3_frame_times(times or [], temporal_patch_size)
+            if len(frame_times) != t:
+                raise BackendError(f"video #{count}: {len(frame_times)} temporal patches from timestamps "
+                                   f"but grid t = {t}")
+            per = h * w // merge
+            out.append("".join(f"<{ft:.1f} seconds>{vision_start}{video_token * per}{vision_end}"
+                               for ft in frame_times))
+        else:
+            out.append(video_token * (t * h * w // merge))
+        last = m.end()
+        count += 1
+    if next(items, None) is not None:
+        raise BackendError("more visual inputs than vision placeholders in the chat text")
+    out.append(text[last:])
+    return "".join(out)
+
+
+# Files besides the weights that change what a checkpoint answers: its configs, tokenizer
+# and chat template, and the processors' settings.
+_DIGESTED_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                   "special_tokens_map.json", "chat_template.json", "chat_template.jinja",
+                   "preprocessor_config.json", "video_preprocessor_config.json", "processor_config.json",
+                   "adapter_config.json")
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".h5", ".msgpack")
+_file_digests: dict[tuple[str, int, int], str] = {}
+_file_digests_lock = threading.Lock()
+
+
+def _file_digest(path: Path) -> str:
+    """SHA-256 of a file's content, memoized by (resolved path, size, mtime_ns): an
+    unchanged file is read once per process, a rewritten one again."""
+    real = path.resolve()  # hub caches link snapshot files to blobs
+    st = real.stat()
+    memo_key = (str(real), st.st_size, st.st_mtime_ns)
+    with _file_digests_lock:
+        known = _file_digests.get(memo_key)
+    if known is not None:
+        return known
+    h = hashlib.sha256()
+    with real.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(8 << 20), b""):
+            h.update(chunk)
+    digest = h.hexdigest()
+    with _file_digests_lock:
+        _file_digests[memo_key] = digest
+    return digest
+
+
+def _weights_digest(path: Path) -> str:
+    """Digest identifying a local checkpoint directory: the content of every weight file
+    in it (``*.safetensors``, ``*.bin``, ``*.pt``, ``*.pth``, ``*.gguf``, ``*.h5``,
+    ``*.msgpack``; subfolders such as training checkpoints are not part of the model
+    ``from_pretrained`` loads) and of its configs, tokenizer and chat template files,
+    each with its name. File digests are memoized (:func:`_file_digest`), so building a
+    second backend over the same unchanged directory reads nothing again. Raises
+    BackendError when the directory holds no weight file."""
+    path = Path(path)
+    files = sorted((p for p in path.iterdir() if p.is_file()
+                    and (p.suffix in _WEIGHT_SUFFIXES or p.name in _DIGESTED_FILES)), key=lambda p: p.name)
+    if not any(p.suffix in _WEIGHT_SUFFIXES for p in files):
+        raise BackendError(f"no weight files ({', '.join('*' + s for s in _WEIGHT_SUFFIXES)}) in {path}")
+    h = hashlib.sha256()
+    for p in files:
+        h.update(f"{p.name}\0{_file_digest(p)}\n".encode())
+    return h.hexdigest()
+
+
+def _resolved_model_dir(model: str, revision: str | None) -> Path | None:
+    """The local directory the weights of ``model`` were loaded from: ``model`` itself
+    when it is a directory, else its snapshot in the Hugging Face cache (None when the
+    cache does not hold it)."""
+    if Path(model).is_dir():
+        return Path(model).resolve()
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    try:
+        found = try_to_load_from_cache(model, "config.json", revision=revision)
+    except (ValueError, OSError):  # not a hub id, unreadable cache
+        return None
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def _load_adapter(model: Any, path: Path) -> tuple[Any, str]:
+    """``model`` wrapped with the PEFT adapter at ``path`` (inference mode), and the
+    adapter's digest (its config plus weights)."""
+    cfg = path / "adapter_config.json"
+    if not cfg.is_file():
+        raise BackendError(f"not a PEFT adapter directory (no adapter_config.json): {path}")
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise ConfigError(f"loading an adapter needs peft (pip install 'msce[finetune]'): {exc}") from None
+    try:
+        wrapped = PeftModel.from_pretrained(model, str(path), is_trainable=False)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise BackendError(f"cannot apply adapter {str(path)!r}: {exc}") from exc
+    h = hashlib.sha256(cfg.read_bytes())
+    h.update(_weights_digest(path).encode())
+    return wrapped, h.hexdigest()
+
+
+def _resolve_dtype(dtype: Any):
+    import torch
+
+    if dtype is None or dtype == "auto":
+        return "auto"
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    table = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+             "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+    try:
+        return table[str(dtype).lower()]
+    except KeyError:
+        raise ConfigError(f"dtype must be auto, float32, float16 or bfloat16; got {dtype!r}") from None
+
+
+class TransformersBackend:
+    """Run an image-text-to-text model from transformers.
+
+    Args:
+        model: local checkpoint directory or hub id (a hub id downloads only where the
+            machine has network and ``local_files_only`` is false).
+        dtype: ``"auto"`` (the checkpoint's), ``"float32"``, ``"bfloat16"``, ``"float16"``.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, or ``"auto"`` (CUDA when available).
+        attn_implementation: passed to ``from_pretrained`` (``"sdpa"``, ``"eager"``,
+            ``"flash_attention_2"``); None keeps transformers' default.
+        mode: ``"auto"`` (tokens for the Qwen-VL family, processor otherwise),
+            ``"tokens"`` or ``"processor"``.
+        min_pixels, max_pixels: passed to ``msce.QwenVL`` (None = HF video defaults).
+        max_batch_size: split a generate call into model batches of at most this many
+            requests (None = all at once).
+        adapter: a PEFT adapter directory (``adapter_config.json`` + weights, e.g. from
+            ``msce finetune``) applied on top of ``model`` with ``PeftModel.from_pretrained``.
+            The adapter's digest joins the fingerprint and ``model_id``, so cached answers
+            and run directories of the base model are never reused for the adapted one.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        dtype: Any = "auto",
+        device: str = "auto",
+        attn_implementation: str | None = None,
+        revision: str | None = None,
+        local_files_only: bool | None = None,
+        trust_remote_code: bool = False,
+        mode: str = "auto",
+        min_pixels: int | None = None,
+        max_pixels: int | None = None,
+        max_batch_size: int | None = None,
+        adapter: str | None = None,
+    ):
+        if mode not in ("auto", "tokens", "processor"):
+            raise ConfigError(f"mode must be auto, tokens or processor; got {mode!r}")
+        if max_batch_size is not None and int(max_batch_size) < 1:
+            raise ConfigError(f"max_batch_size must be >= 1, got {max_batch_size!r}")
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        self.model_name = str(model)
+        self.model_id = self.model_name
+        self.revision = revision
+        self.max_batch_size = None if max_batch_size is None else int(max_batch_size)
+        self.min_pixels = min_pixels
+        self.max_pixels = max_pixels
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        local = Path(self.model_name).is_dir()
+        if local_files_only is None:
+            local_files_only = local
+        kwargs: dict[str, Any] = dict(revision=revision, local_files_only=local_files_only,
+                                      trust_remote_code=trust_remote_code)
+        try:
+            self.processor = AutoProcessor.from_pretrained(self.model_name, **kwargs)
+            model_kwargs = dict(kwargs, dtype=_resolve_dtype(dtype))
+            if attn_implementation is not None:
+                model_kwargs["attn_implementation"] = attn_implementation
+            self.model = AutoModelForImageTextToText.from_pretrained(self.model_name, **model_kwargs)
+        except (OSError, ValueError, KeyError) as exc:
+            raise BackendError(f"cannot load model {self.model_name!r}: {exc}") from exc
+        self.adapter = None if adapter is None else str(adapter)
+        self._adapter_digest = None
+        if self.adapter is not None:
+            self.model, self._adapter_digest = _load_adapter(self.model, Path(self.adapter))
+            self.model_id = f"{self.model_name}+adapter:{self._adapter_digest[:16]}"
+        self.model.to(self.device)
+        self.model.eval()
+        self.tokenizer = getattr(self.processor, "tokenizer", None)
+        if self.tokenizer is None:
+            raise BackendError(f"model {self.model_name!r}: its processor has no tokenizer")
+        self.tokenizer.padding_side = "left"
+        model_type = getattr(self.model.config, "model_type", "")
+        self.qwen_version = QWEN_VERSIONS.get(model_type)
+        if mode == "auto":
+            mode = "tokens" if self.qwen_version else "processor"
+        if mode == "tokens" and not self.qwen_version:
+            raise ConfigError(f"tokens mode supports the Qwen-VL family {sorted(QWEN_VERSIONS)}; "
+                              f"{self.model_name!r} is {model_type!r}: use mode='processor'")
+        self.mode = mode
+        self.dtype_name = str(self.model.dtype).replace("torch.", "")
+        self.attn_implementation = getattr(self.model.config, "_attn_implementation", attn_implementation)
+        self.model_dir = _resolved_model_dir(self.model_name, revision)
+        if self.model_dir is not None:
+            self._digest = _weights_digest(self.model_dir)
+        else:
+            self._digest = f"hub:{revision or 'main'}:{getattr(self.model.config, '_commit_hash', None)}"
+        self._lock = threading.Lock()
+        self._suppress = [i for i in (self._token_id(t) for t in _VISION_TEXT_TOKENS) if i is not None]
+        vp = getattr(self.processor, "video_processor", None)
+        ip = getattr(self.processor, "image_processor", None)
+        self.merge_size = int(getattr(vp or ip, "merge_size", 2) or 2)
+        self.temporal_patch_size = int(getattr(vp or ip, "temporal_patch_size", 2) or 2)
+        self.generate_invocations = 0  # model.generate calls made (diagnostics and tests)
+
+    def __repr__(self) -> str:
+        return f"TransformersBackend(model={self.model_name!r}, device={str(self.device)!r}, mode={self.mode!r})"
+
+    def _token_id(self, token: str) -> int | None:
+        ids = self.tokenizer.convert_tokens_to_ids([token])
+        tid = ids[0] if ids else None
+        if tid is None or tid == getattr(self.tokenizer, "unk_token_id", None):
+            return None
+        return int(tid)
+
+    # -- the Backend protocol -------------------------------------------------------
+    def target(self):
+        if self.mode == "tokens":
+            return QwenVL(version=self.qwen_version, min_pixels=self.min_pixels, max_pixels=self.max_pixels)
+        return Frames(layout="NHWC", dtype="uint8")
+
+    def fingerprint(self) -> dict:
+        fp = {"backend": "transformers", "weights": self._digest, "dtype": self.dtype_name, "mode": self.mode}
+        if self._adapter_digest is not None:
+            fp["adapter"] = self._adapter_digest
+        return fp
+
+    def config(self) -> dict:
+        return {
+            "backend": "transformers",
+            "model": self.model_name,
+            "revision": self.revision,
+            "device": str(self.device),
+            "dtype": self.dtype_name,
+            "attn_implementation": self.attn_implementation,
+            "mode": self.mode,
+            "qwen_version": self.qwen_version,
+            "min_pixels": self.min_pixels,
+            "max_pixels": self.max_pixels,
+            "model_dir": None if self.model_dir is None else str(self.model_dir),
+            "weights": self._digest,
+            "adapter": self.adapter,
+            "adapter_digest": self._adapter_digest,
+        }
+
+    def generate(self, requests: Sequence[Request], params: GenerationParams) -> list[str]:
+        for r in requests:
+            check_request(r)
+        if not requests:
+            return []
+        step = self.max_batch_size or len(requests)
+        out: list[str] = []
+        with self._lock:
+            for start in range(0, len(requests), step):
+                out += self._generate_batch(list(requests[start:start + step]), params)
+        return out
+
+    # -- prompt building --------------------------------------------------------------
+    def _messages(self, request: Request) -> list[dict]:
+        content = []
+        for part in request:
+            if isinstance(part, str):
+                text = part
+                for tok in _VISION_TEXT_TOKENS:  # text can never smuggle in vision slots
+                    text = text.replace(tok, "")
+                content.append({"type": "text", "text": text})
+            else:
+                content.append({"type": "image" if is_image(part) else "video"})
+        return [{"role": "user", "content": content}]
+
+    def chat_text(self, request: Request) -> str:
+        """The request rendered with the chat template, placeholders not yet expanded."""
+        return self.processor.apply_chat_template(self._messages(request), tokenize=False,
+                                                  add_generation_prompt=True)
+
+    def expanded_text(self, request: Request) -> str:
+        """Chat text with every placeholder expanded to the model's token count."""
+        visuals = []
+        for part in request:
+            if is_frames(part):
+                grid = _grid(part)
+                times = sorted(float(t) for t in part.timestamps)
+                visuals.append(("image" if is_image(part) else "video", grid, times))
+        return expand_placeholders(
+            self.chat_text(request), visuals, version=self.qwen_version or "", merge_size=self.merge_size,
+            temporal_patch_size=self.temporal_patch_size,
+            image_token=getattr(self.processor, "image_token", "<|image_pad|>"),
+            video_token=getattr(self.processor, "video_token", "<|video_pad|>"),
+        )
+
+    def build_inputs(self, requests: Sequence[Request]) -> dict:
+        """Model inputs for a batch of requests (tokens mode, or processor mode)."""
+        if self.mode == "processor":
+            return self._processor_inputs(requests)
+        import torch
+
+        texts = [self.expanded_text(r) for r in requests]
+        enc = self.tokenizer(texts, padding=True, return_tensors="pt")
+        ids = enc["input_ids"]
+        image_id = self._token_id(getattr(self.processor, "image_token", "<|image_pad|>"))
+        video_id = self._token_id(getattr(self.processor, "video_token", "<|video_pad|>"))
+        types = torch.zeros_like(ids)
+        if image_id is not None:
+            types[ids == image_id] = 1
+        if video_id is not None:
+            types[ids == video_id] = 2
+        inputs: dict[str, Any] = {"input_ids": ids, "attention_mask": enc["attention_mask"], "mm_token_type_ids": types}
+        pv, igrid, pvv, vgrid, spg = [], [], [], [], []
+        for r in requests:
+            for part in r:
+                if not is_frames(part):
+                    continue
+                if is_image(part):
+                    hf = part.to_hf(as_image=True)
+                    pv.append(torch.as_tensor(hf["pixel_values"]))
+                    igrid.append(torch.as_tensor(hf["image_grid_thw"]).reshape(-1, 3))
+                else:
+                    hf = part.to_hf()
+                    pvv.append(torch.as_tensor(hf["pixel_values_videos"]))
+                    vgrid.append(torch.as_tensor(hf["video_grid_thw"]).reshape(-1, 3))
+                    spg.append(self.temporal_patch_size * _mean_interval(part))
+        if pv:
+            inputs["pixel_values"] = torch.cat(pv, 0)
+            inputs["image_grid_thw"] = torch.cat(igrid, 0).long()
+        if pvv:
+            inputs["pixel_values_videos"] = torch.cat(pvv, 0)
+            inputs["video_grid_thw"] = torch.cat(vgrid, 0).long()
+            if self.qwen_version == "2.5":
+                inputs["second_per_grid_ts"] = torch.tensor(spg, dtype=torch.float32)
+        return inputs
+
+    def _processor_inputs(self, requests: Sequence[Request]) -> dict:
+        texts = [self.chat_text(r) for r in requests]
+        images, videos, metas = [], [], []
+        for r in requests:
+            for part in r:
+                if not is_frames(part):
+                    continue
+                frames = _uint8_frames(part)
+                if is_image(part):
+                    images.append(frames[0])
+                else:
+                    videos.append(frames)
+                    metas.append(_hf_video_metadata(part))
+        kwargs: dict[str, Any] = {"padding": True, "return_tensors": "pt"}
+        if images:
+            kwargs["images"] = images
+        if videos:
+            kwargs["videos"] = videos
+            kwargs["do_sample_frames"] = False
+            if self.qwen_version is not None:
+                kwargs["video_metadata"] = metas
+        try:
+            enc = self.processor(text=texts, **kwargs)
+        except (ValueError, TypeError) as exc:
+            raise BackendError(f"{self.model_name!r}: processor failed: {exc}") from exc
+        enc = dict(enc)
+        enc.pop("video_metadata", None)
+        return enc
+
+    # -- generation -------------------------------------------------------------------
+    def _generate_batch(self, requests: list[Request], params: GenerationParams) -> list[str]:
+        import copy
+
+        import torch
+
+        inputs = self.build_inputs(requests)
+        inputs = {k: (v.to(self.device) if hasattr(v, "to") else v) for k, v in inputs.items()}
+        cfg = copy.deepcopy(self.model.generation_config)
+        pad_id = self.tokenizer.pad_token_id
+        if pad_id is None:
+            pad_id = cfg.pad_token_id if cfg.pad_token_id is not None else self.tokenizer.eos_token_id
+        updates: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "pad_token_id": pad_id,
+                                   "do_sample": not params.greedy}
+        if params.greedy:
+            updates.update(temperature=None, top_p=None, top_k=None)
+        else:
+            updates.update(temperature=params.temperature, top_p=params.top_p, top_k=None)
+        if self._suppress:
+            updates["suppress_tokens"] = list(self._suppress)
+        cfg.update(**updates)
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.inference_mode(), torch.random.fork_rng(devices=devices):
+            torch.manual_seed(params.seed)
+            try:
+                out = self.model.generate(**inputs, generation_config=cfg)
+            except (RuntimeError, ValueError) as exc:
+                raise BackendError(f"{self.model_name!r}: generate failed: {exc}") from exc
+        self.generate_invocations += 1
+        new = out[:, inputs["input_ids"].shape[1]:]
+        return self.tokenizer.batch_decode(new, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+
+def _grid(batch: Any) -> tuple[int, int, int]:
+    grid = getattr(batch, "grid_thw", None)
+    if grid is None:
+        raise ConfigError("tokens mode needs frames loaded with a msce.QwenVL target (batch.grid_thw is None)")
+    vals = grid.reshape(-1).tolist() if hasattr(grid, "reshape") else list(grid)
+    if len(vals) != 3:
+        raise ConfigError(f"expected one (t, h, w) grid per batch, got {vals}")
+    return int(vals[0]), int(vals[1]), int(vals[2])
+
+
+def _mean_interval(batch: Any) -> float:
+    """Mean time between consecutive frames on the sorted timeline (seconds)."""
+    ts = sorted(float(t) for t in batch.timestamps)
+    if len(ts) >= 2 and ts[-1] > ts[0]:
+        return (ts[-1] - ts[0]) / (len(ts) - 1)
+    plan = getattr(batch, "plan", None)
+    fps = getattr(plan, "fps", None) or getattr(plan, "source_fps", None)
+    return 1.0 / float(fps) if fps else 1.0
+
+
+def _uint8_frames(batch: Any):
+    import numpy as np
+
+    data = batch.data
+    if hasattr(data, "detach"):
+        data = data.detach().to("cpu").numpy()
+    arr = np.asarray(data)
+    if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] != 3:
+        raise ConfigError("processor mode needs frames loaded with msce.Frames(layout='NHWC', dtype='uint8'); "
+                          f"got dtype {arr.dtype} shape {arr.shape}")
+    return arr
+
+
+def _hf_video_metadata(batch: Any):
+    """HF VideoMetadata for pre-sampled frames, on the sorted (chronological) timeline."""
+    from transformers.video_utils import VideoMetadata
+
+    meta = getattr(batch, "metadata", None)
+    fps = getattr(meta, "average_fps", None)
+    total = getattr(meta, "num_frames", None)
+    indices = sorted(int(i) for i in batch.indices)
+    return VideoMetadata(total_num_frames=int(total) if total else max(indices) + 1,
+                         fps=float(fps) if fps else None, frames_indices=indices)
