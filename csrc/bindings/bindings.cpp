@@ -16,6 +16,7 @@
 #include "pipeline/load.hpp"
 #include "pixel/pixel_math.hpp"
 #include "pixel/resample.hpp"
+#include "pixel/simd_dispatch.hpp"
 #include "pixel/transform.hpp"
 #include "pixel/transform_desc.hpp"
 #include "select/plan.hpp"
@@ -620,6 +621,12 @@ PYBIND11_MODULE(_C, m) {
     uint8_t rgb[3];
     px::yuv_to_rgb(c, y, u, v, rgb);
     return py::make_tuple(rgb[0], rgb[1], rgb[2]);
+  });
+  // The CPU transform's SIMD path: (active, detected); MSCE_SIMD forces the active one and a
+  // bad or unsupported value raises TransformError here.
+  m.def("simd_level", []() {
+    return py::make_tuple(std::string(simd_level_name(active_simd_level())),
+                          std::string(simd_level_name(detected_simd_level())));
   });
   m.def("float_to_half", [](float f) { return float_to_half(f); });
   // One 4:2:0 frame (planar Y, U, V or NV12 with `v` = None) through the CPU transform's

@@ -7,6 +7,11 @@
 #include <thread>
 #include <utility>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
 #include "common/error.hpp"
 #include "common/thread_pool.hpp"
 
@@ -56,6 +61,25 @@ Frame rgb24_frame(const uint8_t* frames, int64_t index, int height, int width) {
   return f;
 }
 
+// Asks the kernel to back the jobs' output buffers with transparent huge pages. Outputs are
+// usually fresh (torch.empty, new[]), so the transform's first write to every 4-KiB page is a
+// page fault: ~70,000 of them for a 285-MB dense 720p output, about as much CPU time as the
+// transform itself. With huge pages it is one fault per 2 MiB. Only advice: ignored where THP
+// is off, and the bytes written are the same.
+void advise_huge_pages(const std::vector<LoadJob>& jobs) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  const uintptr_t huge = uintptr_t{2} << 20;
+  for (const LoadJob& job : jobs) {
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(job.out);
+    const uintptr_t end = begin + static_cast<uintptr_t>(job.spec.buffer_elements(job.slots)) * job.spec.element_size();
+    const uintptr_t a = (begin + huge - 1) & ~(huge - 1), b = end & ~(huge - 1);
+    if (job.out && b > a) madvise(reinterpret_cast<void*>(a), b - a, MADV_HUGEPAGE);
+  }
+#else
+  (void)jobs;
+#endif
+}
+
 void pad_qwen_slots(std::vector<LoadJob>& jobs) {
   for (LoadJob& job : jobs) {
     const int64_t n = static_cast<int64_t>(job.indices.size());
@@ -75,6 +99,7 @@ LoadStats run_load_jobs(VideoReader& reader, std::vector<LoadJob>& jobs, int thr
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t num_frames = reader.metadata().num_frames;
   auto wanted = slots_by_index(jobs, num_frames);
+  advise_huge_pages(jobs);
   for (int64_t idx : extra) {
     if (idx < 0 || idx >= num_frames) {
       throw PlanError("frame index " + std::to_string(idx) + " is outside the clip (" + std::to_string(num_frames) +
@@ -113,6 +138,7 @@ LoadStats run_load_jobs(VideoReader& reader, std::vector<LoadJob>& jobs, int thr
 void run_memory_jobs(int64_t count, const std::function<Frame(int64_t)>& frame_at, std::vector<LoadJob>& jobs,
                      int threads) {
   const auto wanted = slots_by_index(jobs, count);
+  advise_huge_pages(jobs);
   const int n = worker_threads(threads);
   BoundedPool pool(n > 1 ? n : 0, 2 * n);
   for (const auto& [idx, targets] : wanted) {

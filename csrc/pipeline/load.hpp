@@ -38,6 +38,9 @@ void transform_targets(const Frame& f, const SlotTargets& targets, const std::ve
 // Frame `index` of a contiguous (count, height, width, 3) RGB24 array (host or device memory).
 Frame rgb24_frame(const uint8_t* frames, int64_t index, int height, int width);
 
+// Advises transparent huge pages for the jobs' output buffers (Linux; advice only).
+void advise_huge_pages(const std::vector<LoadJob>& jobs);
+
 // Qwen layout: slots past each job's last frame repeat it (temporal padding).
 void pad_qwen_slots(std::vector<LoadJob>& jobs);
 

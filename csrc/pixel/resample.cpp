@@ -12,6 +12,43 @@
 
 namespace msce {
 
+namespace {
+
+void build_shuffle_tables(ResampleAxis& ax) {
+  const int blocks = ax.out_size / 4;
+  if (blocks == 0 || ax.identity) return;
+  int span = 0;  // largest first[4b + 3] - first[4b]
+  for (int b = 0; b < blocks; ++b) span = std::max(span, ax.first[4 * b + 3] - ax.first[4 * b]);
+  // pair j of a window reads bytes span + 2j + 1 at most: keep them inside 16 bytes
+  if (span + 1 > 15) return;
+  const int pairs = (ax.taps + 1) / 2;
+  const int per_window = (14 - span) / 2 + 1;
+  const int block_pairs = (blocks + 1) / 2;
+  ax.shuffle_pairs = pairs;
+  ax.shuffle_per_window = per_window;
+  ax.shuffle_masks.assign(static_cast<size_t>(block_pairs) * pairs * 2 * 16, 0x80);
+  ax.shuffle_weights.assign(static_cast<size_t>(block_pairs) * pairs * 2 * 8, 0);
+  for (int b = 0; b < blocks; ++b) {
+    for (int k = 0; k < pairs; ++k) {
+      const size_t entry = (static_cast<size_t>(b / 2) * pairs + k) * 2 + (b % 2);
+      uint8_t* m = ax.shuffle_masks.data() + entry * 16;
+      int16_t* w = ax.shuffle_weights.data() + entry * 8;
+      const int window = 2 * (k / per_window) * per_window;
+      for (int j = 0; j < 4; ++j) {
+        const int o = 4 * b + j;
+        const int d = ax.first[o] - ax.first[4 * b] + 2 * k - window;
+        m[4 * j] = static_cast<uint8_t>(d);
+        m[4 * j + 2] = static_cast<uint8_t>(d + 1);
+        const int16_t* wo = ax.weights.data() + static_cast<size_t>(o) * ax.taps;
+        w[2 * j] = 2 * k < ax.count[o] ? wo[2 * k] : 0;
+        w[2 * j + 1] = 2 * k + 1 < ax.count[o] ? wo[2 * k + 1] : 0;
+      }
+    }
+  }
+}
+
+}  // namespace
+
 ResampleAxis make_resample_axis(int in_size, int out_size, Interp interp) {
   if (in_size <= 0 || out_size <= 0) {
     throw TransformError("resample: sizes must be positive (in " + std::to_string(in_size) + ", out " +
@@ -71,6 +108,7 @@ ResampleAxis make_resample_axis(int in_size, int out_size, Interp interp) {
       ax.weights_padded[static_cast<size_t>(i) * ax.taps_padded + j] = ax.weights[static_cast<size_t>(i) * taps + j];
     }
   }
+  build_shuffle_tables(ax);
   return ax;
 }
 

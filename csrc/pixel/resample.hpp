@@ -25,6 +25,17 @@ struct ResampleAxis {
   // for SIMD loops that read 16 taps at a time; the extra taps contribute exactly 0.
   int taps_padded = 0;
   std::vector<int16_t> weights_padded;
+  // Tables of the SIMD horizontal pass (simd_dispatch.hpp, HPassTables): outputs in blocks
+  // of 4, taps in `shuffle_pairs` pairs; pair k of block b is read from the 16-byte window at
+  // first[4b] + 2 * (k / shuffle_per_window) * shuffle_per_window. For each (block pair,
+  // pair, block): a pshufb mask picking the pair's two bytes per output (zero-extended to
+  // int16) and the pair's int16 weights per output (0 past the output's count).
+  // shuffle_pairs == 0 when 4 consecutive outputs span more than one window (downscales
+  // beyond about 4.5x).
+  int shuffle_pairs = 0;
+  int shuffle_per_window = 0;
+  std::vector<uint8_t> shuffle_masks;    // [out/8 rounded up][pairs][2][16]
+  std::vector<int16_t> shuffle_weights;  // [out/8 rounded up][pairs][2][8]
 };
 
 ResampleAxis make_resample_axis(int in_size, int out_size, Interp interp);

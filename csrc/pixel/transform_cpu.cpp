@@ -10,11 +10,8 @@
 #include <type_traits>
 #include <vector>
 
-#if defined(__AVX2__)
-#include <immintrin.h>
-#endif
-
 #include "common/error.hpp"
+#include "pixel/simd_dispatch.hpp"
 #include "pixel/transform.hpp"
 
 namespace msce {
@@ -52,49 +49,15 @@ struct Scratch {
   std::vector<uint8_t> inter;  // 3 planes: rows read x out_w (after the horizontal pass)
   std::vector<uint8_t> line;   // 3 planar rows of the final uint8 output row
   std::vector<int32_t> acc;    // out_w accumulators
+  std::vector<float> norm;     // one normalized row (Qwen layout)
+  std::vector<int64_t> dst;    // per patch column: offset of its Qwen row (Qwen layout)
 };
 
 thread_local Scratch tls_scratch;
 
-#if defined(__AVX2__)
-// 16 pixels of one 4:2:0 row: y holds 16 luma samples, u/v the 8 chroma samples they share.
-// Same integer arithmetic as px::yuv_to_rgb (32-bit lanes; saturating packs = clamp_u8).
-inline void yuv16_to_rgb_avx2(const px::ColorCoeffs& c, __m128i y, __m128i u8, __m128i v8, uint8_t* r, uint8_t* g,
-                              uint8_t* b) {
-  const __m128i u = _mm_unpacklo_epi8(u8, u8);  // u0 u0 u1 u1 ...
-  const __m128i v = _mm_unpacklo_epi8(v8, v8);
-  const __m256i ycoef = _mm256_set1_epi32(c.y_coeff), yoff = _mm256_set1_epi32(c.y_off);
-  const __m256i c1024 = _mm256_set1_epi32(1024);
-  const __m256i vr = _mm256_set1_epi32(c.vr), ug = _mm256_set1_epi32(c.ug);
-  const __m256i vg = _mm256_set1_epi32(c.vg), ub = _mm256_set1_epi32(c.ub);
-  __m256i rr[2], gg[2], bb[2];
-  for (int h = 0; h < 2; ++h) {
-    const __m128i ys = h ? _mm_srli_si128(y, 8) : y;
-    const __m128i us = h ? _mm_srli_si128(u, 8) : u;
-    const __m128i vs = h ? _mm_srli_si128(v, 8) : v;
-    const __m256i y8 = _mm256_sub_epi32(_mm256_slli_epi32(_mm256_cvtepu8_epi32(ys), 3), yoff);
-    const __m256i yy = _mm256_srai_epi32(_mm256_mullo_epi32(y8, ycoef), 16);
-    const __m256i du = _mm256_sub_epi32(_mm256_slli_epi32(_mm256_cvtepu8_epi32(us), 3), c1024);
-    const __m256i dv = _mm256_sub_epi32(_mm256_slli_epi32(_mm256_cvtepu8_epi32(vs), 3), c1024);
-    rr[h] = _mm256_add_epi32(yy, _mm256_srai_epi32(_mm256_mullo_epi32(dv, vr), 16));
-    gg[h] = _mm256_add_epi32(_mm256_add_epi32(yy, _mm256_srai_epi32(_mm256_mullo_epi32(du, ug), 16)),
-                             _mm256_srai_epi32(_mm256_mullo_epi32(dv, vg), 16));
-    bb[h] = _mm256_add_epi32(yy, _mm256_srai_epi32(_mm256_mullo_epi32(du, ub), 16));
-  }
-  auto store = [](__m256i lo, __m256i hi, uint8_t* dst) {
-    __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(lo, hi), 0xD8);  // 16 x int16 in order
-    __m256i b8 = _mm256_permute4x64_epi64(_mm256_packus_epi16(w16, w16), 0xD8);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm256_castsi256_si128(b8));
-  };
-  store(rr[0], rr[1], r);
-  store(gg[0], gg[1], g);
-  store(bb[0], bb[1], b);
-}
-#endif
-
 // Source row `sy`, columns [x0, x0 + n) of the frame, to planar R, G, B.
-void convert_row(const Frame& f, const px::ColorCoeffs& cc, int sy, int x0, int n, uint8_t* __restrict r,
-                 uint8_t* __restrict g, uint8_t* __restrict b) {
+void convert_row(const RowKernels* kern, const Frame& f, const px::ColorCoeffs& cc, int sy, int x0, int n,
+                 uint8_t* __restrict r, uint8_t* __restrict g, uint8_t* __restrict b) {
   uint8_t rgb[3];
   switch (f.layout) {
     case PixelLayout::kYUV420P:
@@ -113,24 +76,7 @@ void convert_row(const Frame& f, const px::ColorCoeffs& cc, int sy, int x0, int 
         b[k] = rgb[2];
       };
       if (x0 & 1) scalar(i++);  // align luma x to an even column so pairs share chroma
-#if defined(__AVX2__)
-      for (; i + 16 <= n; i += 16) {
-        const int x = x0 + i;
-        const __m128i y = _mm_loadu_si128(reinterpret_cast<const __m128i*>(yp + x));
-        __m128i u8, v8;
-        if (nv12) {
-          const __m128i uv = _mm_loadu_si128(reinterpret_cast<const __m128i*>(up + x));  // u0 v0 u1 v1 ...
-          const __m128i even = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1);
-          const __m128i odd = _mm_setr_epi8(1, 3, 5, 7, 9, 11, 13, 15, -1, -1, -1, -1, -1, -1, -1, -1);
-          u8 = _mm_shuffle_epi8(uv, even);
-          v8 = _mm_shuffle_epi8(uv, odd);
-        } else {
-          u8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(up + (x >> 1)));
-          v8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(vp + (x >> 1)));
-        }
-        yuv16_to_rgb_avx2(cc, y, u8, v8, r + i, g + i, b + i);
-      }
-#endif
+      if (kern) i += kern->yuv_row(cc, yp, up, vp, cstep, x0 + i, n - i, r + i, g + i, b + i);
       for (; i < n; ++i) scalar(i);
       break;
     }
@@ -146,63 +92,25 @@ void convert_row(const Frame& f, const px::ColorCoeffs& cc, int sy, int x0, int 
   }
 }
 
-#if defined(__AVX2__)
-// Dot product of 16*CHUNKS taps: uint8 samples (widened to int16) times int16 weights.
-template <int CHUNKS>
-inline __m256i dot_taps(const uint8_t* sp, const int16_t* wk) {
-  __m256i a = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sp))),
-                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk)));
-  for (int k = 1; k < CHUNKS; ++k) {
-    a = _mm256_add_epi32(
-        a, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sp + 16 * k))),
-                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk + 16 * k))));
-  }
-  return a;
+HPassTables hpass_tables(const ResampleAxis& ax) {
+  HPassTables t;
+  t.first = ax.first.data();
+  t.out_size = ax.out_size;
+  t.precision = ax.precision;
+  t.pairs = ax.shuffle_pairs;
+  t.per_window = ax.shuffle_per_window;
+  t.masks = ax.shuffle_masks.data();
+  t.weights = ax.shuffle_weights.data();
+  t.taps_padded = ax.taps_padded;
+  t.weights_padded = ax.weights_padded.data();
+  return t;
 }
-
-// Four outputs of one channel per step: four dot products reduced together, rounded,
-// shifted and clamped by a saturating pack. Returns the first output not written.
-template <int CHUNKS>
-int horizontal_avx2(const ResampleAxis& ax, const uint8_t* const src[3], int col0, uint8_t* const dst[3]) {
-  const int tp = ax.taps_padded;
-  const int16_t* wbase = ax.weights_padded.data();
-  const __m128i init = _mm_set1_epi32(1 << (ax.precision - 1));
-  const __m128i shift = _mm_cvtsi32_si128(ax.precision);
-  int ox = 0;
-  for (; ox + 4 <= ax.out_size; ox += 4) {
-    const int16_t* w0 = wbase + static_cast<int64_t>(ox) * tp;
-    const int o0 = ax.first[ox] - col0, o1 = ax.first[ox + 1] - col0;
-    const int o2 = ax.first[ox + 2] - col0, o3 = ax.first[ox + 3] - col0;
-    for (int c = 0; c < 3; ++c) {
-      const uint8_t* sc = src[c];
-      const __m256i a0 = dot_taps<CHUNKS>(sc + o0, w0);
-      const __m256i a1 = dot_taps<CHUNKS>(sc + o1, w0 + tp);
-      const __m256i a2 = dot_taps<CHUNKS>(sc + o2, w0 + 2 * tp);
-      const __m256i a3 = dot_taps<CHUNKS>(sc + o3, w0 + 3 * tp);
-      const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
-      __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-      sum = _mm_sra_epi32(_mm_add_epi32(sum, init), shift);
-      const int32_t four = _mm_cvtsi128_si32(_mm_packus_epi16(_mm_packs_epi32(sum, sum), sum));
-      std::memcpy(dst[c] + ox, &four, 4);
-    }
-  }
-  return ox;
-}
-#endif
 
 // Horizontal pass of three planar rows (R, G, B share the weights): src rows hold columns
-// [col0, ...) of the crop and are readable `taps_padded` bytes past their end.
-void horizontal3(const ResampleAxis& ax, const uint8_t* const src[3], int col0, uint8_t* const dst[3]) {
-  int ox = 0;
-#if defined(__AVX2__)
-  switch (ax.taps_padded / 16) {
-    case 1: ox = horizontal_avx2<1>(ax, src, col0, dst); break;
-    case 2: ox = horizontal_avx2<2>(ax, src, col0, dst); break;
-    case 3: ox = horizontal_avx2<3>(ax, src, col0, dst); break;
-    case 4: ox = horizontal_avx2<4>(ax, src, col0, dst); break;
-    default: break;  // very strong downscales: scalar loop below
-  }
-#endif
+// [col0, ...) of the crop and are readable `taps_padded` + 32 bytes past their end.
+void horizontal3(const RowKernels* kern, const ResampleAxis& ax, const HPassTables& t, const uint8_t* const src[3],
+                 int col0, uint8_t* const dst[3]) {
+  int ox = kern ? kern->horizontal3(t, src, col0, dst) : 0;
   const int16_t* w = ax.weights.data();
   for (; ox < ax.out_size; ++ox) {
     const int off = ax.first[ox] - col0;
@@ -212,48 +120,14 @@ void horizontal3(const ResampleAxis& ax, const uint8_t* const src[3], int col0, 
 }
 
 // Vertical pass for one output row of one plane: rows are `row_stride` apart in `src`.
-void vertical(const ResampleAxis& ax, int oy, const uint8_t* __restrict src, int64_t row_stride, int width, int row0,
-              int32_t* __restrict acc, uint8_t* __restrict dst) {
+void vertical(const RowKernels* kern, const ResampleAxis& ax, int oy, const uint8_t* __restrict src,
+              int64_t row_stride, int width, int row0, int32_t* __restrict acc, uint8_t* __restrict dst) {
   const int prec = ax.precision;
   const int32_t init = 1 << (prec - 1);
   const int16_t* wk = ax.weights.data() + static_cast<int64_t>(oy) * ax.taps;
   const uint8_t* base = src + static_cast<int64_t>(ax.first[oy] - row0) * row_stride;
   const int n = ax.count[oy];
-  int x = 0;
-#if defined(__AVX2__)
-  // 16 columns per step; taps taken in pairs so one madd applies two rows' weights.
-  const __m128i shift = _mm_cvtsi32_si128(prec);
-  for (; x + 16 <= width; x += 16) {
-    __m256i lo = _mm256_set1_epi32(init), hi = lo;
-    int k = 0;
-    for (; k + 2 <= n; k += 2) {
-      const __m128i r0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + k * row_stride + x));
-      const __m128i r1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + (k + 1) * row_stride + x));
-      const __m256i w = _mm256_set1_epi32(static_cast<int32_t>((static_cast<uint32_t>(static_cast<uint16_t>(wk[k + 1])) << 16) |
-                                                               static_cast<uint16_t>(wk[k])));
-      const __m256i p0 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(r0, r1));  // r0[x], r1[x], ... for x..x+7
-      const __m256i p1 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(r0, r1));
-      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(p0, w));
-      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(p1, w));
-    }
-    if (k < n) {
-      const __m128i r0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + k * row_stride + x));
-      const __m256i w = _mm256_set1_epi32(static_cast<uint16_t>(wk[k]));
-      const __m256i p0 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(r0, _mm_setzero_si128()));
-      const __m256i p1 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(r0, _mm_setzero_si128()));
-      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(p0, w));
-      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(p1, w));
-    }
-    lo = _mm256_sra_epi32(lo, shift);
-    hi = _mm256_sra_epi32(hi, shift);
-    const __m256i w16 = _mm256_packs_epi32(lo, hi);  // lanes: lo0-3 hi0-3 | lo4-7 hi4-7
-    const __m256i b8 = _mm256_packus_epi16(w16, w16);
-    const __m128i l = _mm256_castsi256_si128(b8), h = _mm256_extracti128_si256(b8, 1);
-    // l = [lo0-3 hi0-3 ...], h = [lo4-7 hi4-7 ...]: interleave back to x order
-    const __m128i out = _mm_unpacklo_epi32(l, h);  // lo0-3 lo4-7 hi0-3 hi4-7
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + x), out);
-  }
-#endif
+  const int x = kern ? kern->vertical(wk, n, prec, base, row_stride, width, dst) : 0;
   for (int xi = x; xi < width; ++xi) acc[xi] = init;
   for (int k = 0; k < n; ++k) {
     const int32_t wv = wk[k];
@@ -287,45 +161,49 @@ struct LevelTable {
   }
 };
 
-// (x - mean) / std of a uint8 row into float32: the same two IEEE operations as
-// px::normalize_u8 (vectorized where AVX2 is available, so results are identical).
-void normalize_row_f32(const uint8_t* __restrict s, int n, const float* table, float mean, float sd,
-                       float* __restrict out) {
-  int x = 0;
-#if defined(__AVX2__)
-  const __m256 m = _mm256_set1_ps(mean), d = _mm256_set1_ps(sd);
-  for (; x + 8 <= n; x += 8) {
-    const __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s + x))));
-    _mm256_storeu_ps(out + x, _mm256_div_ps(_mm256_sub_ps(v, m), d));
-  }
-#endif
+// (x - mean) / std of a uint8 row into float32: the SIMD kernel does the same two IEEE
+// operations as px::normalize_u8; the tail reads the level table built from it.
+void normalize_row_f32(const RowKernels* kern, const uint8_t* __restrict s, int n, const float* table, float mean,
+                       float sd, float* __restrict out) {
+  int x = kern ? kern->normalize_f32(s, n, mean, sd, out) : 0;
   for (; x < n; ++x) out[x] = table[s[x]];
 }
 
 // Writes one final uint8 RGB row (planar) into the output slot.
 template <typename T>
-void write_row_float(const TransformSpec& spec, const LevelTable<T>& lut, const uint8_t* const planes[3], int oy,
-                     int width, void* out, int64_t slot) {
+void write_row_float(const RowKernels* kern, const TransformSpec& spec, const LevelTable<T>& lut,
+                     const uint8_t* const planes[3], int oy, int width, void* out, int64_t slot) {
   T* o = static_cast<T*>(out);
   const int height = spec.out_h;
   if constexpr (std::is_same_v<T, float>) {
     if (spec.layout != Layout::kNHWC) {
       // normalize whole rows with SIMD, then copy patch-wide runs (Qwen) or the row (NCHW)
-      thread_local std::vector<float> tmp;
-      tmp.resize(static_cast<size_t>(width));
+      Scratch& s = tls_scratch;
       const int64_t plane = static_cast<int64_t>(height) * width;
+      const px::QwenGeometry& g = spec.qwen;
+      const int64_t rw = px::qwen_row_width(g);
+      const int patches = spec.layout == Layout::kQwen ? width / g.patch : 0;
+      if (patches) {
+        s.norm.resize(static_cast<size_t>(width));
+        s.dst.resize(static_cast<size_t>(patches));
+        for (int p = 0; p < patches; ++p) s.dst[p] = px::qwen_row(g, slot, oy, p * g.patch) * rw;
+      }
       for (int c = 0; c < 3; ++c) {
         const float m = spec.normalize ? spec.mean[c] : 0.f, sd = spec.normalize ? spec.std[c] : 1.f;
         if (spec.layout == Layout::kNCHW) {
-          normalize_row_f32(planes[c], width, lut.v[c], m, sd, o + (slot * 3 + c) * plane + static_cast<int64_t>(oy) * width);
+          normalize_row_f32(kern, planes[c], width, lut.v[c], m, sd,
+                            o + (slot * 3 + c) * plane + static_cast<int64_t>(oy) * width);
           continue;
         }
-        normalize_row_f32(planes[c], width, lut.v[c], m, sd, tmp.data());
-        const px::QwenGeometry& g = spec.qwen;
-        const int64_t rw = px::qwen_row_width(g);
-        for (int x0 = 0; x0 < width; x0 += g.patch) {
-          float* dst = o + px::qwen_row(g, slot, oy, x0) * rw + px::qwen_col(g, slot, c, oy, x0);
-          std::memcpy(dst, tmp.data() + x0, sizeof(float) * g.patch);
+        normalize_row_f32(kern, planes[c], width, lut.v[c], m, sd, s.norm.data());
+        const int64_t col = px::qwen_col(g, slot, c, oy, 0);  // the same for every patch of the row
+        const float* src = s.norm.data();
+        if (g.patch == 14) {
+          for (int p = 0; p < patches; ++p) std::memcpy(o + s.dst[p] + col, src + 14 * p, sizeof(float) * 14);
+        } else {
+          for (int p = 0; p < patches; ++p) {
+            std::memcpy(o + s.dst[p] + col, src + g.patch * p, sizeof(float) * g.patch);
+          }
         }
       }
       return;
@@ -361,13 +239,13 @@ void write_row_float(const TransformSpec& spec, const LevelTable<T>& lut, const 
   }
 }
 
-void write_row(const TransformSpec& spec, const void* lut, const uint8_t* const planes[3], int oy, int width,
+void write_row(const RowKernels* kern, const TransformSpec& spec, const void* lut, const uint8_t* const planes[3], int oy, int width,
                void* out, int64_t slot) {
   if (spec.dtype == DType::kF32) {
-    return write_row_float<float>(spec, *static_cast<const LevelTable<float>*>(lut), planes, oy, width, out, slot);
+    return write_row_float<float>(kern, spec, *static_cast<const LevelTable<float>*>(lut), planes, oy, width, out, slot);
   }
   if (spec.dtype == DType::kF16) {
-    return write_row_float<uint16_t>(spec, *static_cast<const LevelTable<uint16_t>*>(lut), planes, oy, width, out,
+    return write_row_float<uint16_t>(kern, spec, *static_cast<const LevelTable<uint16_t>*>(lut), planes, oy, width, out,
                                      slot);
   }
   uint8_t* o = static_cast<uint8_t*>(out);
@@ -417,20 +295,22 @@ void transform_frame_cpu(const Frame& src, const CropBox& box_in, const Transfor
 
   Scratch& s = tls_scratch;
   // each planar row is followed by zeros the SIMD horizontal pass may read past its end
-  const int row_stride = ncols + hx.taps_padded + 16;
+  const int row_stride = ncols + hx.taps_padded + 32;
   s.row.assign(static_cast<size_t>(row_stride) * 3, 0);
   s.inter.resize(static_cast<size_t>(nrows) * out_w * 3);
   s.line.resize(static_cast<size_t>(out_w) * 3);
   s.acc.resize(out_w);
   const int64_t inter_plane = static_cast<int64_t>(nrows) * out_w;
 
+  const RowKernels* kern = active_row_kernels();
+  const HPassTables ht = hpass_tables(hx);
   const px::ColorCoeffs cc = px::make_color_coeffs(static_cast<int>(src.matrix), src.range == ColorRange::kFull);
   uint8_t* rr = s.row.data();
   uint8_t* rg = rr + row_stride;
   uint8_t* rb = rg + row_stride;
   const uint8_t* const rows[3] = {rr, rg, rb};
   for (int y = row0; y < row1; ++y) {
-    convert_row(src, cc, box.y + y, box.x + col0, ncols, rr, rg, rb);
+    convert_row(kern, src, cc, box.y + y, box.x + col0, ncols, rr, rg, rb);
     uint8_t* dst[3];
     for (int c = 0; c < 3; ++c) dst[c] = s.inter.data() + c * inter_plane + static_cast<int64_t>(y - row0) * out_w;
     if (hx.identity) {
@@ -438,7 +318,7 @@ void transform_frame_cpu(const Frame& src, const CropBox& box_in, const Transfor
       std::memcpy(dst[1], rg, out_w);
       std::memcpy(dst[2], rb, out_w);
     } else {
-      horizontal3(hx, rows, col0, dst);
+      horizontal3(kern, hx, ht, rows, col0, dst);
     }
   }
   // level tables are 3 KiB (float) / 1.5 KiB (half): rebuilt per frame, cheaper than the divisions
@@ -459,11 +339,11 @@ void transform_frame_cpu(const Frame& src, const CropBox& box_in, const Transfor
     } else {
       for (int c = 0; c < 3; ++c) {
         uint8_t* line = s.line.data() + c * out_w;
-        vertical(vy, oy, s.inter.data() + c * inter_plane, out_w, out_w, row0, s.acc.data(), line);
+        vertical(kern, vy, oy, s.inter.data() + c * inter_plane, out_w, out_w, row0, s.acc.data(), line);
         planes[c] = line;
       }
     }
-    write_row(spec, lut, planes, oy, out_w, out, slot);
+    write_row(kern, spec, lut, planes, oy, out_w, out, slot);
   }
 }
 

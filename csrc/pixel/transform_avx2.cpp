@@ -1,0 +1,193 @@
+// AVX2 row kernels of the CPU transform (compiled with -mavx2; chosen at run time, see
+// simd_dispatch.hpp). Raw pointers only: nothing here may be shared with other code.
+#include "pixel/simd_dispatch.hpp"
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+
+#include <cstring>
+
+namespace msce {
+namespace {
+
+using V = __m256i;
+constexpr int kLanes16 = 16;  // int16 lanes = pixels per yuv step
+constexpr int kBlocks = 2;    // 4-output blocks per horizontal step
+constexpr int kLanesF = 8;
+
+inline V set1_16(int32_t v) { return _mm256_set1_epi16(static_cast<int16_t>(v)); }
+inline V set1_32(int32_t v) { return _mm256_set1_epi32(v); }
+inline V add16(V a, V b) { return _mm256_add_epi16(a, b); }
+inline V sub16(V a, V b) { return _mm256_sub_epi16(a, b); }
+inline V slli3(V a) { return _mm256_slli_epi16(a, 3); }
+inline V mulhi16(V a, V b) { return _mm256_mulhi_epi16(a, b); }
+inline V add32(V a, V b) { return _mm256_add_epi32(a, b); }
+inline V madd(V a, V b) { return _mm256_madd_epi16(a, b); }
+inline V shuffle8(V a, V m) { return _mm256_shuffle_epi8(a, m); }
+inline V sra32(V a, int s) { return _mm256_sra_epi32(a, _mm_cvtsi32_si128(s)); }
+inline V load_u8_i16(const uint8_t* p) { return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+inline V load_pair_table(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// 16 luma pixels from luma column x = 2j: chroma samples j..j+7, each duplicated.
+inline void load_chroma_dup(const uint8_t* up, const uint8_t* vp, int cstep, int j, V* u, V* v) {
+  __m128i uu, vv;
+  if (cstep == 2) {  // NV12: one 16-byte load of 8 (u, v) pairs
+    const __m128i uv = _mm_loadu_si128(reinterpret_cast<const __m128i*>(up + 2 * j));
+    uu = _mm_shuffle_epi8(uv, _mm_setr_epi8(0, 0, 2, 2, 4, 4, 6, 6, 8, 8, 10, 10, 12, 12, 14, 14));
+    vv = _mm_shuffle_epi8(uv, _mm_setr_epi8(1, 1, 3, 3, 5, 5, 7, 7, 9, 9, 11, 11, 13, 13, 15, 15));
+  } else {
+    const __m128i u8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(up + j));
+    const __m128i v8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(vp + j));
+    uu = _mm_unpacklo_epi8(u8, u8);
+    vv = _mm_unpacklo_epi8(v8, v8);
+  }
+  *u = _mm256_cvtepu8_epi16(uu);
+  *v = _mm256_cvtepu8_epi16(vv);
+}
+
+// 16 int16 lanes -> 16 bytes (saturating, in order).
+inline void store_u8_sat(uint8_t* p, V a) {
+  const V b = _mm256_permute4x64_epi64(_mm256_packus_epi16(a, a), 0xD8);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(b));
+}
+
+// Lane l holds the 16 bytes at p + off[l].
+inline V load_windows(const uint8_t* p, const int* off) {
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + off[0]))),
+                                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + off[1])), 1);
+}
+
+// int32 lanes (4 outputs per 128-bit lane) -> 8 bytes, saturated.
+inline void store_blocks_u8(uint8_t* dst, V acc) {
+  const V b = _mm256_packus_epi16(_mm256_packs_epi32(acc, acc), acc);  // bytes 0-3 of each lane
+  const V q = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0));
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), _mm256_castsi256_si128(q));
+}
+
+inline void store_norm(float* out, const uint8_t* s, float mean, float sd) {
+  const __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s))));
+  _mm256_storeu_ps(out, _mm256_div_ps(_mm256_sub_ps(v, _mm256_set1_ps(mean)), _mm256_set1_ps(sd)));
+}
+
+// Dot product of 16*CHUNKS taps for one output: uint8 samples widened to int16 times weights.
+template <int CHUNKS>
+inline V dot_taps(const uint8_t* sp, const int16_t* wk) {
+  V a = _mm256_madd_epi16(load_u8_i16(sp), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk)));
+  for (int k = 1; k < CHUNKS; ++k) {
+    a = _mm256_add_epi32(a, _mm256_madd_epi16(load_u8_i16(sp + 16 * k),
+                                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk + 16 * k))));
+  }
+  return a;
+}
+
+// Strong downscales (no shuffle tables): four outputs of one channel per step, each a dot
+// product over its zero-padded taps, reduced together.
+template <int CHUNKS>
+int horizontal_dot(const HPassTables& t, const uint8_t* const src[3], int col0, uint8_t* const dst[3]) {
+  const int tp = t.taps_padded;
+  const __m128i init = _mm_set1_epi32(1 << (t.precision - 1));
+  const __m128i shift = _mm_cvtsi32_si128(t.precision);
+  int ox = 0;
+  for (; ox + 4 <= t.out_size; ox += 4) {
+    const int16_t* w0 = t.weights_padded + static_cast<int64_t>(ox) * tp;
+    const int o0 = t.first[ox] - col0, o1 = t.first[ox + 1] - col0;
+    const int o2 = t.first[ox + 2] - col0, o3 = t.first[ox + 3] - col0;
+    for (int c = 0; c < 3; ++c) {
+      const uint8_t* sc = src[c];
+      const V a0 = dot_taps<CHUNKS>(sc + o0, w0);
+      const V a1 = dot_taps<CHUNKS>(sc + o1, w0 + tp);
+      const V a2 = dot_taps<CHUNKS>(sc + o2, w0 + 2 * tp);
+      const V a3 = dot_taps<CHUNKS>(sc + o3, w0 + 3 * tp);
+      const V h = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
+      __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+      sum = _mm_sra_epi32(_mm_add_epi32(sum, init), shift);
+      const int32_t four = _mm_cvtsi128_si32(_mm_packus_epi16(_mm_packs_epi32(sum, sum), sum));
+      std::memcpy(dst[c] + ox, &four, 4);
+    }
+  }
+  return ox;
+}
+
+int horizontal3_fallback(const HPassTables& t, const uint8_t* const src[3], int col0, uint8_t* const dst[3]) {
+  switch (t.taps_padded / 16) {
+    case 1: return horizontal_dot<1>(t, src, col0, dst);
+    case 2: return horizontal_dot<2>(t, src, col0, dst);
+    case 3: return horizontal_dot<3>(t, src, col0, dst);
+    case 4: return horizontal_dot<4>(t, src, col0, dst);
+    default: return 0;  // very strong downscales: the scalar loop
+  }
+}
+
+#include "pixel/simd_kernels.inl"
+
+// 32 columns per step (16 for a last narrow strip); taps in pairs so one pmaddwd applies
+// two rows' weights.
+int vertical_kernel(const int16_t* wk, int n, int precision, const uint8_t* base, int64_t row_stride, int width,
+                    uint8_t* dst) {
+  const __m128i shift = _mm_cvtsi32_si128(precision);
+  const V init = _mm256_set1_epi32(1 << (precision - 1));
+  const V zero = _mm256_setzero_si256();
+  int x = 0;
+  for (; x + 32 <= width; x += 32) {
+    V a0 = init, a1 = init, a2 = init, a3 = init;
+    const uint8_t* p = base + x;
+    for (int k = 0; k < n; k += 2, p += 2 * row_stride) {
+      const V r0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+      const V r1 = k + 1 < n ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + row_stride)) : zero;
+      const int16_t w1 = k + 1 < n ? wk[k + 1] : 0;
+      const V w = _mm256_set1_epi32(static_cast<int32_t>((static_cast<uint32_t>(static_cast<uint16_t>(w1)) << 16) |
+                                                         static_cast<uint16_t>(wk[k])));
+      const V lo = _mm256_unpacklo_epi8(r0, r1);  // columns 0-7 | 16-23 as (r0, r1) byte pairs
+      const V hi = _mm256_unpackhi_epi8(r0, r1);  // columns 8-15 | 24-31
+      a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_unpacklo_epi8(lo, zero), w));  // 0-3 | 16-19
+      a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_unpackhi_epi8(lo, zero), w));  // 4-7 | 20-23
+      a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(_mm256_unpacklo_epi8(hi, zero), w));  // 8-11 | 24-27
+      a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(_mm256_unpackhi_epi8(hi, zero), w));  // 12-15 | 28-31
+    }
+    const V p01 = _mm256_packs_epi32(_mm256_sra_epi32(a0, shift), _mm256_sra_epi32(a1, shift));  // 0-7 | 16-23
+    const V p23 = _mm256_packs_epi32(_mm256_sra_epi32(a2, shift), _mm256_sra_epi32(a3, shift));  // 8-15 | 24-31
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + x), _mm256_packus_epi16(p01, p23));
+  }
+  auto strip16 = [&](int x16) {
+    V lo = init, hi = init;
+    for (int k = 0; k < n; k += 2) {
+      const __m128i r0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + k * row_stride + x16));
+      const __m128i r1 = k + 1 < n ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + (k + 1) * row_stride + x16))
+                                   : _mm_setzero_si128();
+      const int16_t w1 = k + 1 < n ? wk[k + 1] : 0;
+      const V w = _mm256_set1_epi32(static_cast<int32_t>((static_cast<uint32_t>(static_cast<uint16_t>(w1)) << 16) |
+                                                         static_cast<uint16_t>(wk[k])));
+      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(r0, r1)), w));
+      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(r0, r1)), w));
+    }
+    lo = _mm256_sra_epi32(lo, shift);
+    hi = _mm256_sra_epi32(hi, shift);
+    // lo: columns 0-3 | 4-7, hi: 8-11 | 12-15
+    const V b8 = _mm256_packus_epi16(_mm256_packs_epi32(lo, hi), _mm256_setzero_si256());
+    const __m128i out = _mm_unpacklo_epi32(_mm256_castsi256_si128(b8), _mm256_extracti128_si256(b8, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + x16), out);
+  };
+  for (; x + 16 <= width; x += 16) strip16(x);
+  // last partial strip: recompute the 16 columns ending at `width` (same values, dst only)
+  if (x < width && width >= 16) {
+    strip16(width - 16);
+    x = width;
+  }
+  return x;
+}
+
+const RowKernels kKernels = {yuv_row_kernel, horizontal3_kernel, vertical_kernel, normalize_f32_kernel};
+
+}  // namespace
+
+const RowKernels* avx2_row_kernels() { return &kKernels; }
+
+}  // namespace msce
+
+#else
+
+namespace msce {
+const RowKernels* avx2_row_kernels() { return nullptr; }
+}  // namespace msce
+
+#endif
