@@ -25,8 +25,10 @@ from typing import Any
 def _clean(sig: str) -> str:
     sig = re.sub(r"typing\.SupportsInt \| typing\.SupportsIndex", "int", sig)
     sig = re.sub(r"typing\.SupportsFloat \| typing\.SupportsIndex", "float", sig)
+    sig = re.sub(r"(?:typing\.)?Annotated\[[^\[\]]*(?:\[[^\]]*\])?[^\]]*\]", "Any", sig)
     sig = re.sub(r"numpy\.ndarray\[[^\]]*\]\]?", "Any", sig)
     sig = re.sub(r"collections\.abc\.\w+\[[^\]]*\]", "Any", sig)
+    sig = re.sub(r"numpy\.(?:typing\.)?NDArray\[[^\]]*\]", "Any", sig)
     sig = sig.replace("numpy.ndarray", "Any").replace("msce._C.", "").replace("msce::", "")
     sig = re.sub(r"\bobject\b", "Any", sig)
     sig = re.sub(r"\btyping\.(\w+)", r"\1", sig)

@@ -54,7 +54,5 @@ class VideoReader:
 
     def get_frames_at(self, times: Sequence[float]) -> np.ndarray:
         """RGB frames nearest to these timestamps (seconds) as uint8 (N, H, W, 3)."""
-        from msce.plan import at_times
-
         plan = at_times(times).resolve(self.metadata)
         return run(self, plan, Frames(layout="NHWC"), None, self._threads, pin_memory=False).data.numpy()
