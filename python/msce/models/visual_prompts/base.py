@@ -1,0 +1,166 @@
+"""The visual-prompt interface, :class:`FrameTransform`, and the checks its variants share
+(frames, parameters, the OpenCV import, face-finding options).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
+
+import numpy as np
+
+from msce.errors import ConfigError, FaceError, TransformError
+from msce.models.visual_prompts.face_info import FaceInfo, as_face_info
+
+if TYPE_CHECKING:  # pragma: no cover
+    from msce.faces import FaceCrop
+
+
+# ---- checks ------------------------------------------------------------------------------------
+def _check_frames(frames: Any) -> np.ndarray:
+    arr = frames.detach().cpu().numpy() if hasattr(frames, "detach") else np.asarray(frames)
+    if arr.ndim == 3 and arr.shape[-1] == 3:
+        arr = arr[None]
+    if arr.ndim != 4 or arr.shape[-1] != 3:
+        raise TransformError(f"visual prompts need frames of shape (T, H, W, 3); got {arr.shape}")
+    if arr.dtype != np.uint8:
+        raise TransformError(f"visual prompts need uint8 RGB frames; got dtype {arr.dtype}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0 or arr.shape[2] == 0:
+        raise TransformError(f"visual prompts need at least one non-empty frame; got {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+def _number(cls: str, name: str, v: Any, lo: float = 0.0, hi: float = math.inf, lo_open: bool = True,
+            none_ok: bool = False) -> float | None:
+    if v is None and none_ok:
+        return None
+    ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
+    if not ok or v > hi or v < lo or (lo_open and v == lo):
+        side = "(" if lo_open else "["
+        raise ConfigError(f"{cls}.{name} must be a number in {side}{lo:g}, {hi:g}]"
+                          f"{' or None' if none_ok else ''} (got {v!r})")
+    return float(v)
+
+
+def _count(cls: str, name: str, v: Any, lo: int = 1, none_ok: bool = False) -> int | None:
+    if v is None and none_ok:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise ConfigError(f"{cls}.{name} must be an int >= {lo}{' or None' if none_ok else ''} (got {v!r})")
+    return int(v)
+
+
+def _color(cls: str, name: str, v: Any) -> tuple[int, int, int]:
+    try:
+        c = tuple(int(x) for x in v)
+        ok = len(c) == 3 and all(0 <= x <= 255 for x in c) and all(float(x) == int(x) for x in v)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ConfigError(f"{cls}.{name} must be an RGB triple of ints in [0, 255] (got {v!r})")
+    return c  # type: ignore[return-value]
+
+
+def _choice(cls: str, name: str, v: Any, allowed: Sequence[str]) -> str:
+    if v not in allowed:
+        raise ConfigError(f"{cls}.{name} must be one of {list(allowed)} (got {v!r})")
+    return v
+
+
+def _pair(cls: str, name: str, v: Any) -> tuple[int, int] | None:
+    if v is None:
+        return None
+    try:
+        p = tuple(v)
+    except TypeError:
+        p = ()
+    if len(p) != 2 or any(isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 1 for x in p):
+        raise ConfigError(f"{cls}.{name} must be None or two ints >= 1 (got {v!r})")
+    return int(p[0]), int(p[1])
+
+
+def _cv2(variant: str):
+    try:
+        import cv2
+    except ImportError as exc:
+        raise ConfigError(f"{variant} needs OpenCV's optical flow: pip install 'msce[visual]' ({exc})") from None
+    return cv2
+
+
+
+# ---- the interface -----------------------------------------------------------------------------
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, tuple):
+        return [_jsonable(x) for x in v]
+    if hasattr(v, "to_dict"):
+        return v.to_dict()
+    return v
+
+
+class FrameTransform(ABC):
+    """A visual prompt: uint8 RGB frames (T, H, W, 3) + optional faces -> new frames.
+
+    ``transform(frames, faces=None)`` checks its inputs and returns a new uint8 array:
+    (T, H, W, 3), or (1, h, w, 3) when ``reduces_time`` (the montage). ``faces``: a
+    :class:`FaceInfo`, a ``msce.faces.FaceTrack``, or boxes (one (x, y, w, h) for all
+    frames, or one per frame, None where there is no face), in the pixels of ``frames``.
+    ``needs_faces`` says whether ``faces`` is required; ``face_options`` (a
+    ``msce.faces.FaceCrop``; None = the defaults) says how :func:`load_prompted` finds them.
+    ``config()`` is JSON with every parameter and the ``name``.
+    """
+
+    name: ClassVar[str] = ""
+    reduces_time: ClassVar[bool] = False
+
+    @property
+    def needs_faces(self) -> bool:
+        return False
+
+    @property
+    def face_crop(self) -> FaceCrop:
+        """The face-finding options used when the caller gives no faces."""
+        opts = getattr(self, "face_options", None)
+        return _face_options(type(self).__name__, opts)
+
+    def __call__(self, frames: Any, faces: Any = None) -> np.ndarray:
+        arr = _check_frames(frames)
+        info = as_face_info(faces, arr.shape[0])
+        if self.needs_faces and info is None:
+            raise FaceError(f"{self.name} needs faces: pass faces= (msce.models.visual_prompts.FaceInfo, a "
+                            "msce.faces.FaceTrack, or boxes), or use load_prompted, which detects them")
+        return self.apply(arr, info)
+
+    @abstractmethod
+    def apply(self, frames: np.ndarray, faces: FaceInfo | None) -> np.ndarray:
+        """The transform itself, on checked frames (C-contiguous uint8 (T, H, W, 3))."""
+
+    def config(self) -> dict:
+        out: dict[str, Any] = {"name": self.name}
+        for f in fields(self):  # type: ignore[arg-type]
+            if f.name == "face_options":
+                if self.needs_faces:
+                    out["face_options"] = self.face_crop.to_dict()
+                continue
+            out[f.name] = _jsonable(getattr(self, f.name))
+        return out
+
+
+def _face_options(cls: str, v: Any) -> Any:
+    """A FaceCrop from None (the defaults), a FaceCrop or its to_dict()."""
+    from msce.faces import FaceCrop
+
+    if v is None:
+        return FaceCrop()
+    if isinstance(v, FaceCrop):
+        return v
+    if isinstance(v, Mapping):
+        return FaceCrop(**dict(v))
+    raise ConfigError(f"{cls}.face_options must be a msce.faces.FaceCrop, its to_dict(), or None "
+                      f"(got {type(v).__name__})")
+
+
+def _set(obj: Any, **values: Any) -> None:
+    for k, v in values.items():
+        object.__setattr__(obj, k, v)
