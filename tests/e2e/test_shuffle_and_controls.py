@@ -220,7 +220,8 @@ def test_controls_send_msce_keyframes(twelve) -> None:
 def test_controls_registry_and_cli(tmp_path) -> None:
     import argparse
 
-    from msce.eval.runner import _strategy_options, add_cli, make_strategy
+    from msce.cli._options import _strategy_options, make_strategy
+    from msce.cli.eval import add_cli
 
     assert isinstance(get_strategy("sparse-images", keyframe_fps=2.0), SparseImages)
     assert get_strategy("MSCE-NOTEXT").config()["name"] == "msce-notext"

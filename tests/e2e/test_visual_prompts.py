@@ -494,7 +494,8 @@ def test_shuffled_with_heatmaps(tiny_backends, clip, monkeypatch) -> None:
 
 
 def test_cli_option(tmp_path) -> None:
-    from msce.eval.runner import _strategy_options, add_cli, make_strategy
+    from msce.cli._options import _strategy_options, make_strategy
+    from msce.cli.eval import add_cli
 
     parser = argparse.ArgumentParser()
     add_cli(parser.add_subparsers())

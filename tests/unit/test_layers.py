@@ -37,8 +37,6 @@ MAX_LINES = 600
 # Modules still being split along their seams (issue: the layout); each may only shrink,
 # and the list must end empty.
 OVERSIZED: dict[str, int] = {
-    "msce.eval.report": 857,
-    "msce.eval.runner": 961,
     "msce.train.finetune": 1403,
 }
 

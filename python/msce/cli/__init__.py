@@ -16,8 +16,8 @@ import sys
 _COMMAND_MODULES = (
     "msce.cli.demo",
     "msce.cli.info",
-    "msce.eval.runner",
-    "msce.eval.report",
+    "msce.cli.eval",
+    "msce.cli.report",
     "msce.train.finetune",
 )
 

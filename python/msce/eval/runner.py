@@ -1,63 +1,46 @@
 """The evaluation runner: one strategy, one backend, many videos, one run directory.
 
-Run directory layout
---------------------
-``config.json``
-    Everything needed to reproduce the run: dataset (name, root, labels, class
-    counts), split (kind, seed, fold, digest of the test ids), ``strategy.config()``,
-    the backend's model id and fingerprint (and, for a server backend, its base URL
-    without credentials), the cache path, seeds, versions (msce,
-    python, numpy, torch, transformers, platform) and one entry per session (start
-    time, command line, how many videos were already done).
-``predictions.jsonl``
-    One JSON object per finished video, appended with ``write`` + ``flush`` +
-    ``fsync`` before the next video starts: ``id``, ``label``, ``path``, ``parsed``
-    (canonical label or null = invalid), ``correct``, and the strategy result
-    (``raw_answer``, ``frame_indices``, ``timestamps``, ``prompts``, ``stage1``,
-    ``visual_tokens``, ``model_calls``, ``cache_hits``, ``latency_s``, ``extra``: e.g. a
-    shuffled run's ``permutation`` and ``kendall_distance``), plus ``wall_s``. A strategy
-    whose ``run`` takes ``sample_id=`` gets the sample's id.
-``errors.jsonl``
-    Videos skipped with ``on_error="skip"`` (media that cannot be decoded); retried on
-    the next run.
-``metrics.json``
-    Written at the end: :class:`msce.eval.metrics.ClassificationReport` with bootstrap
-    intervals, counts, and usage totals.
-``split.json``
-    The split the CLI evaluated (see :mod:`msce.eval.splits`).
-
-Crash safety
-------------
-A rerun with the same directory resumes: it reads ``predictions.jsonl``, skips every
-id already there and appends the rest. A process killed mid-write (SIGKILL, power
-loss) can leave at most one partial last line (no trailing newline); the resume
-truncates the file back to the last complete line, so nothing that was fully written
-is lost and nothing is written twice. A corrupt line *before* the last one is never
-repaired silently: it raises :class:`msce.errors.MsceError` naming the line.
+:func:`run_eval` writes and resumes a run directory (its files and crash safety are
+described in :mod:`msce.eval.runlog`; :func:`msce.eval.runs.load_run` reads one back),
+:func:`compute_run_metrics` makes its ``metrics.json``, :func:`interleave_by_label`
+orders a ``--limit``-ed run so that every class comes early. The ``msce eval`` command
+line is :mod:`msce.cli.eval`.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as _dt
 import hashlib
-import importlib.metadata
 import json
 import os
-import platform
-import re
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-import numpy as np
-
-from msce.models.backends._url import redact_urls
-from msce.errors import ConfigError, DatasetError, DecodeError, MsceError, PlanError
+from msce.errors import ConfigError, DatasetError, DecodeError, PlanError
 from msce.eval.metrics import ClassificationReport, Predictions, bootstrap_ci
+# The run log's names, and Run/load_run, are re-exported: ``msce.eval.runner`` stays the one
+# import for writing and reading runs (msce.train imports SPLIT_FILE, PredictionLog,
+# environment_info and _json_default from here).
+from msce.eval.runlog import (
+    CONFIG_FILE,
+    ERRORS_FILE,
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    SPLIT_FILE,
+    PredictionLog,
+    _dumps,
+    _json_default,
+    _RunLock,
+    _write_json_atomic,
+    environment_info,
+    read_predictions,
+)
+from msce.eval.runs import Run, load_run
+from msce.models.backends._url import redact_urls
 
 __all__ = [
     "CONFIG_FILE",
@@ -67,221 +50,20 @@ __all__ = [
     "SPLIT_FILE",
     "PredictionLog",
     "read_predictions",
+    "environment_info",
     "EvalResult",
     "run_eval",
     "interleave_by_label",
-    "make_strategy",
     "Run",
     "load_run",
     "compute_run_metrics",
-    "add_cli",
 ]
-
-CONFIG_FILE = "config.json"
-PREDICTIONS_FILE = "predictions.jsonl"
-METRICS_FILE = "metrics.json"
-ERRORS_FILE = "errors.jsonl"
-SPLIT_FILE = "split.json"
 
 #: Exceptions that concern one video's media; ``on_error="skip"`` records and skips them.
 MEDIA_ERRORS: tuple[type[BaseException], ...] = (DecodeError, PlanError, DatasetError)
 
 
-# --------------------------------------------------------------------------- JSON helpers
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (Path, os.PathLike)):
-        return os.fspath(o)
-    if isinstance(o, (set, frozenset, tuple)):
-        return list(o)
-    if dataclasses.is_dataclass(o) and not isinstance(o, type):
-        return dataclasses.asdict(o)
-    if hasattr(o, "tolist"):  # torch tensors
-        return o.tolist()
-    raise TypeError(f"{type(o).__name__} is not JSON serializable")
-
-
-def _dumps(obj: Any, **kw: Any) -> str:
-    return json.dumps(obj, default=_json_default, ensure_ascii=False, allow_nan=True, **kw)
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(_dumps(obj, indent=2))
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-# --------------------------------------------------------------------------- the log
-
-
-def read_predictions(path: str | os.PathLike, repair: bool = False) -> list[dict]:
-    """Records of a ``predictions.jsonl``, in file order.
-
-    A torn tail (bytes after the last newline, or a last line that is not valid JSON)
-    is ignored, and with ``repair=True`` cut off the file. Duplicate ids keep the first
-    record. A corrupt line elsewhere raises MsceError naming the file and line.
-    """
-    path = Path(path)
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1  # bytes after this are a torn, unterminated line
-    lines = data[:end].split(b"\n")[:-1]
-    records: list[dict] = []
-    good_end = 0
-    offset = 0
-    for lineno, raw in enumerate(lines, start=1):
-        offset += len(raw) + 1
-        if not raw.strip():
-            good_end = offset
-            continue
-        try:
-            rec = json.loads(raw)
-            if not isinstance(rec, dict) or "id" not in rec:
-                raise ValueError("not a prediction record")
-        except ValueError as exc:
-            if lineno == len(lines):  # a damaged final line: treat like a torn write
-                break
-            raise MsceError(f"{path}:{lineno}: corrupt prediction record ({exc}); fix or remove that line") from None
-        records.append(rec)
-        good_end = offset
-    if repair and good_end < len(data):
-        with open(path, "r+b") as f:
-            f.truncate(good_end)
-            f.flush()
-            os.fsync(f.fileno())
-    seen: set[str] = set()
-    unique = []
-    for rec in records:
-        sid = str(rec["id"])
-        if sid not in seen:
-            seen.add(sid)
-            unique.append(rec)
-    return unique
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a new directory entry durable (POSIX); silently skipped where unsupported."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-class PredictionLog:
-    """Append-only JSON-lines file with one durable write per record.
-
-    Opening repairs a torn tail (see :func:`read_predictions`) and loads the finished
-    ids. :meth:`append` writes the whole line with ``os.write`` on an ``O_APPEND``
-    descriptor, then ``fsync``, so a record is either completely on disk or (after a
-    kill mid-write) a torn tail that the next open removes.
-    """
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.records = read_predictions(self.path, repair=True)
-        self.done = {str(r["id"]) for r in self.records}
-        created = not self.path.exists()
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        if created:
-            _fsync_dir(self.path.parent)
-
-    def append(self, record: Mapping) -> None:
-        sid = str(record["id"])
-        if sid in self.done:
-            raise MsceError(f"{self.path}: video {sid!r} already has a prediction")
-        data = (_dumps(record, separators=(",", ":")) + "\n").encode("utf-8")
-        view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
-        os.fsync(self._fd)
-        self.done.add(sid)
-        self.records.append(dict(record))
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    def __enter__(self) -> "PredictionLog":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class _RunLock:
-    """An exclusive ``flock`` on ``<run>/.lock`` so two processes never append to one run.
-
-    The kernel drops the lock when the holder dies (even by SIGKILL), so a crashed run
-    never blocks its resume. Where ``fcntl`` is unavailable (Windows) this is a no-op.
-    """
-
-    def __init__(self, out: Path):
-        self._f = None
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX
-            return
-        f = open(out / ".lock", "a+")
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.close()
-            raise ConfigError(f"another process is writing the run directory {out}") from None
-        self._f = f
-
-    def release(self) -> None:
-        if self._f is not None:
-            self._f.close()  # closing the descriptor releases the flock
-            self._f = None
-
-
 # --------------------------------------------------------------------------- config
-
-
-def _pkg_version(name: str) -> str | None:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _msce_version() -> str:
-    pkg = sys.modules.get("msce")
-    v = getattr(pkg, "__version__", None)
-    return str(v) if v else (_pkg_version("msce") or "unknown")
-
-
-def environment_info() -> dict:
-    """Versions and platform recorded in every run's config."""
-    return {
-        "msce": _msce_version(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": _pkg_version("torch"),
-        "transformers": _pkg_version("transformers"),
-        "platform": platform.platform(),
-    }
 
 
 def _strategy_config(strategy: Any) -> dict:
@@ -654,308 +436,3 @@ def run_eval(
         n_failed=len(failed),
         failed=tuple(failed),
     )
-
-
-# --------------------------------------------------------------------------- reading runs
-
-
-@dataclass
-class Run:
-    """A run directory read back: config, prediction records and their metrics."""
-
-    path: Path
-    name: str
-    config: dict
-    records: list[dict]
-    labels: tuple[str, ...]
-    metrics: dict | None = None
-
-    @property
-    def predictions(self) -> Predictions:
-        return Predictions.from_records(self.records, self.labels, name=self.name)
-
-    @property
-    def report(self) -> ClassificationReport:
-        return self.predictions.report()
-
-    @property
-    def dataset(self) -> str | None:
-        return (self.config.get("dataset") or {}).get("name")
-
-    @property
-    def strategy(self) -> dict:
-        return self.config.get("strategy") or {}
-
-    @property
-    def strategy_name(self) -> str:
-        return str(self.strategy.get("name", "?"))
-
-    @property
-    def model_id(self) -> str | None:
-        return (self.config.get("backend") or {}).get("model_id")
-
-    @property
-    def fps(self) -> float | None:
-        """The sampling rate of the strategy's frames, when its config names one."""
-        return _find_fps(self.strategy)
-
-    @property
-    def is_shuffled(self) -> bool:
-        s = self.strategy
-        return self.strategy_name in ("shuffled", "shuffle", "fs") or bool(s.get("shuffled") or s.get("shuffle"))
-
-
-def _find_fps(cfg: Mapping, depth: int = 0) -> float | None:
-    for key in ("fps", "keyframe_fps"):
-        v = cfg.get(key)
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return float(v)
-    if depth < 3:
-        for v in cfg.values():
-            if isinstance(v, Mapping):
-                f = _find_fps(v, depth + 1)
-                if f is not None:
-                    return f
-    return None
-
-
-def load_run(path: str | os.PathLike, name: str | None = None) -> Run:
-    """Read a run directory (config.json + predictions.jsonl; metrics.json if present)."""
-    p = Path(path)
-    cfg_path = p / CONFIG_FILE
-    if not cfg_path.is_file():
-        raise DatasetError(f"not an msce run directory (no {CONFIG_FILE}): {p}")
-    try:
-        config = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"cannot read {cfg_path}: {exc}") from None
-    labels = tuple((config.get("dataset") or {}).get("labels") or ())
-    if not labels:
-        raise DatasetError(f"{cfg_path} does not list the dataset's labels")
-    records = read_predictions(p / PREDICTIONS_FILE)
-    metrics = None
-    mp = p / METRICS_FILE
-    if mp.is_file():
-        try:
-            metrics = json.loads(mp.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            metrics = None
-    return Run(path=p, name=name or p.resolve().name, config=config, records=records, labels=labels, metrics=metrics)
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def _kv(items: Sequence[str] | None, flag: str) -> dict:
-    """Parse ``KEY=VALUE`` options; values are JSON when they parse (numbers, true, lists)."""
-    out: dict = {}
-    for item in items or ():
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"{flag} expects KEY=VALUE, got {item!r}")
-        try:
-            out[key.replace("-", "_")] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.replace("-", "_")] = value
-    return out
-
-
-def _slug(text: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9._-]+", "-", text.strip("/").split("/")[-1] if "/" in text else text)
-    return s.strip("-") or "model"
-
-
-def default_cache_path() -> Path:
-    """``$MSCE_CACHE`` or ``$XDG_CACHE_HOME/msce/responses.sqlite`` (``~/.cache`` by default)."""
-    env = os.environ.get("MSCE_CACHE")
-    if env:
-        return Path(env).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "msce" / "responses.sqlite"
-
-
-def make_strategy(name: str, **options: Any) -> Any:
-    """A registered strategy (``msce.models.strategies.get_strategy``) or a ``"package.module:Class"`` path."""
-    if ":" in name:
-        import importlib
-
-        module_name, _, attr = name.partition(":")
-        try:
-            cls = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"cannot load strategy {name!r}: {exc}") from None
-        return cls(**options)
-    from msce.models.strategies import get_strategy
-
-    return get_strategy(name, **options)
-
-
-def _strategy_options(args: argparse.Namespace) -> dict:
-    opts = _kv(args.strategy_opt, "--strategy-opt")
-    if args.fps is not None:
-        opts.setdefault("keyframe_fps" if args.strategy in ("msce", "msce-notext", "sparse-images") else "fps",
-                        args.fps)
-    if args.strategy == "shuffled":
-        opts.setdefault("seed", args.seed)
-    vp_opts = _kv(getattr(args, "visual_prompt_opt", None), "--visual-prompt-opt")
-    if getattr(args, "visual_prompt", None):
-        opts["visual_prompt"] = {"name": args.visual_prompt, **vp_opts}
-    elif vp_opts:
-        raise ConfigError("--visual-prompt-opt needs --visual-prompt")
-    return opts
-
-
-def _build_split(args: argparse.Namespace, dataset: Any):
-    from msce.eval.splits import Split, balanced_split, official_split
-
-    if args.split_file and Path(args.split_file).is_file():
-        return Split.load(args.split_file)
-    if args.split == "official":
-        split = official_split(dataset, args.fold)
-    elif args.split == "balanced":
-        split = balanced_split(dataset, args.n_per_class, seed=args.seed)
-    elif args.split == "all":
-        split = Split(kind="all", dataset=dataset.name, train=(), test=tuple(s.id for s in dataset.samples),
-                      labels={s.id: s.label for s in dataset.samples})
-    else:  # argparse restricts choices
-        raise ConfigError(f"unknown split {args.split!r}")
-    if args.split_file:
-        split.save(args.split_file)
-    return split
-
-
-def _dataset_from_args(args: argparse.Namespace):
-    """The dataset named by the shared data options (msce eval, msce finetune)."""
-    from msce.eval.datasets import load_dataset
-
-    opts: dict = {}
-    if args.dataset in ("dfew", "mafw"):
-        opts = {"media": args.media, "media_dir": args.media_dir}
-    elif args.labels:
-        opts["labels"] = args.labels if args.labels in ("dfew", "mafw") else [x for x in args.labels.split(",") if x]
-    opts["on_missing"] = "skip" if args.skip_missing else "error"
-    return load_dataset(args.dataset, args.root, **opts)
-
-
-def _cmd_eval(args: argparse.Namespace) -> int:
-    dataset = _dataset_from_args(args)
-    split = _build_split(args, dataset)
-    samples = split.test_samples(dataset)
-
-    from msce.models.backends import get_backend
-
-    backend_name = args.backend or ("openai" if args.base_url else "transformers")
-    backend_opts = {"model": args.model, **_kv(args.backend_opt, "--backend-opt")}
-    if args.base_url:
-        backend_opts["base_url"] = args.base_url
-    if args.adapter:
-        if backend_name != "transformers":
-            raise ConfigError("--adapter needs the transformers backend (a server applies its own adapters)")
-        backend_opts["adapter"] = args.adapter
-    strategy = make_strategy(args.strategy, **_strategy_options(args))
-
-    out = args.out
-    if out is None:
-        tag = args.strategy + (f"-fps{args.fps:g}" if args.fps is not None else "")
-        if getattr(args, "visual_prompt", None):
-            tag += f"-{args.visual_prompt}"
-        model_tag = _slug(args.model)
-        if args.adapter:  # the adapter's folder and its parent (msce finetune writes <run>/adapter)
-            ad = Path(args.adapter).resolve()
-            model_tag += f"+{_slug(ad.parent.name)}-{_slug(ad.name)}"
-        out = Path("runs") / f"{dataset.name}-{split.name}-{tag}-{model_tag}"
-    split_info = {
-        "name": split.name,
-        "kind": split.kind,
-        "seed": split.seed,
-        "fold": split.fold,
-        "n_per_class": split.n_per_class,
-        "num_test": len(split.test),
-        "num_train": len(split.train),
-        "test_sha256": _digest_ids(split.test),
-        "file": SPLIT_FILE,
-    }
-    Path(out).mkdir(parents=True, exist_ok=True)
-    split.save(Path(out) / SPLIT_FILE)
-
-    cache = None
-    if not args.no_cache:
-        from msce.models.cache import ResponseCache
-
-        cache = ResponseCache(args.cache or default_cache_path())
-    backend = get_backend(backend_name, **backend_opts)
-    try:
-        res = run_eval(
-            dataset,
-            samples,
-            strategy,
-            backend,
-            out,
-            cache,
-            split=split_info,
-            seed=args.seed,
-            extra_config={"backend_name": backend_name,
-                          "backend_options": {k: redact_urls(v) if isinstance(v, str) else v
-                                              for k, v in backend_opts.items() if "key" not in k.lower()}},
-            limit=args.limit,
-            on_error=args.on_error,
-            progress=not args.no_progress,
-            n_boot=args.n_boot,
-            command=["msce"] + sys.argv[1:],
-        )
-    finally:
-        if cache is not None:
-            cache.close()
-    r = res.report
-    print(
-        f"{res.out_dir}: {res.n_done}/{res.n_requested} videos "
-        f"({res.n_new} new, {res.n_resumed} resumed, {res.n_failed} failed) | "
-        f"macro-F1 {r.macro_f1:.4f}  UAR {r.uar:.4f}  WAR {r.war:.4f}  invalid {r.invalid_rate:.3f}"
-    )
-    return 0 if res.complete or args.on_error == "skip" else 1
-
-
-def add_cli(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``msce eval``."""
-    p = subparsers.add_parser(
-        "eval",
-        help="evaluate a strategy and a model on DFEW, MAFW or your own videos",
-        description="Run a strategy over a dataset split, writing a resumable run directory.",
-    )
-    d = p.add_argument_group("data")
-    d.add_argument("--dataset", required=True, choices=["dfew", "mafw", "generic"])
-    d.add_argument("--root", required=True, help="dataset root (generic: a CSV path,label or a folder per label)")
-    d.add_argument("--labels", help="generic only: 'dfew', 'mafw' or comma-separated class names")
-    d.add_argument("--media", default="auto", choices=["auto", "video", "frames"], help="videos or frame folders")
-    d.add_argument("--media-dir", help="folder of clips or frame folders (relative to --root or absolute)")
-    d.add_argument("--skip-missing", action="store_true", help="drop annotated clips whose media are missing")
-    d.add_argument("--split", default="balanced", choices=["balanced", "official", "all"])
-    d.add_argument("--fold", type=int, default=1, help="official fold (1..5)")
-    d.add_argument("--n-per-class", type=int, help="balanced split size per class (MAFW 45, DFEW 100)")
-    d.add_argument("--split-file", help="load this split file if it exists, else save the split there")
-    d.add_argument("--limit", type=int, help="evaluate only N test videos, taken round-robin over classes")
-    m = p.add_argument_group("model and strategy")
-    m.add_argument("--model", required=True, help="model path / hub id, or the served model name")
-    m.add_argument("--adapter", help="PEFT adapter directory applied to --model (e.g. from msce finetune)")
-    m.add_argument("--backend", help="transformers | openai | package.module:Class (default: openai with --base-url)")
-    m.add_argument("--base-url", help="OpenAI-compatible server URL (API key from the environment)")
-    m.add_argument("--backend-opt", action="append", metavar="KEY=VALUE", help="extra backend option (repeatable)")
-    m.add_argument("--strategy", required=True,
-                   help="sparse | dense | shuffled | msce | sparse-images | msce-notext (msce's controls) | "
-                        "package.module:Class")
-    m.add_argument("--fps", type=float, help="sampling rate (msce and its controls: keyframe rate)")
-    m.add_argument("--strategy-opt", action="append", metavar="KEY=VALUE", help="extra strategy option (repeatable)")
-    m.add_argument("--visual-prompt", metavar="NAME",
-                   help="paper Appendix S1 visual prompt applied to the frames: red_circle | motion_heatmap | "
-                        "focused_heatmap | montage | flow_arrows | point_tracks (msce.models.visual_prompts)")
-    m.add_argument("--visual-prompt-opt", action="append", metavar="KEY=VALUE",
-                   help="visual prompt parameter, e.g. thickness=0.05 (repeatable)")
-    m.add_argument("--seed", type=int, default=0, help="seed of the balanced split, shuffles and bootstrap")
-    o = p.add_argument_group("output")
-    o.add_argument("--out", help="run directory (default runs/<dataset>-<split>-<strategy>-<model>)")
-    o.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
-    o.add_argument("--cache", help="response cache path (default $MSCE_CACHE or ~/.cache/msce/responses.sqlite)")
-    o.add_argument("--on-error", default="raise", choices=["raise", "skip"], help="on undecodable media")
-    o.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for confidence intervals")
-    o.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_cmd_eval)

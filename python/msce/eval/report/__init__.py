@@ -1,0 +1,55 @@
+"""Reports over run directories: :func:`build_report` (Markdown + self-contained HTML,
+``msce report``) and :func:`compare_table` (``msce compare``: a table on stdout, with each
+run's mean visual tokens per video beside its paired deltas).
+
+A report holds, for the runs given:
+
+* a summary table (macro precision/recall/F1 with bootstrap intervals, UAR, WAR,
+  invalid rate), the answer-parse reasons of every run (whatever ``parse_reason``
+  strings the records hold) and per-class F1;
+* row-normalized confusion matrices (with the invalid column), one per run;
+* frame-shuffle sensitivity for every normal/FS pair of runs (per-class F1 bars,
+  paired McNemar tests, bootstrap interval of the macro-F1 change), and for every
+  shuffled run the fraction of clips whose frame order changed and the mean normalized
+  Kendall distance of the orders sent;
+* F1 against FPS for runs that differ only in sampling rate;
+* per-class F1 against lexical frequency (wordfreq English/Chinese, or the counts of
+  ``--freq-csv``) with Pearson r, two-tailed p and Spearman rho;
+* per-class F1 against the training split's class counts (the paper's Fig. S3) with
+  Pearson r and p, for runs whose training class counts are known;
+* head->tail vs tail->head confusion flows with an exact binomial test, with the head/tail
+  split and its source (training class counts, paper Sec. 3.3, or user);
+* paired comparisons against the first run.
+
+Plots are drawn with matplotlib's object API on an Agg canvas (no pyplot, no global
+backend switch) and written as PNG files under ``figures/`` for the Markdown and as
+base64 data URLs inside the HTML, so ``report.html`` opens anywhere on its own.
+
+Modules: ``document`` (the Markdown/HTML document), ``figures``, ``frequency`` (the
+long-tail frequency sources), ``grouping`` (which runs are compared), ``run_stats``
+(facts about one run), ``build`` (:func:`build_report`), ``compare``
+(:func:`compare_table`). The command line is :mod:`msce.cli.report`.
+"""
+
+from msce.eval.report.build import build_report
+from msce.eval.report.compare import compare_table
+from msce.eval.report.figures import (
+    plot_confusion,
+    plot_fps,
+    plot_frequency,
+    plot_shuffle_bars,
+    plot_training_counts,
+)
+from msce.eval.report.frequency import frequency_sources
+from msce.eval.report.grouping import fps_groups, pair_shuffled_runs
+from msce.eval.report.run_stats import (
+    NOT_RECORDED,
+    parse_reason_counts,
+    run_training_counts,
+    shuffle_order_stats,
+    visual_tokens_mean,
+)
+
+__all__ = ["build_report", "compare_table", "pair_shuffled_runs", "fps_groups", "run_training_counts",
+           "parse_reason_counts", "shuffle_order_stats", "visual_tokens_mean", "NOT_RECORDED", "frequency_sources",
+           "plot_confusion", "plot_fps", "plot_frequency", "plot_shuffle_bars", "plot_training_counts"]

@@ -1,0 +1,74 @@
+"""Which runs a report puts side by side: normal / frame-shuffled pairs and groups of runs
+that differ only in sampling rate."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+from msce.errors import ConfigError
+from msce.eval.runs import Run
+
+__all__ = ["pair_shuffled_runs", "fps_groups"]
+
+
+def _base_config(cfg: Mapping) -> Mapping | None:
+    for key in ("base", "inner", "strategy", "wrapped"):
+        v = cfg.get(key)
+        if isinstance(v, Mapping):
+            return v
+    return None
+
+
+def pair_shuffled_runs(runs: Sequence[Run], explicit: Sequence[tuple[str, str]] = ()) -> list[tuple[Run, Run]]:
+    """(normal, shuffled) pairs.
+
+    ``explicit`` pairs of run names win. Otherwise each shuffled run is paired with the
+    normal run of the same dataset, labels and model whose strategy config equals the
+    shuffled run's wrapped config; failing that, the only such run with the same fps
+    (and, when the shuffled config names its ``inner`` strategy, that strategy).
+    """
+    by_name = {r.name: r for r in runs}
+    pairs: list[tuple[Run, Run]] = []
+    used = set()
+    for a, b in explicit:
+        if a not in by_name or b not in by_name:
+            raise ConfigError(f"--pair {a}:{b}: run names must be among {sorted(by_name)}")
+        pairs.append((by_name[a], by_name[b]))
+        used.add(b)
+    for fs in runs:
+        if not fs.is_shuffled or fs.name in used:
+            continue
+        cands = [r for r in runs if not r.is_shuffled and r.dataset == fs.dataset and r.labels == fs.labels
+                 and r.model_id == fs.model_id]
+        base = _base_config(fs.strategy)
+        exact = [r for r in cands if base is not None and dict(r.strategy) == dict(base)]
+        if len(exact) == 1:
+            pairs.append((exact[0], fs))
+            continue
+        same_fps = [r for r in cands if r.fps == fs.fps]
+        inner = fs.strategy.get("inner")
+        if isinstance(inner, str) and len(same_fps) > 1:
+            same_fps = [r for r in same_fps if r.strategy_name == inner]
+        if len(same_fps) == 1:
+            pairs.append((same_fps[0], fs))
+    return pairs
+
+
+def fps_groups(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    """Non-shuffled runs with an fps, grouped by (dataset, model, strategy); groups of 2+ rates."""
+    groups: dict[str, list[Run]] = {}
+    for r in runs:
+        if r.is_shuffled or r.fps is None:
+            continue
+        key = f"{r.dataset} · {r.model_id} · {r.strategy_name}"
+        groups.setdefault(key, []).append(r)
+    out = {}
+    for key, rs in groups.items():
+        seen, uniq = set(), []
+        for r in rs:
+            if r.fps not in seen:
+                seen.add(r.fps)
+                uniq.append(r)
+        if len(uniq) >= 2:
+            out[key] = uniq
+    return out
