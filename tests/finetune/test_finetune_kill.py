@@ -73,7 +73,7 @@ def test_sigkill_while_writing_a_checkpoint_then_resume(ft_data, tiny_model, tmp
 
 @pytest.mark.parametrize("value", ["", "4", "x:y", "3:somewhere"])
 def test_pause_hook_is_inert_unless_it_names_the_step(value, monkeypatch) -> None:
-    from msce.train import finetune
+    from msce.train import checkpoints
 
     monkeypatch.setenv("MSCE_TEST_CHECKPOINT_PAUSE", value)
-    finetune._test_pause(4)  # returns at once: no marker, no wait
+    checkpoints._test_pause(4)  # returns at once: no marker, no wait

@@ -37,7 +37,6 @@ MAX_LINES = 600
 # Modules still being split along their seams (issue: the layout); each may only shrink,
 # and the list must end empty.
 OVERSIZED: dict[str, int] = {
-    "msce.train.finetune": 1403,
 }
 
 

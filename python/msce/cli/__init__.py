@@ -18,7 +18,7 @@ _COMMAND_MODULES = (
     "msce.cli.info",
     "msce.cli.eval",
     "msce.cli.report",
-    "msce.train.finetune",
+    "msce.cli.finetune",
 )
 
 
