@@ -18,6 +18,7 @@ _COMMAND_MODULES = (
     "msce.cli.info",
     "msce.cli.eval",
     "msce.cli.report",
+    "msce.cli.freq",
     "msce.cli.finetune",
 )
 

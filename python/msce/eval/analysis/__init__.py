@@ -3,7 +3,9 @@
 * :mod:`~msce.eval.analysis.paired`: frame-shuffle sensitivity (Sec. 3.4, Tables 2,
   S2, S3) and run comparison: exact McNemar and paired bootstrap tests over videos.
 * :mod:`~msce.eval.analysis.fps`: FPS sweep (Fig. 4).
-* :mod:`~msce.eval.analysis.frequency`: lexical frequency of the class words (Sec. 3.3).
+* :mod:`~msce.eval.analysis.frequency`: lexical frequency of the class words (Sec. 3.3):
+  the word table, Google Books Ngrams (client in :mod:`~msce.eval.analysis.ngram`),
+  wordfreq (a proxy) and CSV files.
 * :mod:`~msce.eval.analysis.correlation`: Pearson/Spearman correlations (Eq. 1, Table 1).
 * :mod:`~msce.eval.analysis.asymmetry`: head/tail split and asymmetric confusion
   (Sec. 3.3, Fig. 3) and training class counts (Fig. S3).
@@ -27,10 +29,33 @@ from msce.eval.analysis.correlation import (
     correlate,
     correlation_table,
     frequency_correlation,
+    frequency_correlations,
     pearson_p_from_r,
 )
 from msce.eval.analysis.fps import FpsCurve, fps_sweep
-from msce.eval.analysis.frequency import CHINESE_WORDS, lexical_frequency, load_frequency_csv
+from msce.eval.analysis.frequency import (
+    CHINESE_WORDS,
+    CLASS_WORDS,
+    FREQUENCY_SOURCES,
+    ClassFrequencies,
+    class_frequencies,
+    class_words,
+    lexical_frequency,
+    load_frequency_csv,
+    load_words_csv,
+    write_frequency_csv,
+)
+from msce.eval.analysis.ngram import (
+    NGRAM_CORPORA,
+    NGRAM_SMOOTHING,
+    NGRAM_URL,
+    NGRAM_YEARS,
+    NgramError,
+    NgramUnreachableError,
+    NgramWordMissingError,
+    default_ngram_cache,
+    ngram_frequency,
+)
 from msce.eval.analysis.paired import (
     McNemarResult,
     RunComparison,
@@ -55,10 +80,27 @@ __all__ = [
     "CHINESE_WORDS",
     "lexical_frequency",
     "load_frequency_csv",
+    "CLASS_WORDS",
+    "class_words",
+    "load_words_csv",
+    "write_frequency_csv",
+    "FREQUENCY_SOURCES",
+    "ClassFrequencies",
+    "class_frequencies",
+    "NGRAM_URL",
+    "NGRAM_CORPORA",
+    "NGRAM_YEARS",
+    "NGRAM_SMOOTHING",
+    "NgramError",
+    "NgramUnreachableError",
+    "NgramWordMissingError",
+    "default_ngram_cache",
+    "ngram_frequency",
     "Correlation",
     "correlate",
     "pearson_p_from_r",
     "frequency_correlation",
+    "frequency_correlations",
     "correlation_table",
     "PairFlow",
     "Asymmetry",

@@ -16,7 +16,8 @@ import numpy as np
 from msce.errors import ConfigError
 from msce.eval.metrics import ClassificationReport
 
-__all__ = ["Correlation", "correlate", "pearson_p_from_r", "frequency_correlation", "correlation_table"]
+__all__ = ["Correlation", "correlate", "pearson_p_from_r", "frequency_correlation", "frequency_correlations",
+           "correlation_table"]
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,21 @@ def frequency_correlation(
             raise ConfigError("log frequencies need every frequency > 0")
         f = np.log10(f)
     return correlate(f, _per_class_values(per_class_f1, names))
+
+
+def frequency_correlations(
+    per_class_f1: ClassificationReport | Mapping[str, float], frequencies: Mapping[str, float]
+) -> dict[str, Correlation]:
+    """F1 against frequency on both scales: ``{"raw": ..., "log10": ...}``.
+
+    ``"raw"`` is Eq. 1 of the paper on the frequencies as they are; ``"log10"`` on
+    ``log10(frequency)``, which a long tail spanning orders of magnitude needs so that
+    one head class does not decide r. ``"log10"`` is left out when a frequency is <= 0.
+    """
+    out = {"raw": frequency_correlation(per_class_f1, frequencies)}
+    if all(float(v) > 0 for v in frequencies.values()):
+        out["log10"] = frequency_correlation(per_class_f1, frequencies, log=True)
+    return out
 
 
 def correlation_table(
