@@ -56,7 +56,7 @@ from typing import Any
 
 from msce.errors import ConfigError
 from msce.models.strategies.base import (DEFAULT_ANSWER_TOKENS, DEFAULT_STAGE1_TOKENS, Strategy, StrategyResult,
-                                         _materialize)  # _materialize: msce.train.finetune builds requests with it
+                                         _materialize)  # _materialize: msce.train.encoding builds requests with it
 from msce.models.strategies.frames import Dense, Shuffled, Sparse
 from msce.models.strategies.msce import MSCE, MSCENoText, SparseImages
 
