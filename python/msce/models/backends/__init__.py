@@ -8,7 +8,9 @@ Registered names:
 * ``"transformers"``: :class:`msce.models.backends.hf.TransformersBackend` (local weights,
   token-ready tensors fed straight to ``generate``);
 * ``"openai"``: :class:`msce.models.backends.openai_api.OpenAIBackend` (any OpenAI-compatible
-  chat-completions server: vLLM, SGLang, Gemini's OpenAI endpoint).
+  chat-completions server: vLLM, SGLang, Gemini's OpenAI endpoint);
+* ``"classifier"``: :class:`msce.models.backends.classifier.ClassifierBackend` (vision-only
+  ``AutoModelForVideoClassification`` checkpoints: VideoMAE, TimeSformer, ViViT, V-JEPA 2).
 
 Other backends register with :func:`register_backend` or are named directly by a
 ``"package.module:Class"`` path.
@@ -35,6 +37,7 @@ __all__ = [
 _REGISTRY: dict[str, str] = {
     "transformers": "msce.models.backends.hf:TransformersBackend",
     "openai": "msce.models.backends.openai_api:OpenAIBackend",
+    "classifier": "msce.models.backends.classifier:ClassifierBackend",
 }
 
 
