@@ -91,6 +91,12 @@ TransformSpec spec_from_dict(const py::dict& d) {
     s.mean[c] = mean[c];
     s.std[c] = std_[c];
   }
+  if (d.contains("resize_h")) {  // output crop (optional keys)
+    s.resize_h = d["resize_h"].cast<int>();
+    s.resize_w = d["resize_w"].cast<int>();
+    s.crop_y = d["crop_y"].cast<int>();
+    s.crop_x = d["crop_x"].cast<int>();
+  }
   if (s.layout == Layout::kQwen) {
     s.qwen.patch = d["patch"].cast<int>();
     s.qwen.temporal = d["temporal"].cast<int>();

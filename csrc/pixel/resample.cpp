@@ -112,15 +112,58 @@ ResampleAxis make_resample_axis(int in_size, int out_size, Interp interp) {
   return ax;
 }
 
+ResampleAxis make_resample_axis(int in_size, int full_size, int offset, int out_size, Interp interp) {
+  if (offset < 0 || out_size <= 0 || offset + out_size > full_size) {
+    throw TransformError("resample: output crop [" + std::to_string(offset) + ", " +
+                         std::to_string(offset + out_size) + ") lies outside the " + std::to_string(full_size) +
+                         " resampled samples");
+  }
+  ResampleAxis full = make_resample_axis(in_size, full_size, interp);
+  if (offset == 0 && out_size == full_size) return full;
+  ResampleAxis ax;
+  ax.in_size = in_size;
+  ax.out_size = out_size;
+  ax.identity = false;
+  if (full.identity) {  // one tap of weight 1.0: (v << p) + 2^(p-1) >> p == v
+    ax.taps = 1;
+    ax.precision = 14;
+    ax.first.resize(out_size);
+    ax.count.assign(out_size, 1);
+    ax.weights.assign(out_size, int16_t{1 << 14});
+    for (int i = 0; i < out_size; ++i) ax.first[i] = offset + i;
+  } else {
+    ax.taps = full.taps;
+    ax.precision = full.precision;
+    ax.first.assign(full.first.begin() + offset, full.first.begin() + offset + out_size);
+    ax.count.assign(full.count.begin() + offset, full.count.begin() + offset + out_size);
+    ax.weights.assign(full.weights.begin() + static_cast<size_t>(offset) * full.taps,
+                      full.weights.begin() + static_cast<size_t>(offset + out_size) * full.taps);
+  }
+  ax.taps_padded = (ax.taps + 15) / 16 * 16;
+  ax.weights_padded.assign(static_cast<size_t>(out_size) * ax.taps_padded, 0);
+  for (int i = 0; i < out_size; ++i) {
+    for (int j = 0; j < ax.count[i]; ++j) {
+      ax.weights_padded[static_cast<size_t>(i) * ax.taps_padded + j] = ax.weights[static_cast<size_t>(i) * ax.taps + j];
+    }
+  }
+  build_shuffle_tables(ax);
+  return ax;
+}
+
 std::shared_ptr<const ResampleAxis> cached_resample_axis(int in_size, int out_size, Interp interp) {
+  return cached_resample_axis(in_size, out_size, 0, out_size, interp);
+}
+
+std::shared_ptr<const ResampleAxis> cached_resample_axis(int in_size, int full_size, int offset, int out_size,
+                                                         Interp interp) {
   static std::mutex mu;
-  static std::map<std::tuple<int, int, int>, std::shared_ptr<const ResampleAxis>> cache;
-  const auto key = std::make_tuple(in_size, out_size, static_cast<int>(interp));
+  static std::map<std::tuple<int, int, int, int, int>, std::shared_ptr<const ResampleAxis>> cache;
+  const auto key = std::make_tuple(in_size, full_size, offset, out_size, static_cast<int>(interp));
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   if (cache.size() > 4096) cache.clear();  // many distinct face-crop sizes: bound the memory
-  auto axis = std::make_shared<const ResampleAxis>(make_resample_axis(in_size, out_size, interp));
+  auto axis = std::make_shared<const ResampleAxis>(make_resample_axis(in_size, full_size, offset, out_size, interp));
   cache.emplace(key, axis);
   return axis;
 }

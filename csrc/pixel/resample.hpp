@@ -40,7 +40,16 @@ struct ResampleAxis {
 
 ResampleAxis make_resample_axis(int in_size, int out_size, Interp interp);
 
-// Cached variant: tables are reused across frames and threads.
+// Output crop: the tables of outputs [offset, offset + out_size) of a resample from in_size to
+// full_size. Each output sample depends only on its own row of the table, so the kept outputs
+// equal the corresponding samples of the full resample (resize, then crop) bit for bit; the
+// dropped ones are never computed. An identity axis (in_size == full_size) that is cropped
+// becomes one tap of weight 1.0 per output, which reproduces the source samples exactly.
+ResampleAxis make_resample_axis(int in_size, int full_size, int offset, int out_size, Interp interp);
+
+// Cached variants: tables are reused across frames and threads.
 std::shared_ptr<const ResampleAxis> cached_resample_axis(int in_size, int out_size, Interp interp);
+std::shared_ptr<const ResampleAxis> cached_resample_axis(int in_size, int full_size, int offset, int out_size,
+                                                         Interp interp);
 
 }  // namespace msce

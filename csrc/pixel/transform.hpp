@@ -26,6 +26,15 @@ struct TransformSpec {
   float mean[3] = {0.f, 0.f, 0.f};
   float std[3] = {1.f, 1.f, 1.f};
   px::QwenGeometry qwen{14, 2, 2, 0, 0, 3};  // grid_h/grid_w filled from out_h/out_w
+  // Output crop (HF's resize-then-center_crop): resample to resize_h x resize_w, keep rows
+  // [crop_y, crop_y + out_h) and columns [crop_x, crop_x + out_w); only kept samples are
+  // computed. resize_h = resize_w = 0: no output crop (resample straight to out_h x out_w).
+  int resize_h = 0;
+  int resize_w = 0;
+  int crop_y = 0;
+  int crop_x = 0;
+  int full_h() const { return resize_h > 0 ? resize_h : out_h; }
+  int full_w() const { return resize_w > 0 ? resize_w : out_w; }
 
   void validate() const;
   size_t element_size() const { return dtype == DType::kU8 ? 1 : (dtype == DType::kF16 ? 2 : 4); }

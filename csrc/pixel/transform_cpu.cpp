@@ -32,6 +32,14 @@ void TransformSpec::validate() const {
     if (dtype == DType::kU8) throw TransformError("Qwen layout needs a float dtype");
   }
   if (dtype == DType::kU8 && normalize) throw TransformError("normalization needs a float dtype");
+  if (resize_h != 0 || resize_w != 0 || crop_y != 0 || crop_x != 0) {
+    if (out_h == 0 || resize_h <= 0 || resize_w <= 0 || crop_y < 0 || crop_x < 0 || crop_y + out_h > resize_h ||
+        crop_x + out_w > resize_w || resize_h > 16384 || resize_w > 16384) {
+      throw TransformError("output crop (" + std::to_string(crop_x) + ", " + std::to_string(crop_y) + ", " +
+                           std::to_string(out_w) + ", " + std::to_string(out_h) + ") lies outside the " +
+                           std::to_string(resize_w) + "x" + std::to_string(resize_h) + " resized frame");
+    }
+  }
   for (int c = 0; c < 3; ++c) {
     if (!(std[c] != 0.f)) throw TransformError("std must be non-zero");
   }
@@ -280,8 +288,8 @@ void transform_frame_cpu(const Frame& src, const CropBox& box_in, const Transfor
   if (out_w != spec.out_w || out_h != spec.out_h) {
     throw TransformError("output size must be resolved before the transform runs");
   }
-  auto hx_ptr = cached_resample_axis(box.w, out_w, spec.interp);
-  auto vy_ptr = cached_resample_axis(box.h, out_h, spec.interp);
+  auto hx_ptr = cached_resample_axis(box.w, spec.full_w(), spec.crop_x, out_w, spec.interp);
+  auto vy_ptr = cached_resample_axis(box.h, spec.full_h(), spec.crop_y, out_h, spec.interp);
   const ResampleAxis& hx = *hx_ptr;
   const ResampleAxis& vy = *vy_ptr;
 

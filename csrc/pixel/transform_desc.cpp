@@ -22,8 +22,8 @@ FramePlan plan_frame(int width, int height, const CropBox& box_in, const Transfo
   if (spec.out_w <= 0 || spec.out_h <= 0) {
     throw TransformError("output size must be resolved before the transform runs");
   }
-  p.hx = cached_resample_axis(box.w, spec.out_w, spec.interp);
-  p.vy = cached_resample_axis(box.h, spec.out_h, spec.interp);
+  p.hx = cached_resample_axis(box.w, spec.full_w(), spec.crop_x, spec.out_w, spec.interp);
+  p.vy = cached_resample_axis(box.h, spec.full_h(), spec.crop_y, spec.out_h, spec.interp);
   const ResampleAxis& hx = *p.hx;
   const ResampleAxis& vy = *p.vy;
   p.h_lo = hx.identity ? 0 : hx.first.front();

@@ -30,7 +30,7 @@ from msce.io import (
     preprocess,
 )
 from msce.plan import Plan
-from msce.targets import Frames, QwenVL, smart_resize
+from msce.targets import Frames, QwenVL, smart_resize, target_for
 
 # Imported for what they register with the layers below: msce.faces adds crop="face" to
 # msce.load/load_segments/preprocess (msce.io knows only boxes).
@@ -43,6 +43,7 @@ __all__ = [
     "Frames",
     "QwenVL",
     "smart_resize",
+    "target_for",
     "FrameBatch",
     "FrameFolder",
     "VideoMetadata",

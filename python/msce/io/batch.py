@@ -7,17 +7,15 @@ from typing import TYPE_CHECKING, Sequence, Union
 
 import torch
 
-from msce.errors import TransformError
 from msce.io.metadata import VideoMetadata
 from msce.plan import Plan
-from msce.targets import Frames, QwenVL
+from msce.targets import Target
 
 if TYPE_CHECKING:  # pragma: no cover
     from msce.faces import FaceCrop, FaceTrack
 
 __all__ = ["FrameBatch", "Target", "CropArg"]
 
-Target = Union[QwenVL, Frames]
 CropArg = Union[None, str, "FaceCrop", Sequence[int], Sequence[Sequence[int]]]
 
 
@@ -25,8 +23,9 @@ CropArg = Union[None, str, "FaceCrop", Sequence[int], Sequence[Sequence[int]]]
 class FrameBatch:
     """Frames of one plan in a model's layout.
 
-    ``data``: Qwen targets -> (grid_t*grid_h*grid_w, 3*2*p*p) float; Frames -> (T, C, H, W)
-    or (T, H, W, C). ``grid_thw``: (1, 3) int64 for Qwen targets, else None.
+    ``data``: as ``target.allocation`` lays it out: Qwen targets -> (grid_t*grid_h*grid_w,
+    3*2*p*p) float; Frames -> (T, C, H, W) or (T, H, W, C); HF CLIP-style families -> (T, C,
+    H, W). ``grid_thw``: (1, 3) int64 for patch-grid targets, else None.
     """
 
     data: torch.Tensor
@@ -55,22 +54,13 @@ class FrameBatch:
 
     @property
     def num_tokens(self) -> int:
-        """LLM tokens this batch costs (Qwen targets); 0 for plain frames."""
-        if self.grid_thw is None:
-            return 0
-        t, h, w = (int(v) for v in self.grid_thw[0])
-        m = self.target.merge
-        return t * h * w // (m * m)
+        """LLM tokens this batch costs (``target.num_tokens``; 0 for targets that do not count)."""
+        return self.target.num_tokens(len(self.plan), *self.size)
 
     def to_hf(self, as_image: bool = False) -> dict[str, torch.Tensor]:
-        """What a Qwen model's forward/generate takes for this batch."""
-        if self.grid_thw is None:
-            raise TransformError("to_hf() needs a QwenVL target")
-        if as_image:
-            if len(self.plan) != 1:
-                raise TransformError(f"as_image needs a one-frame batch (this one has {len(self.plan)} frames)")
-            return {"pixel_values": self.data, "image_grid_thw": self.grid_thw}
-        return {"pixel_values_videos": self.data, "video_grid_thw": self.grid_thw}
+        """The tensors the target's Hugging Face model takes for this batch (``target.to_hf``):
+        the keys and tensors its processor returns."""
+        return self.target.to_hf(self, as_image)
 
     def video_metadata(self) -> dict:
         """Sampling facts Qwen3-VL needs for its timestamp text (true fps and indices)."""

@@ -14,10 +14,11 @@ from msce.io import cuda as _cuda
 from msce.io.batch import CropArg, FrameBatch, Target
 from msce.io.metadata import VideoMetadata
 from msce.plan import Plan
-from msce.targets import Frames, QwenVL
 
 if TYPE_CHECKING:  # pragma: no cover
     from msce.io.reader import VideoReader
+
+_DTYPES = {"uint8": torch.uint8, "float16": torch.float16, "float32": torch.float32}
 
 __all__ = ["threads_arg", "pin", "crops_for", "allocate", "run", "to_device", "check_target"]
 
@@ -64,28 +65,17 @@ def allocate(target: Target, plan: Plan, crops, meta: VideoMetadata, pin: bool,
         src_w = max(c[2] for c in crops)
     else:
         src_h, src_w = meta.height, meta.width
-    if plan.size is not None:
-        out_h, out_w = plan.size
-    else:
-        out_h, out_w = target.output_size(n, src_h, src_w)
-    spec = target.native_spec(out_h, out_w)
-    if isinstance(target, QwenVL):
-        gt, gh, gw = target.grid(n, out_h, out_w)
-        slots = gt * target.temporal
-        dtype = torch.float32 if target.dtype == "float32" else torch.float16
-        shape = (gt * gh * gw, 3 * target.temporal * target.patch ** 2)
-        grid = torch.tensor([[gt, gh, gw]], dtype=torch.int64, device=device)
-    else:
-        slots = n
-        dtype = {"uint8": torch.uint8, "float16": torch.float16, "float32": torch.float32}[target.dtype]
-        shape = (n, 3, out_h, out_w) if target.layout == "NCHW" else (n, out_h, out_w, 3)
-        grid = None
+    alloc = target.allocation(n, src_h, src_w, plan.size)
+    dtype = _DTYPES[alloc.dtype]
+    shape = alloc.shape
+    grid = None if alloc.grid is None else torch.tensor([list(alloc.grid)], dtype=torch.int64, device=device)
+    out_h, out_w = alloc.size
     if device is None:
         data = torch.empty(shape, dtype=dtype, pin_memory=pin)
     else:  # the kernels write it in place (read through __cuda_array_interface__)
         data = torch.empty(shape, dtype=dtype, device=device)
     out = data.numpy() if device is None else data
-    job = {"indices": list(plan.indices), "crops": crops, "spec": spec, "out": out, "slots": slots}
+    job = {"indices": list(plan.indices), "crops": crops, "spec": alloc.spec, "out": out, "slots": alloc.slots}
     batch = FrameBatch(data=data, grid_thw=grid, plan=plan, target=target, metadata=meta, size=(out_h, out_w))
     return job, batch
 
@@ -113,5 +103,6 @@ def to_device(batches: list[FrameBatch], device: torch.device | None) -> list[Fr
 
 
 def check_target(target: Any) -> None:
-    if not isinstance(target, (QwenVL, Frames)):
-        raise TransformError(f"target must be msce.QwenVL or msce.Frames (got {type(target).__name__})")
+    if not isinstance(target, Target):
+        raise TransformError(f"target must be a msce.targets.Target: msce.QwenVL, msce.Frames or "
+                             f"msce.target_for(...) (got {type(target).__name__})")

@@ -460,56 +460,36 @@ class _MultiFps:
 
 
 class _TokenBudget(PlanSpec):
-    """Most frames (up to ``fps``) at the largest resolution that fit ``max_tokens``."""
+    """Most frames (up to ``fps``) at the largest resolution that fit ``max_tokens``: for
+    n = the uniform plan's count, n-1, ... the first n for which ``target.fit_budget``
+    finds a size (the target owns its token formulas)."""
 
     def __init__(self, max_tokens: int, target: Any, fps: float = 2.0, min_frames: int = 1):
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0:
             raise PlanError(f"max_tokens must be a positive integer (got {max_tokens!r})")
-        if not hasattr(target, "num_tokens"):
-            raise PlanError("token_budget() needs a token-counting target such as msce.QwenVL")
+        if not getattr(target, "counts_tokens", False):
+            raise PlanError("token_budget() needs a token-counting target such as msce.QwenVL "
+                            f"(got {type(target).__name__})")
         self.max_tokens = max_tokens
         self.target = target
         self.fps = _positive("fps", fps)
         self.min_frames = int(min_frames)
 
     def resolve(self, meta: VideoMetadata) -> Plan:
-        t = self.target
         base = _Uniform(self.fps).resolve(meta)
         n = len(base)
-        lo, hi = t.resolved_pixels
-        f = t.factor
         while n >= max(1, self.min_frames):
-            gt = -(-n // t.temporal)
-            # tokens per temporal patch allowed, as pixels per frame
-            per_patch_tokens = self.max_tokens // gt
-            budget = per_patch_tokens * t.merge * t.merge * t.patch * t.patch
-            frame_pixels = min(hi if t.version != "3" else hi // max(n, t.temporal), budget)
-            if frame_pixels >= f * f:
-                if t.version == "3":
-                    h, w = t.output_size(n, meta.height, meta.width) if frame_pixels * max(n, 2) >= hi else \
-                        _qwen3_fit(t, n, meta.height, meta.width, frame_pixels)
-                else:
-                    from msce.targets import smart_resize
-
-                    h, w = smart_resize(meta.height, meta.width, f, min(lo, frame_pixels), frame_pixels)
-                if t.num_tokens(n, h, w) <= self.max_tokens:
-                    plan = base if n == len(base) else _Count(n).resolve(meta)
-                    return Plan(plan.indices, plan.timestamps, plan.roles, plan.groups, plan.fps, plan.source_fps,
-                                plan.num_source_frames, self.to_dict(), size=(h, w))
+            size = self.target.fit_budget(self.max_tokens, n, meta.height, meta.width)
+            if size is not None:
+                plan = base if n == len(base) else _Count(n).resolve(meta)
+                return Plan(plan.indices, plan.timestamps, plan.roles, plan.groups, plan.fps, plan.source_fps,
+                            plan.num_source_frames, self.to_dict(), size=tuple(size))
             n -= 1
         raise PlanError(f"{meta.path}: no frame count and resolution fit {self.max_tokens} tokens")
 
     def to_dict(self) -> dict:
         tgt = self.target.to_dict() if hasattr(self.target, "to_dict") else repr(self.target)
         return {"kind": "token_budget", "max_tokens": self.max_tokens, "fps": self.fps, "target": tgt}
-
-
-def _qwen3_fit(t: Any, n: int, height: int, width: int, frame_pixels: int) -> tuple[int, int]:
-    from msce.targets import smart_resize_video
-
-    lo, _ = t.resolved_pixels
-    total = frame_pixels * max(n, t.temporal)
-    return smart_resize_video(max(n, t.temporal), height, width, t.temporal, t.factor, min(lo, total), total)
 
 
 # ---- public constructors ---------------------------------------------------------------------

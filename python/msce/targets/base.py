@@ -1,0 +1,90 @@
+"""The Target interface: what a model family's processor does to a clip of frames.
+
+A target answers, for a clip of ``num_frames`` frames of ``height`` x ``width`` (after any
+source crop): the output size (:meth:`Target.output_size`), the native transform and the
+output tensor to allocate (:meth:`Target.allocation`), the LLM tokens it costs
+(:meth:`Target.num_tokens`), the largest size that fits a token budget
+(:meth:`Target.fit_budget`) and the tensors the Hugging Face model takes
+(:meth:`Target.to_hf`). Code outside ``msce.targets`` uses only this interface: no other
+module knows a family's formulas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from msce.errors import TransformError, UnsupportedError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from msce.io.batch import FrameBatch
+
+__all__ = ["Target", "Allocation", "LAYOUT", "DTYPE", "INTERP", "fused"]
+
+# Codes of the native TransformSpec (csrc/pixel/transform.hpp).
+LAYOUT = {"qwen": 0, "NCHW": 1, "NHWC": 2}
+DTYPE = {"uint8": 0, "float16": 1, "float32": 2}
+INTERP = {"bicubic": 0, "bilinear": 1}
+
+
+def fused(values: tuple[float, float, float], scale: float = 255.0) -> list[float]:
+    """HF's fused rescale+normalize constants: ``torch.tensor(values) * (1 / rescale_factor)``
+    in float32 (``scale`` = 1 / rescale_factor)."""
+    return [float(v) for v in (np.asarray(values, dtype=np.float32) * np.float32(scale))]
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """The output of one clip: the native transform ``spec`` (a TransformSpec dict), the
+    output ``shape`` and ``dtype`` ("uint8", "float16", "float32"), the number of frame
+    ``slots`` the native job writes (Qwen pads to a multiple of the temporal patch), the
+    patch ``grid`` (t, h, w) or None, and the per-frame output ``size`` (height, width)."""
+
+    spec: dict
+    shape: tuple[int, ...]
+    dtype: str
+    slots: int
+    grid: tuple[int, int, int] | None
+    size: tuple[int, int]
+
+
+class Target:
+    """Base class of every output target (frozen dataclasses, one module per family).
+
+    Subclasses implement :meth:`output_size`, :meth:`allocation` and :meth:`to_dict`;
+    token-counting families also :meth:`num_tokens` and :meth:`fit_budget` (and set
+    ``counts_tokens``), HF-shaped families :meth:`to_hf`.
+    """
+
+    counts_tokens = False  # True when num_tokens/fit_budget are defined (token_budget plans)
+
+    def output_size(self, num_frames: int, height: int, width: int) -> tuple[int, int]:
+        """Per-frame output (height, width) for a clip of ``num_frames`` frames of height x width."""
+        raise NotImplementedError
+
+    def allocation(self, num_frames: int, height: int, width: int,
+                   size: tuple[int, int] | None = None) -> Allocation:
+        """The native job and output tensor for the clip; ``size`` overrides the output size
+        (a plan's size chosen by :meth:`fit_budget`)."""
+        raise NotImplementedError
+
+    def num_tokens(self, num_frames: int, height: int, width: int) -> int:
+        """LLM tokens of a clip of ``num_frames`` frames resized to height x width; 0 when the
+        target does not count tokens."""
+        return 0
+
+    def fit_budget(self, max_tokens: int, num_frames: int, height: int, width: int) -> tuple[int, int] | None:
+        """The largest output (height, width) for ``num_frames`` frames of a height x width
+        source that costs at most ``max_tokens``, or None when no size fits."""
+        raise UnsupportedError(f"{type(self).__name__} does not count tokens; token budgets are supported for "
+                               "msce.QwenVL targets")
+
+    def to_hf(self, batch: FrameBatch, as_image: bool = False) -> dict[str, Any]:
+        """The tensors the family's Hugging Face model takes for ``batch``."""
+        raise TransformError(f"to_hf() is not defined for {type(self).__name__} targets; use msce.target_for(...) "
+                             "or msce.QwenVL for Hugging Face tensors")
+
+    def to_dict(self) -> dict:
+        raise NotImplementedError

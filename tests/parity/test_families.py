@@ -1,0 +1,162 @@
+"""``msce.preprocess(frames, msce.target_for(processor))`` vs the transformers (5.24) video
+processors on the same uint8 frames: 8 seeded random 360x640 frames, each family at its
+defaults and two other sizes. Every family here computes in torch's uint8 resize kernel and
+float32 fused normalize, which msce reproduces: the bound is max abs difference 0.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import msce
+from msce.errors import UnsupportedError
+from _deps import require_module
+
+transformers = require_module("transformers", "pip install 'msce[hf]'")
+from transformers import (  # noqa: E402
+    InternVLVideoProcessor,
+    LlavaNextVideoVideoProcessor,
+    LlavaOnevisionVideoProcessor,
+    Qwen2VLVideoProcessor,
+    Qwen3VLVideoProcessor,
+    VideoLlavaVideoProcessor,
+    VideoMAEImageProcessor,
+    VideoMAEVideoProcessor,
+)
+
+
+@pytest.fixture(scope="module")
+def frames() -> np.ndarray:
+    return np.random.default_rng(20240515).integers(0, 256, (8, 360, 640, 3), dtype=np.uint8)
+
+
+def _crop(size: int, crop: tuple[int, int] | None = None) -> dict:
+    ch, cw = crop or (size, size)
+    return {"size": {"shortest_edge": size}, "crop_size": {"height": ch, "width": cw}}
+
+
+CLIP_SIZES = [{}, _crop(336), {**_crop(160, (128, 144)), "resample": 2}]
+FIXED_SIZES = [{}, {"size": {"height": 224, "width": 224}}, {"size": {"height": 200, "width": 300}}]
+CASES = [
+    *[("llava_next_video", LlavaNextVideoVideoProcessor, kw) for kw in CLIP_SIZES],
+    *[("video_llava", VideoLlavaVideoProcessor, kw) for kw in CLIP_SIZES],
+    *[("llava_onevision", LlavaOnevisionVideoProcessor, kw) for kw in FIXED_SIZES],
+    *[("internvl", InternVLVideoProcessor, kw) for kw in
+      [{}, {"size": {"height": 448, "width": 448}}, {"size": {"height": 256, "width": 320}}]],
+    *[("videomae", VideoMAEVideoProcessor, kw) for kw in
+      [{}, _crop(160), {**_crop(256, (224, 200)), "resample": 3}]],
+]
+
+
+def _exact(got: dict, ref, keys: set[str]) -> None:
+    assert set(got) == keys == set(ref.keys())
+    for k in keys:
+        assert got[k].shape == ref[k].shape and got[k].dtype == ref[k].dtype, k
+        assert (got[k] - ref[k]).abs().max().item() == 0.0, k
+
+
+@pytest.mark.parametrize("model_type,cls,kwargs", CASES, ids=[f"{c[0]}-{i % 3}" for i, c in enumerate(CASES)])
+def test_family_matches_hf_video_processor(frames, model_type, cls, kwargs):
+    proc = cls(**kwargs)
+    ref = proc(videos=[frames], return_tensors="pt")
+    target = msce.target_for(proc)
+    if not kwargs:
+        assert target == msce.target_for(model_type)
+    got = msce.preprocess(frames, target).to_hf()
+    _exact(got, ref, set(ref.keys()))
+
+
+@pytest.mark.parametrize("kwargs", [{}, _crop(160), {**_crop(256, (224, 200)), "resample": 3}])
+def test_videomae_image_processor(frames, kwargs):
+    proc = VideoMAEImageProcessor(**kwargs)
+    ref = proc([list(frames)], return_tensors="pt")
+    got = msce.preprocess(frames, msce.target_for(proc)).to_hf()
+    _exact(got, ref, {"pixel_values"})
+
+
+QWEN = [
+    ("qwen2_5_vl", Qwen2VLVideoProcessor, {}),
+    ("qwen2_5_omni", Qwen2VLVideoProcessor, {"min_pixels": 64 * 28 * 28, "max_pixels": 256 * 28 * 28}),
+    ("qwen2_vl", Qwen2VLVideoProcessor, {"size": {"shortest_edge": 3136, "longest_edge": 128 * 28 * 28}}),
+    ("qwen3_vl", Qwen3VLVideoProcessor, {}),
+    ("qwen3_vl", Qwen3VLVideoProcessor, {"size": {"shortest_edge": 4096, "longest_edge": 8 * 200 * 32 * 32}}),
+]
+
+
+@pytest.mark.parametrize("model_type,cls,kwargs", QWEN)
+def test_qwen_families_via_target_for(frames, model_type, cls, kwargs):
+    proc = cls(**kwargs)
+    ref = proc(videos=[frames], return_tensors="pt", do_sample_frames=False)
+    target = msce.target_for(proc)
+    assert isinstance(target, msce.QwenVL)
+    if not kwargs:
+        assert target.resolved_pixels == msce.target_for(model_type).resolved_pixels
+    _exact(msce.preprocess(frames, target).to_hf(), ref, {"pixel_values_videos", "video_grid_thw"})
+
+
+def test_target_for_model_directory(tmp_path, frames):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llava_next_video"}))
+    (tmp_path / "video_preprocessor_config.json").write_text(json.dumps({
+        "video_processor_type": "LlavaNextVideoVideoProcessor", "size": {"shortest_edge": 288},
+        "crop_size": {"height": 256, "width": 256}, "resample": 2}))
+    target = msce.target_for(tmp_path)
+    ref = LlavaNextVideoVideoProcessor(size={"shortest_edge": 288}, crop_size={"height": 256, "width": 256},
+                                       resample=2)(videos=[frames], return_tensors="pt")
+    _exact(msce.preprocess(frames, target).to_hf(), ref, {"pixel_values_videos"})
+
+
+def test_target_for_qwen_directory_reads_pixels(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen2_5_vl"}))
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps({
+        "image_processor_type": "Qwen2VLImageProcessor", "min_pixels": 3136, "max_pixels": 12845056}))
+    assert msce.target_for(tmp_path).resolved_pixels == (3136, 12845056)
+
+
+def test_target_for_processor_with_video_part():
+    class Processor:  # a composite processor (tokenizer + video processor)
+        video_processor = VideoLlavaVideoProcessor(size={"shortest_edge": 336}, crop_size={"height": 336,
+                                                                                           "width": 336})
+
+    assert msce.target_for(Processor()) == msce.targets.VideoLlava(shortest_edge=336, crop_size=(336, 336))
+
+
+@pytest.mark.parametrize("x", ["smolvlm", "glm4v", object()])
+def test_target_for_unknown_names_supported(x):
+    with pytest.raises(UnsupportedError, match="llava_next_video.*qwen2_5_vl"):
+        msce.target_for(x)
+
+
+def test_unsupported_settings_raise():
+    with pytest.raises(UnsupportedError, match="BICUBIC"):
+        msce.target_for(LlavaNextVideoVideoProcessor(resample=1))
+    with pytest.raises(UnsupportedError, match="patch_size"):
+        msce.target_for(Qwen2VLVideoProcessor(patch_size=16))
+    with pytest.raises(UnsupportedError, match="larger than"):
+        msce.preprocess(np.zeros((2, 100, 100, 3), np.uint8), msce.targets.VideoLlava(shortest_edge=200))
+
+
+def test_output_crop_equals_resize_then_slice(frames):
+    """The native output crop keeps exactly the samples of the full resize (both filters,
+    and an axis whose resize is the identity)."""
+    for interp in ("bicubic", "bilinear"):
+        for shortest, crop in ((224, (224, 300)), (360, (300, 500)), (200, (100, 100))):
+            t = msce.targets.ResizeCrop(shortest_edge=shortest, crop_size=crop, interpolation=interp)
+            rh, rw = t.resize_size(360, 640)
+            full = msce.targets.ResizeCrop(size=(rh, rw), interpolation=interp)
+            top, left = (rh - crop[0]) // 2, (rw - crop[1]) // 2
+            whole = msce.preprocess(frames, full).data[:, :, top:top + crop[0], left:left + crop[1]]
+            assert torch.equal(msce.preprocess(frames, t).data, whole)
+
+
+def test_token_budget_asks_the_target():
+    with pytest.raises(msce.PlanError, match="token-counting"):
+        msce.plan.token_budget(1000, msce.targets.LlavaNextVideo())
+    t = msce.QwenVL("2.5")
+    assert t.fit_budget(3, 8, 360, 640) is None  # under one token per temporal patch
+    assert t.fit_budget(10, 8, 360, 640) == (28, 28)
+    h, w = t.fit_budget(2000, 8, 360, 640)
+    assert t.num_tokens(8, h, w) <= 2000
