@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import csv
 import http.server
+import importlib.util
 import json
 import math
 import statistics
 import threading
 import urllib.parse
 
+import numpy as np
 import pytest
 
 from msce.cli import main as cli_main
@@ -79,7 +81,8 @@ class FakeNgram:
         total = [sum(col) for col in zip(*(r["timeseries"] for r in rows))]
         for r in rows:
             r.update(parent=f"{q['content']} (All)", type="EXPANSION")
-        return [{"ngram": f"{q['content']} (All)", "parent": "", "type": "CASE_INSENSITIVE", "timeseries": total}] + rows
+        total_row = {"ngram": f"{q['content']} (All)", "parent": "", "type": "CASE_INSENSITIVE", "timeseries": total}
+        return [total_row] + rows
 
     def stop(self):
         self.server.shutdown()
@@ -119,7 +122,8 @@ def test_ngram_frequency_averages_the_case_insensitive_series(fake, tmp_path):
 def test_ngram_cache_answers_offline(fake, tmp_path, monkeypatch):
     monkeypatch.setenv("MSCE_NGRAM_URL", fake.url)  # the endpoint from the environment
     first = analysis.ngram_frequency(["fear", "anxiety"], cache_dir=tmp_path)
-    assert len(fake.requests) == 2 and fake.requests[0]["year_start"] == "1800" and fake.requests[0]["year_end"] == "2022"
+    assert len(fake.requests) == 2
+    assert fake.requests[0]["year_start"] == "1800" and fake.requests[0]["year_end"] == "2022"
     cached = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.json"))
     assert cached == ["en/1800-2022_s0_ci/anxiety.json", "en/1800-2022_s0_ci/fear.json"]
     fake.stop()
@@ -232,7 +236,8 @@ def test_cli_freq_errors_are_msce_errors(tmp_path, capsys):
     out = tmp_path / "f.csv"
     assert cli_main(["freq", "--labels", "dfew", "--out", str(out), "--cache-dir", str(tmp_path), "--url", f.url]) == 1
     err = capsys.readouterr().err
-    assert "msce: error:" in err and f.url in err and "no cached answer" in err and not out.exists()
+    assert err.startswith("msce") and "error:" in err and f.url in err and "no cached answer" in err
+    assert not out.exists()
     assert cli_main(["freq", "--labels", "dfew", "--source", "wordfreq", "--year-start", "1900", "--out",
                      str(out)]) == 1
     assert "year_start only apply to source 'ngram'" in capsys.readouterr().err
@@ -269,3 +274,62 @@ def test_frequency_correlations_raw_and_log_match_scipy(fake, tmp_path):
     assert got["raw"].r != pytest.approx(got["log10"].r)
     assert "log10" not in analysis.frequency_correlations(f1, {**freq.values, "fear": 0.0})
     assert not freq.is_proxy and freq.years == (1800, 2022) and freq.corpus == "en"
+
+
+# --------------------------------------------------------------------------- msce report --freq-source
+
+
+def _md_rows(md: str, header_start: str) -> list[dict[str, str]]:
+    lines = md.splitlines()
+    i = next(k for k, ln in enumerate(lines) if ln.startswith(header_start))
+    head = [c.strip() for c in lines[i].strip("|").split("|")]
+    rows = []
+    for ln in lines[i + 2:]:
+        if not ln.startswith("|"):
+            break
+        rows.append(dict(zip(head, (c.strip() for c in ln.strip("|").split("|")))))
+    return rows
+
+
+def test_report_freq_source_ngram_names_source_and_both_correlations(fake, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("matplotlib")
+    stats = pytest.importorskip("scipy.stats")
+    from sklearn.metrics import f1_score
+
+    from eval_fakes import FakeBackend, FakeStrategy, make_generic_tree
+    from msce.eval.datasets import load_generic
+    from msce.eval.runner import run_eval
+
+    classes = ["anger", "happiness", "sadness", "contempt", "helplessness"]
+    make_generic_tree(tmp_path / "data", {n: 6 for n in classes})
+    ds = load_generic(tmp_path / "data", labels=classes)
+    run_dir = tmp_path / "run"
+    run_eval(ds, ds.samples, FakeStrategy(name="sparse", fps=1.0, accuracy=0.6), FakeBackend(), run_dir,
+             progress=False, n_boot=0)
+    monkeypatch.setenv("MSCE_NGRAM_URL", fake.url)
+    monkeypatch.setenv("MSCE_NGRAM_CACHE", str(tmp_path / "cache"))
+    assert cli_main(["report", str(run_dir), "--out", str(tmp_path / "rep"), "--freq-source", "ngram",
+                     "--n-boot", "0"]) == 0
+    capsys.readouterr()
+    md = (tmp_path / "rep" / "report.md").read_text(encoding="utf-8")
+    assert "Google Books Ngram corpus 'en', mean yearly frequency over 1800-2022 (smoothing 0)" in md
+    assert "Google Books Ngram corpus 'zh'" in md and "anger=anger" in md and "anger=愤怒" in md
+    assert "proxy" not in md
+
+    records = [json.loads(ln) for ln in (run_dir / "predictions.jsonl").read_text().splitlines() if ln.strip()]
+    f1 = f1_score([r["label"] for r in records], [r["parsed"] or "<invalid>" for r in records], labels=classes,
+                  average=None, zero_division=0)
+    rows = [r for r in _md_rows(md, "| run | frequency | scale |") if r["frequency"].endswith("en 1800-2022")]
+    assert [r["scale"] for r in rows] == ["raw", "log10"]
+    freq = [expected_mean("en", n, 1800, 2022) for n in classes]
+    raw = stats.pearsonr(freq, f1)
+    lg = stats.pearsonr(np.log10(freq), f1)
+    assert rows[0]["Pearson r"] == f"{raw.statistic:.4f}" and rows[1]["Pearson r"] == f"{lg.statistic:.4f}"
+
+    fake.stop()  # the cache answers a rerun; the default source says plainly that it is a proxy
+    assert cli_main(["report", str(run_dir), "--out", str(tmp_path / "rep2"), "--freq-source", "ngram",
+                     "--n-boot", "0"]) == 0
+    if importlib.util.find_spec("wordfreq"):
+        assert cli_main(["report", str(run_dir), "--out", str(tmp_path / "rep3"), "--n-boot", "0"]) == 0
+        md3 = (tmp_path / "rep3" / "report.md").read_text(encoding="utf-8")
+        assert "wordfreq is a proxy, not the paper's source" in md3 and "| log10 |" in md3

@@ -40,8 +40,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     runs = _load_runs(args.runs)
     out = args.out or (Path(args.runs[0]) / "report" if len(args.runs) == 1 else Path("msce-report"))
     head = [h.strip().lower() for h in args.head.split(",") if h.strip()] if args.head else None
-    paths = build_report(runs, out, freq_csv=args.freq_csv, pairs=_parse_pairs(args.pair), n_boot=args.n_boot,
-                         seed=args.seed, n_head=args.n_head, head=head, train_counts_csv=args.train_counts,
+    paths = build_report(runs, out, freq_csv=args.freq_csv, freq_source=args.freq_source,
+                         pairs=_parse_pairs(args.pair), n_boot=args.n_boot, seed=args.seed, n_head=args.n_head,
+                         head=head, train_counts_csv=args.train_counts,
                          title=args.title)
     print(f"wrote {paths['markdown']} and {paths['html']}")
     return 0
@@ -74,6 +75,10 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories written by msce eval")
     p.add_argument("--out", help="output folder (default RUN/report for one run, else ./msce-report)")
     p.add_argument("--freq-csv", help="label,count CSV (e.g. Google Books Ngram counts) for the long-tail analysis")
+    p.add_argument("--freq-source", choices=["wordfreq", "ngram"], default="wordfreq",
+                   help="lexical frequencies in English and Chinese: wordfreq (offline proxy, default) or ngram "
+                        "(Google Books Ngram, the paper's source; cached answers in $MSCE_NGRAM_CACHE or "
+                        "~/.cache/msce/ngrams, endpoint $MSCE_NGRAM_URL)")
     p.add_argument("--pair", action="append", metavar="NORMAL:SHUFFLED", help="pair two runs for the FS analysis")
     p.add_argument("--n-head", type=int,
                    help="head = this many classes with the most training clips (default: the most frequent "

@@ -295,7 +295,7 @@ class ClassFrequencies:
         if self.source == "ngram":
             return f"Google Books Ngram {self.corpus} {self.years[0]}-{self.years[1]}"
         if self.source == "wordfreq":
-            return f"wordfreq ({lang}, proxy)"
+            return f"wordfreq ({lang})"
         return f"counts from {self.corpus}"
 
     def describe(self) -> str:

@@ -124,7 +124,8 @@ def _series(response: object, word: str, corpus: str, years: tuple[int, int], ur
     by_ngram = {}
     for item in response:
         if not isinstance(item, dict) or "ngram" not in item or "timeseries" not in item:
-            raise NgramError(f"the Ngram service at {url} answered a series without 'ngram'/'timeseries': {item!r:.200}")
+            raise NgramError(f"the Ngram service at {url} answered a series without 'ngram'/'timeseries': "
+                             f"{item!r:.200}")
         by_ngram.setdefault(item["ngram"], item["timeseries"])
     ts = by_ngram.get(f"{word} (All)", by_ngram.get(word))  # the case-insensitive sum first
     if ts is None:
@@ -203,7 +204,8 @@ def ngram_frequency(
             try:
                 response = json.loads(path.read_text(encoding="utf-8"))["response"]
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise NgramError(f"cached Ngram answer {path} is unreadable ({exc}); delete it to query again") from None
+                raise NgramError(f"cached Ngram answer {path} is unreadable ({exc}); "
+                                 "delete it to query again") from None
         else:
             params = {"content": word, "year_start": year_start, "year_end": year_end, "corpus": corpus,
                       "smoothing": smoothing}

@@ -33,6 +33,7 @@ def build_report(
     out_dir: str | os.PathLike,
     *,
     freq_csv: str | None = None,
+    freq_source: str = "wordfreq",
     pairs: Sequence[tuple[str, str]] = (),
     n_boot: int = 1000,
     seed: int = 0,
@@ -44,7 +45,10 @@ def build_report(
     """Write ``report.md``, ``report.html`` and ``figures/*.png`` into ``out_dir``.
 
     ``freq_csv``: ``label,count`` file of lexical counts used first for the long-tail
-    analysis (wordfreq English/Chinese follow). ``pairs``: explicit (normal, shuffled)
+    analysis; ``freq_source`` (``"wordfreq"``, an offline proxy, or ``"ngram"``, Google
+    Books Ngrams as in the paper) follows in English and Chinese. The section names each
+    source, corpus, years and words and gives Pearson r on raw and on log10 frequencies.
+    ``pairs``: explicit (normal, shuffled)
     run names. Head/tail classes for the asymmetry test, per run, first that applies:
     ``head`` (source "user"); the run's training class counts (``train_counts_csv``, a
     ``label,count`` file, else :func:`run_training_counts`), head = the ``n_head`` most
@@ -57,6 +61,7 @@ def build_report(
         compare_runs,
         fps_sweep,
         frequency_correlation,
+        frequency_correlations,
         load_frequency_csv,
         resolve_head_tail,
         shuffle_sensitivity,
@@ -176,11 +181,18 @@ def build_report(
     fig_n = 0
     primary: dict[tuple[str, ...], dict[str, float]] = {}
     for labels, rs in by_labels.items():
-        sources = frequency_sources(labels, freq_csv)
-        if not sources:
-            doc.p(f"No frequencies available for classes {list(labels)} (install wordfreq or pass --freq-csv).")
+        found = frequency_sources(labels, freq_csv, freq_source)
+        if not found:
+            doc.p(f"No frequencies available for classes {list(labels)} (install wordfreq, pass --freq-csv "
+                  f"or --freq-source ngram).")
             continue
+        sources = {title: dict(f.values) for title, f in found.items()}
         primary[labels] = next(iter(sources.values()))  # orients the class pairs of the asymmetry tables
+        for f in found.values():
+            doc.p(f"Frequency source: {f.describe()}")
+        if any(f.is_proxy for f in found.values()):
+            doc.p("wordfreq is a proxy, not the paper's source: the paper correlates F1 with Google Books Ngram "
+                  "frequencies (July 2024 corpora, Sec. 3.3); `--freq-source ngram` or `msce freq` uses those.")
         doc.table(["class"] + list(sources),
                   [[lab] + [f"{src[lab]:.3g}" for src in sources.values()] for lab in labels])
         rows = []
@@ -190,11 +202,14 @@ def build_report(
             f1 = dict(zip(rep.labels, rep.f1.tolist()))
             panel = {}
             for src_name, freq in sources.items():
-                c = frequency_correlation(f1, freq)
-                rows.append([r.name, src_name, c.r, fmt_p(c.p), c.rho, fmt_p(c.rho_p), c.n])
-                panel[src_name] = (freq, c)
+                cs = frequency_correlations(f1, freq)
+                for scale, c in cs.items():
+                    rows.append([r.name, src_name, scale, c.r, fmt_p(c.p), c.rho, fmt_p(c.rho_p), c.n])
+                panel[src_name] = (freq, cs["raw"])
             panels.append((r.name, f1, panel))
-        doc.table(["run", "frequency", "Pearson r", "p (two-tailed)", "Spearman ρ", "p", "classes"], rows)
+        doc.table(["run", "frequency", "scale", "Pearson r", "p (two-tailed)", "Spearman ρ", "p", "classes"], rows)
+        doc.p("Pearson r on raw frequencies is Eq. 1 of the paper; on log10 frequencies one head class spanning "
+              "orders of magnitude does not decide r. Spearman ρ is the same on both scales.")
         for name, f1, panel in panels:
             doc.image(f"frequency_{fig_n}.png", plot_frequency(panel, f1, name),
                       f"Per-class F1 against class-word frequency: {name}")
