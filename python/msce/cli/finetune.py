@@ -18,6 +18,10 @@ from msce.train.sampling import MODES
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
+    if args.backend == "classifier":
+        from msce.cli.finetune_classifier import cmd_finetune_classifier
+
+        return cmd_finetune_classifier(args)
     if args.strategy not in _TRAINABLE_STRATEGIES:
         raise ConfigError(f"--strategy must be one of {_TRAINABLE_STRATEGIES}, got {args.strategy!r}")
     dataset = _dataset_from_args(args)
@@ -110,6 +114,9 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--resample-each-epoch", action="store_true", help="draw a new balanced subset every epoch")
     m = p.add_argument_group("model and strategy")
     m.add_argument("--model", required=True, help="base model: local checkpoint directory or hub id")
+    m.add_argument("--backend", default="transformers", choices=["transformers", "classifier"],
+                   help="transformers: LoRA on a Qwen-VL model; classifier: a video-classification model "
+                        "(VideoMAE, TimeSformer, ViViT, V-JEPA 2), see --mode")
     m.add_argument("--strategy", required=True, choices=list(_TRAINABLE_STRATEGIES))
     m.add_argument("--fps", type=float, help="sampling rate (msce: keyframe rate)")
     m.add_argument("--strategy-opt", action="append", metavar="KEY=VALUE", help="extra strategy option (repeatable)")
@@ -151,4 +158,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     o.add_argument("--cache", help="response cache path (default $MSCE_CACHE or ~/.cache/msce/responses.sqlite)")
     o.add_argument("--on-error", default="raise", choices=["raise", "skip"], help="on undecodable media")
     o.add_argument("--no-progress", action="store_true")
+    from msce.cli.finetune_classifier import add_arguments
+
+    add_arguments(p)
     p.set_defaults(func=_cmd_finetune)
