@@ -13,8 +13,9 @@ A report holds, for the runs given:
   shuffled run the fraction of clips whose frame order changed and the mean normalized
   Kendall distance of the orders sent;
 * F1 against FPS for runs that differ only in sampling rate;
-* per-class F1 against lexical frequency (wordfreq English/Chinese, or the counts of
-  ``--freq-csv``) with Pearson r, two-tailed p and Spearman rho;
+* per-class F1 against lexical frequency (the counts of ``--freq-csv``, then
+  ``--freq-source``: wordfreq, a proxy, or Google Books Ngram, in English and Chinese)
+  with Pearson r and two-tailed p on raw and log10 frequencies, and Spearman rho;
 * per-class F1 against the training split's class counts (the paper's Fig. S3) with
   Pearson r and p, for runs whose training class counts are known;
 * head->tail vs tail->head confusion flows with an exact binomial test, with the head/tail
