@@ -18,6 +18,7 @@ from _deps import require_module
 
 transformers = require_module("transformers", "pip install 'msce[hf]'")
 from transformers import (  # noqa: E402
+    Glm4vVideoProcessor,
     InternVLVideoProcessor,
     LlavaNextVideoVideoProcessor,
     LlavaOnevisionVideoProcessor,
@@ -65,7 +66,7 @@ def test_family_matches_hf_video_processor(frames, model_type, cls, kwargs):
     ref = proc(videos=[frames], return_tensors="pt")
     target = msce.target_for(proc)
     if not kwargs:
-        assert target == msce.target_for(model_type)
+        assert target.to_dict() == msce.target_for(model_type).to_dict()
     got = msce.preprocess(frames, target).to_hf()
     _exact(got, ref, set(ref.keys()))
 
@@ -84,6 +85,9 @@ QWEN = [
     ("qwen2_vl", Qwen2VLVideoProcessor, {"size": {"shortest_edge": 3136, "longest_edge": 128 * 28 * 28}}),
     ("qwen3_vl", Qwen3VLVideoProcessor, {}),
     ("qwen3_vl", Qwen3VLVideoProcessor, {"size": {"shortest_edge": 4096, "longest_edge": 8 * 200 * 32 * 32}}),
+    ("glm4v", Glm4vVideoProcessor, {}),
+    ("glm4v", Glm4vVideoProcessor, {"size": {"shortest_edge": 12544, "longest_edge": 8 * 200 * 28 * 28}}),
+    ("glm4v", Glm4vVideoProcessor, {"size": {"shortest_edge": 12544, "longest_edge": 8 * 100 * 28 * 28}}),
 ]
 
 
@@ -92,9 +96,9 @@ def test_qwen_families_via_target_for(frames, model_type, cls, kwargs):
     proc = cls(**kwargs)
     ref = proc(videos=[frames], return_tensors="pt", do_sample_frames=False)
     target = msce.target_for(proc)
-    assert isinstance(target, msce.QwenVL)
+    assert isinstance(target, msce.QwenVL)  # Glm4V too: the same patch layout
     if not kwargs:
-        assert target.resolved_pixels == msce.target_for(model_type).resolved_pixels
+        assert target.to_dict() == msce.target_for(model_type).to_dict()
     _exact(msce.preprocess(frames, target).to_hf(), ref, {"pixel_values_videos", "video_grid_thw"})
 
 
@@ -124,7 +128,7 @@ def test_target_for_processor_with_video_part():
     assert msce.target_for(Processor()) == msce.targets.VideoLlava(shortest_edge=336, crop_size=(336, 336))
 
 
-@pytest.mark.parametrize("x", ["smolvlm", "glm4v", object()])
+@pytest.mark.parametrize("x", ["smolvlm", "not_a_model", object()])
 def test_target_for_unknown_names_supported(x):
     with pytest.raises(UnsupportedError, match="llava_next_video.*qwen2_5_vl"):
         msce.target_for(x)

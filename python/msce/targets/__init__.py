@@ -4,7 +4,7 @@
 family: ``qwen.py`` (:class:`QwenVL`: Qwen2-VL, Qwen2.5-VL, Qwen2.5-Omni, Qwen3-VL patches),
 ``frames.py`` (:class:`Frames`: plain frames), ``resize_crop.py`` (:class:`ResizeCrop`: HF's
 CLIP-style resize + center crop + normalize) with ``llava.py`` (LLaVA-NeXT-Video,
-Video-LLaVA, LLaVA-OneVision), ``internvl.py`` and ``videomae.py``; ``registry.py`` maps HF
+Video-LLaVA, LLaVA-OneVision), ``internvl.py``, ``videomae.py`` and ``glm4v.py`` (GLM-4.1V); ``registry.py`` maps HF
 processors, model directories and model types to them (:func:`target_for`).
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from msce.targets.base import Allocation, Target
 from msce.targets.frames import Frames
+from msce.targets.glm4v import Glm4V
 from msce.targets.internvl import InternVL
 from msce.targets.llava import LlavaNextVideo, LlavaOneVision, VideoLlava
 from msce.targets.qwen import QwenVL, patchify, smart_resize, smart_resize_video
@@ -20,5 +21,5 @@ from msce.targets.resize_crop import ResizeCrop
 from msce.targets.videomae import VideoMAE
 
 __all__ = ["Target", "Allocation", "QwenVL", "Frames", "ResizeCrop", "LlavaNextVideo", "VideoLlava",
-           "LlavaOneVision", "InternVL", "VideoMAE", "smart_resize", "smart_resize_video", "patchify",
+           "LlavaOneVision", "InternVL", "VideoMAE", "Glm4V", "smart_resize", "smart_resize_video", "patchify",
            "target_for", "SUPPORTED_MODEL_TYPES"]

@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from msce.errors import UnsupportedError
 from msce.targets.base import Target
+from msce.targets.glm4v import Glm4V
 from msce.targets.internvl import InternVL
 from msce.targets.llava import LlavaNextVideo, LlavaOneVision, VideoLlava
 from msce.targets.qwen import QwenVL
@@ -27,6 +28,7 @@ _BY_MODEL_TYPE: dict[str, Callable[[Any], Target]] = {
     "llava_onevision": LlavaOneVision.from_hf,
     "videomae": VideoMAE.from_hf,
     "internvl": InternVL.from_hf,
+    "glm4v": Glm4V.from_hf,
 }
 # HF processor class name -> builder
 _BY_CLASS: dict[str, Callable[[Any], Target]] = {
@@ -38,6 +40,7 @@ _BY_CLASS: dict[str, Callable[[Any], Target]] = {
     "VideoMAEVideoProcessor": VideoMAE.from_hf,
     "VideoMAEImageProcessor": VideoMAE.from_hf,
     "InternVLVideoProcessor": InternVL.from_hf,
+    "Glm4vVideoProcessor": Glm4V.from_hf,
 }
 SUPPORTED_MODEL_TYPES = tuple(sorted(_BY_MODEL_TYPE))
 SUPPORTED_PROCESSORS = tuple(sorted(_BY_CLASS))
