@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import warnings
 
 # Modules that contribute subcommands, in help order.
 _COMMAND_MODULES = (
@@ -20,7 +22,20 @@ _COMMAND_MODULES = (
     "msce.cli.report",
     "msce.cli.freq",
     "msce.cli.finetune",
+    "msce.cli.tiny_model",
 )
+
+
+def _quiet() -> None:
+    """Normal runs show msce's own output and one progress bar: no weight-loading bars,
+    library info logs or FutureWarnings (``-v/--verbose`` keeps them). The variables are
+    read when transformers / huggingface_hub are imported, which the commands do later."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    for category in (FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(transformers|torch|torchvision|peft)\b")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A usage mistake the command finds (:class:`msce.cli._options.UsageError`)
+    prints one line naming the flag and returns 2, as argparse's own checks do; other msce
+    errors and OS errors (a missing file, a refused permission) print one line and return 1;
+    Ctrl-C returns 130 and says how to resume."""
+    from msce.cli._options import UsageError
     from msce.errors import MsceError
 
     parser = build_parser()
@@ -51,13 +71,22 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if not getattr(args, "verbose", False):
+        _quiet()
+    prog = f"msce {args.command}" if getattr(args, "command", None) else "msce"
     try:
         return int(args.func(args) or 0)
-    except MsceError as exc:
-        print(f"msce: error: {exc}", file=sys.stderr)
+    except UsageError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except (MsceError, OSError) as exc:
+        text = str(exc) if isinstance(exc, MsceError) else f"{type(exc).__name__}: {exc}"
+        print(f"{prog}: error: {text}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("msce: interrupted", file=sys.stderr)
+        hint = {"eval": " Finished videos are saved: rerun the same command to resume where it stopped.",
+                "finetune": " Checkpoints are saved: rerun it with --resume latest to continue."}.get(args.command, "")
+        print(f"\n{prog}: interrupted.{hint}", file=sys.stderr)
         return 130
 
 

@@ -4,33 +4,94 @@ directory (:func:`msce.eval.runner.run_eval`)."""
 from __future__ import annotations
 
 import argparse
+import inspect
+import os
 import sys
 from pathlib import Path
 
-from msce.cli._options import (_build_split, _dataset_from_args, _kv, _slug, _strategy_options, default_cache_path,
-                               make_strategy)
-from msce.errors import ConfigError
+from msce.cli._options import (BACKEND_FLAGS, HelpFormatter, UsageError, _build_split, _dataset_from_args, _kv, _slug,
+                               _strategy_options, backend_class, construct, default_cache_path, make_strategy)
+from msce.errors import BackendError
 from msce.eval.runlog import SPLIT_FILE
-from msce.eval.runner import _digest_ids, run_eval
+from msce.eval.runner import MEDIA_ERRORS, _digest_ids, run_eval
 from msce.models.backends._url import redact_urls
+
+#: Seconds the server check before a run waits for ``GET /models`` at most (or --timeout when shorter).
+PREFLIGHT_TIMEOUT = 10.0
+TINY_MARKER = "msce_tiny.json"  # written by msce.testing.tiny.make_tiny_model
+
+
+def _looks_local(model: str) -> bool:
+    """A --model that names a folder on this machine rather than a hub repo id (``org/name``)."""
+    if model.startswith(("/", "./", "../", "~", ".\\")) or os.sep != "/" and os.sep in model:
+        return True
+    return model.count("/") > 1 or Path(model).exists() or ("/" in model and Path(model).parent.is_dir())
+
+
+def _backend_options(args: argparse.Namespace, name: str, cls: type) -> tuple[dict, dict]:
+    opts = {"model": args.model}
+    origin = {"model": "--model"}
+    for key, value in _kv(args.backend_opt, "--backend-opt").items():
+        opts[key] = value
+        origin[key] = "--backend-opt"
+    accepted = inspect.signature(cls).parameters
+    for key, flag in BACKEND_FLAGS.items():
+        value = getattr(args, key, None)
+        if key == "model" or value is None:
+            continue
+        if key not in accepted:
+            raise UsageError(f"{flag} does not apply to the {name} backend (it accepts: {', '.join(accepted)})")
+        opts[key] = value
+        origin[key] = flag
+    return opts, origin
+
+
+def _make_backend(args: argparse.Namespace, name: str):
+    cls = backend_class(name)
+    opts, origin = _backend_options(args, name, cls)
+    if name in ("transformers", "classifier") and _looks_local(args.model) \
+            and not Path(args.model).expanduser().is_dir():
+        raise UsageError(f"--model: no such model directory: {args.model}")
+    backend = construct(cls, f"--backend {name}", opts, origin)
+    if hasattr(backend, "preflight"):  # a server: it must answer and serve the model before anything is written
+        timeout = min(PREFLIGHT_TIMEOUT, float(getattr(backend, "timeout", PREFLIGHT_TIMEOUT)))
+        try:
+            backend.preflight(timeout=timeout)
+        except BackendError as exc:
+            raise BackendError(f"server check failed: {exc} (check --base-url, --model and --timeout)") from None
+    return backend, opts
+
+
+def _tiny_model(model: str) -> bool:
+    path = Path(model).expanduser()
+    return (path / TINY_MARKER).is_file()
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be >= 1 (got {args.limit}); leave it out to evaluate the whole split")
     dataset = _dataset_from_args(args)
     split = _build_split(args, dataset)
     samples = split.test_samples(dataset)
-
-    from msce.models.backends import get_backend
+    notes: list[str] = []
+    skipped = list(getattr(dataset, "skipped", ()) or ())
+    if skipped:
+        print(f"--skip-missing: dropped {len(skipped)} annotated clip(s) without media "
+              f"(first: {', '.join(map(str, skipped[:5]))})", file=sys.stderr)
 
     backend_name = args.backend or ("openai" if args.base_url else "transformers")
-    backend_opts = {"model": args.model, **_kv(args.backend_opt, "--backend-opt")}
-    if args.base_url:
-        backend_opts["base_url"] = args.base_url
-    if args.adapter:
-        if backend_name != "transformers":
-            raise ConfigError("--adapter needs the transformers backend (a server applies its own adapters)")
-        backend_opts["adapter"] = args.adapter
-    strategy = make_strategy(args.strategy, **_strategy_options(args))
+    if args.adapter and backend_name != "transformers":
+        raise UsageError("--adapter needs the transformers backend (a server applies its own adapters)")
+    strategy_opts, origin = _strategy_options(args)
+    strategy = make_strategy(args.strategy, origin, **strategy_opts)
+    if type(strategy).__name__ == "Dense" and getattr(strategy, "fps", None) == 1.0:
+        notes.append("dense at 1 FPS samples exactly the frames of sparse at 1 FPS (the same plan): "
+                     "this run equals a --strategy sparse --fps 1 run")
+    tiny = _tiny_model(args.model)
+    if tiny:
+        notes.append(f"{args.model} is a tiny random-weight model (msce tiny-model): its answers are meaningless")
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
 
     out = args.out
     if out is None:
@@ -53,15 +114,22 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         "test_sha256": _digest_ids(split.test),
         "file": SPLIT_FILE,
     }
+    # the model loads (and a server is checked) before the run directory exists: a failure leaves nothing behind
+    backend, backend_opts = _make_backend(args, backend_name)
     Path(out).mkdir(parents=True, exist_ok=True)
     split.save(Path(out) / SPLIT_FILE)
 
+    extra = {"backend_name": backend_name,
+             "backend_options": {k: redact_urls(v) if isinstance(v, str) else v
+                                 for k, v in backend_opts.items() if "key" not in k.lower() or k == "api_key_env"},
+             "notes": notes, "tiny_model": tiny}
+    if skipped:
+        extra["skipped_missing"] = {"count": len(skipped), "ids": [str(i) for i in skipped]}
     cache = None
     if not args.no_cache:
         from msce.models.cache import ResponseCache
 
         cache = ResponseCache(args.cache or default_cache_path())
-    backend = get_backend(backend_name, **backend_opts)
     try:
         res = run_eval(
             dataset,
@@ -72,15 +140,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             cache,
             split=split_info,
             seed=args.seed,
-            extra_config={"backend_name": backend_name,
-                          "backend_options": {k: redact_urls(v) if isinstance(v, str) else v
-                                              for k, v in backend_opts.items() if "key" not in k.lower()}},
+            extra_config=extra,
             limit=args.limit,
             on_error=args.on_error,
             progress=not args.no_progress,
             n_boot=args.n_boot,
             command=["msce"] + sys.argv[1:],
+            batch_size=args.batch_size,
+            concurrency=args.concurrency,
+            prefetch=args.prefetch,
         )
+    except MEDIA_ERRORS as exc:
+        print(f"msce eval: error: {exc}; pass --on-error skip to record clips that fail like this in "
+              f"{Path(out) / 'errors.jsonl'} and go on (finished videos are kept: rerun to resume)", file=sys.stderr)
+        return 1
     finally:
         if cache is not None:
             cache.close()
@@ -90,7 +163,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         f"({res.n_new} new, {res.n_resumed} resumed, {res.n_failed} failed) | "
         f"macro-F1 {r.macro_f1:.4f}  UAR {r.uar:.4f}  WAR {r.war:.4f}  invalid {r.invalid_rate:.3f}"
     )
+    if tiny:
+        print("note: tiny random-weight model: these scores are meaningless", file=sys.stderr)
     return 0 if res.complete or args.on_error == "skip" else 1
+
+
+def _server_default(name: str):
+    from msce.models.backends.openai_api import OpenAIBackend
+
+    return inspect.signature(OpenAIBackend).parameters[name].default
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -98,7 +179,9 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "eval",
         help="evaluate a strategy and a model on DFEW, MAFW or your own videos",
-        description="Run a strategy over a dataset split, writing a resumable run directory.",
+        description="Run a strategy over a dataset split, writing a resumable run directory. Every option of "
+                    "every backend and strategy is listed in docs/cli.md.",
+        formatter_class=HelpFormatter,
     )
     d = p.add_argument_group("data")
     d.add_argument("--dataset", required=True, choices=["dfew", "mafw", "generic"])
@@ -106,34 +189,73 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("--labels", help="generic only: 'dfew', 'mafw' or comma-separated class names")
     d.add_argument("--media", default="auto", choices=["auto", "video", "frames"], help="videos or frame folders")
     d.add_argument("--media-dir", help="folder of clips or frame folders (relative to --root or absolute)")
-    d.add_argument("--skip-missing", action="store_true", help="drop annotated clips whose media are missing")
+    d.add_argument("--skip-missing", action="store_true",
+                   help="drop annotated clips whose media are missing (the count is printed and stored in "
+                        "config.json under extra.skipped_missing)")
     d.add_argument("--split", default="balanced", choices=["balanced", "official", "all"])
     d.add_argument("--fold", type=int, default=1, help="official fold (1..5)")
-    d.add_argument("--n-per-class", type=int, help="balanced split size per class (MAFW 45, DFEW 100)")
+    d.add_argument("--n-per-class", type=int,
+                   help="balanced split size per class (default MAFW 45, DFEW 100; required for generic data)")
     d.add_argument("--split-file", help="load this split file if it exists, else save the split there")
-    d.add_argument("--limit", type=int, help="evaluate only N test videos, taken round-robin over classes")
+    d.add_argument("--limit", type=int, help="evaluate only N >= 1 test videos, taken round-robin over classes")
     m = p.add_argument_group("model and strategy")
-    m.add_argument("--model", required=True, help="model path / hub id, or the served model name")
+    m.add_argument("--model", required=True,
+                   help="local model directory / hub id (transformers), or the served model name (--base-url)")
     m.add_argument("--adapter", help="PEFT adapter directory applied to --model (e.g. from msce finetune)")
-    m.add_argument("--backend", help="transformers | openai | package.module:Class (default: openai with --base-url)")
-    m.add_argument("--base-url", help="OpenAI-compatible server URL (API key from the environment)")
-    m.add_argument("--backend-opt", action="append", metavar="KEY=VALUE", help="extra backend option (repeatable)")
+    m.add_argument("--backend",
+                   help="transformers | openai | classifier | package.module:Class (default: openai with "
+                        "--base-url, else transformers)")
+    m.add_argument("--backend-opt", action="append", metavar="KEY=VALUE",
+                   help="any other backend option (repeatable; docs/cli.md lists them)")
     m.add_argument("--strategy", required=True,
                    help="sparse | dense | shuffled | msce | sparse-images | msce-notext (msce's controls) | "
                         "package.module:Class")
     m.add_argument("--fps", type=float, help="sampling rate (msce and its controls: keyframe rate)")
-    m.add_argument("--strategy-opt", action="append", metavar="KEY=VALUE", help="extra strategy option (repeatable)")
+    m.add_argument("--strategy-opt", action="append", metavar="KEY=VALUE",
+                   help="any other strategy option (repeatable; docs/cli.md lists them)")
     m.add_argument("--visual-prompt", metavar="NAME",
                    help="paper Appendix S1 visual prompt applied to the frames: red_circle | motion_heatmap | "
                         "focused_heatmap | montage | flow_arrows | point_tracks (msce.models.visual_prompts)")
     m.add_argument("--visual-prompt-opt", action="append", metavar="KEY=VALUE",
                    help="visual prompt parameter, e.g. thickness=0.05 (repeatable)")
     m.add_argument("--seed", type=int, default=0, help="seed of the balanced split, shuffles and bootstrap")
+    lo = p.add_argument_group("local model (transformers, classifier)")
+    lo.add_argument("--device", help="torch device, e.g. cuda, cuda:1, cpu (default: cuda when available)")
+    lo.add_argument("--dtype", help="weights dtype: auto | bfloat16 | float16 | float32 (default: auto, the "
+                                    "checkpoint's)")
+    lo.add_argument("--min-pixels", type=int, help="smallest frame area in pixels (Qwen-VL resize; default: "
+                                                   "the model's processor)")
+    lo.add_argument("--max-pixels", type=int, help="largest frame area in pixels (Qwen-VL resize; default: "
+                                                   "the model's processor)")
+    sv = p.add_argument_group("server (openai)")
+    sv.add_argument("--base-url", help="OpenAI-compatible server URL, e.g. http://localhost:8000/v1; before the "
+                                       "run msce checks that it answers GET /models and serves --model")
+    sv.add_argument("--timeout", type=float, metavar="SECONDS",
+                    help=f"connect/read timeout of every request (default: {_server_default('timeout'):g}); the "
+                         f"server check before the run waits min(--timeout, {PREFLIGHT_TIMEOUT:g}) s, once")
+    sv.add_argument("--max-retries", type=int,
+                    help=f"retries of a request after a timeout, connection error, 429 or 5xx "
+                         f"(default: {_server_default('max_retries')})")
+    sv.add_argument("--api-key-env", metavar="VAR",
+                    help=f"environment variable holding the API key (default: {_server_default('api_key_env')} "
+                         f"is read; unset = no Authorization header)")
     o = p.add_argument_group("output")
     o.add_argument("--out", help="run directory (default runs/<dataset>-<split>-<strategy>-<model>)")
     o.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
     o.add_argument("--cache", help="response cache path (default $MSCE_CACHE or ~/.cache/msce/responses.sqlite)")
-    o.add_argument("--on-error", default="raise", choices=["raise", "skip"], help="on undecodable media")
+    o.add_argument("--on-error", default="raise", choices=["raise", "skip"],
+                   help="on undecodable media: stop, or record the clip in errors.jsonl and go on")
     o.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for confidence intervals")
-    o.add_argument("--no-progress", action="store_true")
+    o.add_argument("--no-progress", action="store_true", help="no progress bar")
+    o.add_argument("-v", "--verbose", action="store_true",
+                   help="show library logs, weight-loading progress bars and warnings")
+    t = p.add_argument_group("throughput (results as in a sequential run; docs/evaluation.md, \"Throughput\")")
+    t.add_argument("--batch-size", type=int, default=1, metavar="N",
+                   help="answer the model steps of N videos in one generate call (transformers: one left-padded "
+                        "batch; MSCE: stage 1 of N videos, then their stage 2)")
+    t.add_argument("--concurrency", type=int, default=1, metavar="N",
+                   help="generate calls in flight at once, across videos (a server answers N videos together)")
+    t.add_argument("--prefetch", type=int, metavar="N",
+                   help="videos in flight at most, decoded ahead while the model works (default: "
+                        "2 x max(batch size, concurrency, 2) when --batch-size or --concurrency is above 1)")
     p.set_defaults(func=_cmd_eval)

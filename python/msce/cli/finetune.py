@@ -26,7 +26,8 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         raise ConfigError(f"--strategy must be one of {_TRAINABLE_STRATEGIES}, got {args.strategy!r}")
     dataset = _dataset_from_args(args)
     split = _build_split(args, dataset)
-    strategy = make_strategy(args.strategy, **_strategy_options(args))
+    strategy_opts, origin = _strategy_options(args)
+    strategy = make_strategy(args.strategy, origin, **strategy_opts)
 
     backend_opts = _kv(args.backend_opt, "--backend-opt")
     for key in ("min_pixels", "max_pixels"):

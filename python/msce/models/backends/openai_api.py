@@ -306,6 +306,51 @@ class OpenAIBackend:
                 self._listing = self._fetch_listing()
             return dict(self._listing)
 
+    def preflight(self, timeout: float | None = None) -> dict:
+        """Check, before a run, that the server answers and serves :attr:`model`.
+
+        One ``GET {base_url}/models`` with ``timeout`` seconds to connect and to read
+        (default :attr:`timeout`), no retries: a refused connection fails at once, a server
+        that accepts but never answers fails after ``timeout``. Raises
+        :class:`msce.errors.BackendError` saying which (connection, timeout, HTTP status)
+        or, when the listing does not name the model, which models the server serves. A
+        server without a listing (HTTP 404) passes with a warning. The listing is kept for
+        :meth:`fingerprint` (no second request); returns :meth:`model_listing`.
+        """
+        wait = self.timeout if timeout is None else float(timeout)
+        if wait <= 0:
+            raise ConfigError(f"preflight timeout must be > 0, got {timeout!r}")
+        url = self._url.public_endpoint("models")
+        key = self._api_key()
+        started = self._clock()
+        try:
+            payload, headers = self._send("GET", "models", None, key, timeout=wait)
+        except _Failure as exc:
+            self._record(Attempt(-1, 1, started, exc.status, None))
+            if exc.status == 404:
+                log.warning("%s: no model listing (%s); the cache fingerprint names the server only", url, exc)
+                with self._listing_lock:
+                    self._listing = {"listed": False, "reason": f"{url}: {exc}", "revision": None}
+                return self.model_listing()
+            if exc.status == "timeout":
+                raise BackendError(f"{url}: no answer within {wait:g}s (the server accepted the connection but "
+                                   f"did not reply)") from None
+            if exc.status == "connection":
+                raise BackendError(f"{url}: cannot connect ({exc}); is the server running on this host and "
+                                   f"port?") from None
+            raise BackendError(f"{url}: {exc}") from None
+        self._record(Attempt(-1, 1, started, 200, None))
+        listing = self._listing_from(payload, headers)
+        if not listing["listed"]:
+            served = listing.get("served")
+            if served is not None:
+                raise BackendError(f"{url}: the server does not serve model {self.model!r}; it serves: "
+                                   f"{', '.join(map(str, served)) or 'nothing'}")
+            log.warning("%s: %s; the cache fingerprint names the server only", url, listing["reason"])
+        with self._listing_lock:
+            self._listing = {k: v for k, v in listing.items() if k != "served"}
+        return self.model_listing()
+
     def generate(self, requests: Sequence[Request], params: GenerationParams) -> list[str]:
         for r in requests:
             check_request(r)
@@ -397,8 +442,11 @@ class OpenAIBackend:
 
         return self._with_retries("chat/completions", index, send)
 
-    def _send(self, method: str, path: str, body: bytes | None, key: str | None) -> tuple[bytes, Any]:
-        """One HTTP exchange: (payload, response headers), or :class:`_Failure`."""
+    def _send(self, method: str, path: str, body: bytes | None, key: str | None,
+              timeout: float | None = None) -> tuple[bytes, Any]:
+        """One HTTP exchange: (payload, response headers), or :class:`_Failure`; ``timeout``
+        overrides :attr:`timeout` (connect and each read)."""
+        timeout = self.timeout if timeout is None else timeout
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -411,7 +459,7 @@ class OpenAIBackend:
         with self._count_lock:
             self.http_attempts += 1
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
                 return resp.read(), resp.headers
         except urllib.error.HTTPError as exc:
             try:
@@ -424,11 +472,11 @@ class OpenAIBackend:
             raise _Failure(message, exc.code, exc.code in _RETRY_STATUS,
                            _parse_retry_after(exc.headers.get("Retry-After"))) from None
         except (TimeoutError, socket.timeout) as exc:
-            raise _Failure(f"timed out after {self.timeout:g}s ({type(exc).__name__})", "timeout", True) from None
+            raise _Failure(f"timed out after {timeout:g}s ({type(exc).__name__})", "timeout", True) from None
         except urllib.error.URLError as exc:
             reason = exc.reason
             if isinstance(reason, (TimeoutError, socket.timeout)):
-                raise _Failure(f"timed out after {self.timeout:g}s", "timeout", True) from None
+                raise _Failure(f"timed out after {timeout:g}s", "timeout", True) from None
             raise _Failure(self._redact(f"connection error: {reason}", key), "connection", True) from None
         except (ConnectionError, OSError, http.client.HTTPException) as exc:
             raise _Failure(self._redact(f"connection error: {type(exc).__name__}: {exc}", key), "connection",
@@ -459,6 +507,14 @@ class OpenAIBackend:
         except BackendError as exc:  # e.g. HTTP 404: a server without a model listing
             log.warning("%s: no model listing (%s); the cache fingerprint names the server only", self.base_url, exc)
             return {"listed": False, "reason": str(exc), "revision": None}
+        listing = self._listing_from(payload, headers)
+        if "served" in listing:
+            log.warning("%s: the model listing does not name %r", self.base_url, self.model)
+        return {k: v for k, v in listing.items() if k != "served"}
+
+    def _listing_from(self, payload: bytes, headers: Any) -> dict:
+        """:meth:`model_listing`'s answer from a ``/models`` body; when the listing is
+        readable but lacks the model, ``served`` holds the ids it lists."""
         try:
             data = json.loads(payload.decode("utf-8"))
             entries = data["data"]
@@ -469,8 +525,9 @@ class OpenAIBackend:
         wanted = (self.model, f"models/{self.model}")  # Gemini lists "models/<name>"
         entry = next((e for e in entries if isinstance(e, dict) and e.get("id") in wanted), None)
         if entry is None:
-            log.warning("%s: the model listing does not name %r", self.base_url, self.model)
-            return {"listed": False, "reason": f"model {self.model!r} is not in the listing", "revision": None}
+            served = [e.get("id") for e in entries if isinstance(e, dict)]
+            return {"listed": False, "reason": f"model {self.model!r} is not in the listing", "revision": None,
+                    "served": served}
         entry = {k: v for k, v in entry.items() if k != "permission"}
         revision = {k: v for k, v in sorted(entry.items()) if k not in _NOT_IDENTIFYING}
         created = revision.get("created")
