@@ -33,6 +33,7 @@ def rgb_frames(n: int, h: int = 24, w: int = 32, seed: int = 0, fps: float = 10.
 # ---------------------------------------------------------------------------------
 # A local chat-completions server for the openai backend tests.
 # ---------------------------------------------------------------------------------
+import hashlib  # noqa: E402
 import json  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
@@ -59,8 +60,12 @@ class FakeChatServer:
     * ``hangonce``: never answers the first attempt, then ok.
 
     Any other first text is ``ok``; with ``answer`` set, ``ok`` answers that text instead
-    of the echo (a stand-in for a model that always says one thing). The first
-    ``fail_first`` chat requests, whatever their text, get a 500.
+    of the echo (a stand-in for a model that always says one thing); with ``answers`` set,
+    ``ok`` answers ``answers[k]`` where k is chosen by a digest of the request's images (a
+    stand-in for a model whose answer depends on what it sees). The first
+    ``fail_first`` chat requests, whatever their text, get a 500. ``delay`` seconds are
+    slept before answering every chat request (a model that takes its time; requests are
+    served concurrently, one thread each).
 
     ``GET /v1/models`` lists ``models`` (default: one vLLM-like entry for
     ``model_name`` whose ``created`` is the time of the listing and whose
@@ -74,7 +79,8 @@ class FakeChatServer:
 
     def __init__(self, retry_after: str = "0.3", slow_s: float = 1.0, hold_s: float = 0.2,
                  expect_key: str | None = None, answer: str | None = None, model_name: str = "tiny-vlm",
-                 models: list[dict] | None = None, models_status: int = 200, fail_first: int = 0):
+                 models: list[dict] | None = None, models_status: int = 200, fail_first: int = 0,
+                 delay: float = 0.0, answers: list[str] | None = None):
         self.retry_after = retry_after
         self.slow_s = slow_s
         self.hold_s = hold_s
@@ -84,6 +90,8 @@ class FakeChatServer:
         self.models = models
         self.models_status = models_status
         self.fail_first = fail_first
+        self.delay = float(delay)
+        self.answers = answers
         self.chats = 0
         self.listings = 0
         self._release = threading.Event()
@@ -182,6 +190,8 @@ class FakeChatServer:
             self.chats += 1
             failing = self.chats <= self.fail_first
         scenario = first.split(":", 1)[0]
+        if self.delay:
+            time.sleep(self.delay)
         if h.path.split("?", 1)[0] != "/v1/chat/completions":
             return h._send(404, b'{"error": "not found"}')
         if self.expect_key is not None and auth != f"Bearer {self.expect_key}":
@@ -208,6 +218,9 @@ class FakeChatServer:
             self._release.wait(60.0)  # the client times out long before
             return None
         answer = self.answer if self.answer is not None else f"echo {first} images={len(images)}"
+        if self.answers:
+            seen = hashlib.sha256("".join(c["image_url"]["url"] for c in images).encode()).digest()
+            answer = self.answers[int.from_bytes(seen[:4], "big") % len(self.answers)]
         body = {"id": "x", "object": "chat.completion", "model": payload.get("model"),
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
                              "finish_reason": "stop"}]}

@@ -18,10 +18,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from msce.errors import ConfigError, DatasetError, DecodeError, PlanError
 from msce.eval.metrics import ClassificationReport, Predictions, bootstrap_ci
+from msce.eval.pipeline import Execution, Outcome, run_pipelined
 # The run log's names, and Run/load_run, are re-exported: ``msce.eval.runner`` stays the one
 # import for writing and reading runs (msce.train imports SPLIT_FILE, PredictionLog,
 # environment_info and _json_default from here).
@@ -134,6 +135,45 @@ def _result_dict(result: Any) -> dict:
     if missing:
         raise ConfigError(f"strategy result lacks {missing}; see docs/strategy-contract.md")
     return d
+
+
+def _record(sample: Any, result: Any, names: Sequence[str], wall: float) -> dict:
+    """The predictions.jsonl record of one finished video."""
+    res = _result_dict(result)
+    parsed = res.get("parsed")
+    rec = {
+        "id": str(sample.id),
+        "label": sample.label,
+        "path": os.fspath(sample.path),
+        "parsed": parsed,
+        "correct": parsed == sample.label,
+        "valid": parsed in names,
+    }
+    for k, v in res.items():
+        if k not in rec:
+            rec[k] = v
+    rec["wall_s"] = round(wall, 6)
+    return rec
+
+
+def _sequential(todo: Sequence[Any], strategy: Any, labels: Any, backend: Any, cache: Any, pass_id: bool,
+                on_error: str) -> Iterator[Outcome]:
+    """One video after the other in this thread (the reference the pipelined executor
+    matches). A media error is handed on as an Outcome with ``on_error="skip"``; every
+    other exception propagates at once."""
+    for pos, s in enumerate(todo):
+        t0 = time.perf_counter()
+        try:
+            if pass_id:
+                result = strategy.run(s.path, labels, backend, cache, sample_id=str(s.id))
+            else:
+                result = strategy.run(s.path, labels, backend, cache)
+        except MEDIA_ERRORS as exc:
+            if on_error != "skip":
+                raise
+            yield Outcome(pos, error=exc, wall_s=time.perf_counter() - t0)
+            continue
+        yield Outcome(pos, result=result, wall_s=time.perf_counter() - t0)
 
 
 # --------------------------------------------------------------------------- progress
@@ -264,6 +304,10 @@ def run_eval(
     progress: bool = True,
     n_boot: int = 1000,
     command: Sequence[str] | None = None,
+    batch_size: int = 1,
+    concurrency: int = 1,
+    prefetch: int | None = None,
+    decode_workers: int | None = None,
 ) -> EvalResult:
     """Run ``strategy`` with ``backend`` over ``samples``, writing and resuming ``out_dir``.
 
@@ -278,9 +322,18 @@ def run_eval(
 
     Resuming into a directory whose config names another dataset, label list, split,
     strategy config or model raises ConfigError (use a new ``out_dir``).
+
+    ``batch_size``, ``concurrency``, ``prefetch`` and ``decode_workers`` choose the
+    pipelined executor (:mod:`msce.eval.pipeline`): videos decoded ahead while the model
+    works, the model steps of ``batch_size`` videos in one generate call, ``concurrency``
+    calls in flight. Predictions are written in the same order and are the same as the
+    sequential runner's (all defaults); batched calls left-pad their prompts
+    (docs/evaluation.md, "Throughput"). Each session records its execution in the config.
     """
     if on_error not in ("raise", "skip"):
         raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    execution = Execution(batch_size=batch_size, concurrency=concurrency, prefetch=prefetch,
+                          decode_workers=decode_workers)
     labels = _labels_of(dataset)
     names = list(labels.names)
     samples = list(samples)
@@ -354,6 +407,7 @@ def run_eval(
                 "requested": len(samples),
                 "already_done": sum(1 for i in ids if i in log.done),
                 "environment": environment_info(),
+                "execution": execution.to_dict(),
             }
         )
         _write_json_atomic(cfg_path, config)
@@ -369,43 +423,33 @@ def run_eval(
         pass_id = _accepts_sample_id(strategy)
         n_new = 0
         try:
-            for s in todo:
-                t0 = time.perf_counter()
-                try:
-                    if pass_id:
-                        result = strategy.run(s.path, labels, backend, cache, sample_id=str(s.id))
-                    else:
-                        result = strategy.run(s.path, labels, backend, cache)
-                except MEDIA_ERRORS as exc:
-                    if on_error != "skip":
-                        raise
-                    failed.append(str(s.id))
-                    with open(out / ERRORS_FILE, "a", encoding="utf-8") as f:
-                        f.write(_dumps({"id": str(s.id), "path": os.fspath(s.path), "error": type(exc).__name__,
-                                        "message": str(exc), "time": now}) + "\n")
+            if execution.sequential:
+                outcomes = _sequential(todo, strategy, labels, backend, cache, pass_id, on_error)
+            else:
+                outcomes = run_pipelined(todo, strategy, labels, backend, cache, execution, pass_id=pass_id,
+                                         fatal=lambda exc: on_error != "skip" or not isinstance(exc, MEDIA_ERRORS))
+            try:
+                for o in outcomes:
+                    s = todo[o.position]
+                    if o.error is not None:
+                        if on_error != "skip" or not isinstance(o.error, MEDIA_ERRORS):
+                            raise o.error
+                        failed.append(str(s.id))
+                        with open(out / ERRORS_FILE, "a", encoding="utf-8") as f:
+                            f.write(_dumps({"id": str(s.id), "path": os.fspath(s.path),
+                                            "error": type(o.error).__name__, "message": str(o.error),
+                                            "time": now}) + "\n")
+                        bar.advance(n_correct, len(scored), n_invalid)
+                        continue
+                    rec = _record(s, o.result, names, o.wall_s)
+                    log.append(rec)
+                    n_new += 1
+                    scored.append(rec)
+                    n_correct += int(rec["correct"])
+                    n_invalid += int(rec["parsed"] is None or rec["parsed"] not in names)
                     bar.advance(n_correct, len(scored), n_invalid)
-                    continue
-                wall = time.perf_counter() - t0
-                res = _result_dict(result)
-                parsed = res.get("parsed")
-                rec = {
-                    "id": str(s.id),
-                    "label": s.label,
-                    "path": os.fspath(s.path),
-                    "parsed": parsed,
-                    "correct": parsed == s.label,
-                    "valid": parsed in names,
-                }
-                for k, v in res.items():
-                    if k not in rec:
-                        rec[k] = v
-                rec["wall_s"] = round(wall, 6)
-                log.append(rec)
-                n_new += 1
-                scored.append(rec)
-                n_correct += int(rec["correct"])
-                n_invalid += int(parsed is None or parsed not in names)
-                bar.advance(n_correct, len(scored), n_invalid)
+            finally:
+                outcomes.close()
         finally:
             bar.close()
 

@@ -44,8 +44,14 @@ the variant's config is in ``config()["visual_prompt"]`` and
 ``StrategyResult.extra["visual_prompt"]``. A montage sends each video (each MSCE gap) as
 one grid image; ``frame_indices`` still lists every frame composed into it.
 
-Modules: ``base`` (:class:`StrategyResult`, the :class:`Strategy` protocol, shared
-helpers), ``frames`` (Sparse, Dense, Shuffled) and ``msce`` (MSCE and its two controls);
+Every built-in strategy also offers ``steps(...)``: its run as a generator that yields
+one :class:`ModelStep` per model stage (decoding happens before the first), so a runner can
+decode several videos ahead and answer the steps of several videos in one batch
+(msce.eval.pipeline); ``run`` drives the same generator with the cache
+(:func:`drive_steps`), so both paths send identical requests.
+
+Modules: ``base`` (:class:`StrategyResult`, :class:`ModelStep`, the :class:`Strategy`
+protocol, shared helpers), ``frames`` (Sparse, Dense, Shuffled) and ``msce`` (MSCE and its two controls);
 this package holds the registry (:func:`get_strategy`, :func:`available_strategies`) and
 re-exports every public name.
 """
@@ -55,7 +61,8 @@ from __future__ import annotations
 from typing import Any
 
 from msce.errors import ConfigError
-from msce.models.strategies.base import (DEFAULT_ANSWER_TOKENS, DEFAULT_STAGE1_TOKENS, Strategy, StrategyResult,
+from msce.models.strategies.base import (DEFAULT_ANSWER_TOKENS, DEFAULT_STAGE1_TOKENS, ModelStep, Strategy,
+                                         StrategyResult, drive_steps,
                                          _materialize)  # _materialize: msce.train.encoding builds requests with it
 from msce.models.strategies.frames import Dense, Shuffled, Sparse
 from msce.models.strategies.msce import MSCE, MSCENoText, SparseImages
@@ -63,6 +70,8 @@ from msce.models.strategies.msce import MSCE, MSCENoText, SparseImages
 __all__ = [
     "Strategy",
     "StrategyResult",
+    "ModelStep",
+    "drive_steps",
     "Sparse",
     "Dense",
     "Shuffled",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Generator, Protocol, Sequence
 
 from msce.errors import ConfigError
 from msce.labels import LabelSet
@@ -17,7 +17,7 @@ from msce.models.visual_prompts import get_visual_prompt
 
 if TYPE_CHECKING:  # pragma: no cover
     from msce.models.backends.base import Backend
-    from msce.models.cache import ResponseCache
+    from msce.models.cache import CachedGeneration, ResponseCache
 
 
 DEFAULT_ANSWER_TOKENS = 32
@@ -63,6 +63,44 @@ class Strategy(Protocol):
     def run(self, video: str | os.PathLike, labels: LabelSet, backend: "Backend",
             cache: "ResponseCache | None" = None) -> StrategyResult:
         ...
+
+
+@dataclass(frozen=True)
+class ModelStep:
+    """What a stepped strategy needs answered before it can go on: ``requests`` decoded
+    with ``params``, all in one generate call (docs/strategy-contract.md, "Steps").
+
+    A strategy's optional ``steps(video, labels, backend, *, sample_id=None)`` is a
+    generator that does its decoding and preprocessing, yields one ModelStep per model
+    stage, receives that stage's :class:`msce.models.cache.CachedGeneration` (texts in
+    request order, which came from the cache, how many model calls were made) and
+    returns the :class:`StrategyResult`. A step may hold no requests (it is answered
+    with an empty generation and no model call).
+    """
+
+    requests: list
+    params: GenerationParams
+
+
+#: The generator type of ``Strategy.steps``.
+Steps = Generator[ModelStep, "CachedGeneration", Any]
+
+
+def drive_steps(steps: Steps, backend: "Backend", cache: "ResponseCache | None") -> Any:
+    """Run a ``steps`` generator to its result, answering each step with
+    :func:`msce.models.cache.generate_cached` (what every stepped strategy's ``run`` does)."""
+    from msce.models.cache import generate_cached
+
+    answer = None
+    while True:
+        try:
+            step = steps.send(answer)
+        except StopIteration as stop:
+            return stop.value
+        if not isinstance(step, ModelStep):
+            steps.close()
+            raise ConfigError(f"a strategy's steps() yielded {type(step).__name__}; expected a ModelStep")
+        answer = generate_cached(backend, step.requests, step.params, cache)
 
 
 def _materialize(rendered: Sequence[Any], visuals: Sequence[Any]) -> list:

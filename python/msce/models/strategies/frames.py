@@ -15,10 +15,9 @@ from msce.io import load
 from msce.labels import LabelSet
 from msce.models.answers import parse_answer_detail
 from msce.models.backends.base import GenerationParams
-from msce.models.cache import generate_cached
 from msce.models.prompts import PromptSet, as_text
-from msce.models.strategies.base import (DEFAULT_ANSWER_TOKENS, StrategyResult, _materialize, _params, _prompts,
-                                         _tokens, _visual_prompt, _visual_record)
+from msce.models.strategies.base import (DEFAULT_ANSWER_TOKENS, ModelStep, Steps, StrategyResult, _materialize,
+                                         _params, _prompts, _tokens, _visual_prompt, _visual_record, drive_steps)
 from msce.models.visual_prompts import load_prompted, sent_indices, sent_timestamps
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -65,6 +64,12 @@ class _FramesStrategy:
         """``sample_id``: the dataset's id of ``video`` when the caller knows it (the runner
         passes it); only :class:`Shuffled` uses it, to seed its order per video."""
 
+        return drive_steps(self.steps(video, labels, backend, sample_id=sample_id), backend, cache)
+
+    def steps(self, video: str | os.PathLike, labels: LabelSet, backend: "Backend", *,
+              sample_id: str | None = None) -> Steps:
+        """:meth:`run` as steps (docs/strategy-contract.md): decode, one ModelStep, result."""
+
         start = time.perf_counter()
         spec = self._run_spec(sample_id)
         if self.visual_prompt is None:
@@ -73,7 +78,7 @@ class _FramesStrategy:
             (batch,) = load_prompted(video, spec, backend.target(), self.visual_prompt)
         kind = "image" if len(batch.indices) == 1 else "video"
         rendered = self.prompts.classify(labels, kind)
-        gen = generate_cached(backend, [_materialize(rendered, [batch])], self.params, cache)
+        gen = yield ModelStep([_materialize(rendered, [batch])], self.params)
         raw = gen.texts[0]
         parse = parse_answer_detail(raw, labels)
         extra = self._extra(batch)

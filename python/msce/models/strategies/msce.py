@@ -16,10 +16,10 @@ from msce.io import load_segments
 from msce.labels import LabelSet
 from msce.models.answers import parse_answer_detail
 from msce.models.backends.base import GenerationParams
-from msce.models.cache import generate_cached
 from msce.models.prompts import PromptSet, as_text
-from msce.models.strategies.base import (DEFAULT_ANSWER_TOKENS, DEFAULT_STAGE1_TOKENS, StrategyResult,
-                                         _materialize, _params, _prompts, _tokens, _visual_prompt, _visual_record)
+from msce.models.strategies.base import (DEFAULT_ANSWER_TOKENS, DEFAULT_STAGE1_TOKENS, ModelStep, Steps,
+                                         StrategyResult, _materialize, _params, _prompts, _tokens, _visual_prompt,
+                                         _visual_record, drive_steps)
 from msce.models.visual_prompts import load_prompted, sent_indices, sent_timestamps
 from msce.motion import motion_aware_gaps
 from msce.plan import Plan, PlanSpec
@@ -90,6 +90,13 @@ class MSCE:
     def run(self, video: str | os.PathLike, labels: LabelSet, backend: "Backend",
             cache: "ResponseCache | None" = None) -> StrategyResult:
 
+        return drive_steps(self.steps(video, labels, backend), backend, cache)
+
+    def steps(self, video: str | os.PathLike, labels: LabelSet, backend: "Backend", *,
+              sample_id: str | None = None) -> Steps:
+        """:meth:`run` as steps: decode, stage 1 (one ModelStep, empty without gaps),
+        stage 2 (one ModelStep), result. ``sample_id`` is not used."""
+
         start = time.perf_counter()
         if self.visual_prompt is None:
             segments = load_segments(video, self.spec(), backend.target())
@@ -108,13 +115,13 @@ class MSCE:
             rendered = self.prompts.stage1(len(sent_indices(g)), "image" if len(g.indices) == 1 else "video")
             stage1_rendered.append(rendered)
             stage1_requests.append(_materialize(rendered, [g]))
-        gen1 = generate_cached(backend, stage1_requests, self.stage1_params, cache)
+        gen1 = yield ModelStep(stage1_requests, self.stage1_params)
         answers = iter(gen1.texts)
         motions: list[str | None] = [None if g is None else next(answers) for g in gap_batches]
 
         # Stage 2: k_1, t_1, ..., k_{n-1}, t_{n-1}, k_n, question, label choices.
         rendered2 = self.prompts.stage2(motions, labels)
-        gen2 = generate_cached(backend, [_materialize(rendered2, keyframes)], self.params, cache)
+        gen2 = yield ModelStep([_materialize(rendered2, keyframes)], self.params)
         raw = gen2.texts[0]
         parse = parse_answer_detail(raw, labels)
 
@@ -229,6 +236,12 @@ class _KeyframeControl:
     def run(self, video: str | os.PathLike, labels: LabelSet, backend: "Backend",
             cache: "ResponseCache | None" = None) -> StrategyResult:
 
+        return drive_steps(self.steps(video, labels, backend), backend, cache)
+
+    def steps(self, video: str | os.PathLike, labels: LabelSet, backend: "Backend", *,
+              sample_id: str | None = None) -> Steps:
+        """:meth:`run` as steps: decode, one ModelStep, result."""
+
         start = time.perf_counter()
         if self.visual_prompt is None:
             keyframes = load_segments(video, _KeyframesOf(self.spec()), backend.target())
@@ -240,7 +253,7 @@ class _KeyframeControl:
         n = len(keyframes)
         gap_has_frames = [j in with_frames for j in range(n - 1)]
         rendered = self._render(gap_has_frames, labels)
-        gen = generate_cached(backend, [_materialize(rendered, keyframes)], self.params, cache)
+        gen = yield ModelStep([_materialize(rendered, keyframes)], self.params)
         raw = gen.texts[0]
         parse = parse_answer_detail(raw, labels)
         kf_indices = [int(k.indices[0]) for k in keyframes]
