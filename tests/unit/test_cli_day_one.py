@@ -187,3 +187,77 @@ def test_on_error_raise_suggests_skip(dataset, tmp_path) -> None:
                               "--out", str(tmp_path / "run")), cwd=tmp_path)
     assert res.returncode == 1 and "Traceback" not in res.stdout + res.stderr, res.stderr
     assert "sad_1.mp4" in res.stderr and "pass --on-error skip" in res.stderr
+
+
+def test_load_refuses_a_directory_and_a_sweep_like_info_does(dataset, tmp_path) -> None:
+    import msce as api
+    from msce.errors import DecodeError, PlanError
+
+    empty = tmp_path / "not_frames"
+    (empty / "sub").mkdir(parents=True)
+    res = msce("info", str(empty), cwd=tmp_path)
+    assert res.returncode == 1 and "Traceback" not in res.stderr and str(empty) in res.stderr
+    with pytest.raises(DecodeError, match=str(empty)):
+        api.load(empty, api.plan.uniform(1.0), api.Frames())
+    with pytest.raises(PlanError, match=r"multi_fps\(\[1, 5\]\).*once per rate.*uniform\(fps\)"):
+        api.load(dataset / "happy" / "happy_0.mp4", api.plan.multi_fps([1, 5]), api.Frames())
+
+
+def test_dfew_with_a_fold_file_missing_runs_the_others_and_names_it(tmp_path) -> None:
+    root = tmp_path / "DFEW"
+    for part in ("train", "test"):
+        d = root / "EmoLabel_DataSplit" / f"{part}(single-labeled)"
+        d.mkdir(parents=True)
+        for k in (1, 2):
+            if (part, k) != ("test", 2):
+                (d / f"set_{k}.csv").write_text("video_name,label\n1,1\n2,2\n")
+    (root / "Clip" / "original").mkdir(parents=True)
+    args = ["eval", "--dataset", "dfew", "--root", str(root), "--split", "official", "--model", MODEL,
+            "--base-url", "http://127.0.0.1:9/v1", "--strategy", "sparse", "--skip-missing"]
+    res = msce(*args, "--fold", "2", cwd=tmp_path)
+    missing = str(root / "EmoLabel_DataSplit" / "test(single-labeled)" / "set_2.csv")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert f"msce eval: error: --fold 2: {missing} is missing; complete folds: [1]" in res.stderr
+    res = msce(*args, "--fold", "1", cwd=tmp_path)
+    assert "Traceback" not in res.stderr and f"fold 2 is skipped: {missing} is missing" in res.stderr
+
+
+def test_ctrl_c_says_a_rerun_resumes(dataset, tmp_path) -> None:
+    import signal
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    chat = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            body = json.dumps({"object": "list", "data": [{"id": MODEL, "object": "model"}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self):  # a model that takes its time
+            chat.set()
+            time.sleep(30)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        script = Path(sys.executable).with_name("msce")
+        proc = subprocess.Popen([str(script), *eval_args(dataset, "--model", MODEL, "--base-url",
+                                                         f"http://127.0.0.1:{server.server_port}/v1",
+                                                         "--strategy", "sparse", "--out", str(tmp_path / "run"))],
+                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert chat.wait(60)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        server.shutdown()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "rerun the same command to resume" in err

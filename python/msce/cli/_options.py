@@ -181,6 +181,9 @@ def _build_split(args: argparse.Namespace, dataset: Any):
     if args.split_file and Path(args.split_file).is_file():
         return Split.load(args.split_file)
     if args.split == "official":
+        missing = getattr(dataset, "incomplete_folds", {}).get(args.fold)
+        if missing:
+            raise UsageError(f"--fold {args.fold}: {missing} is missing; complete folds: {sorted(dataset.folds)}")
         split = official_split(dataset, args.fold)
     elif args.split == "balanced":
         if args.n_per_class is None and dataset.name not in DEFAULT_N_PER_CLASS:
@@ -210,10 +213,15 @@ def _dataset_from_args(args: argparse.Namespace):
     from msce.errors import DatasetError
 
     try:
-        return load_dataset(args.dataset, args.root, **opts)
+        dataset = load_dataset(args.dataset, args.root, **opts)
     except DatasetError as exc:  # the loaders speak of their Python arguments; say the flags instead
         text = str(exc).replace("pass on_missing='skip'", "pass --skip-missing").replace(
             "(pass media_dir to choose one)", "(pass --media-dir to choose one)")
         if "do not exist" in text and "--skip-missing" not in text:
             text += "; pass --skip-missing to evaluate the rest"
         raise DatasetError(text) from None
+    import sys
+
+    for fold, path in sorted(getattr(dataset, "incomplete_folds", {}).items()):
+        print(f"note: {dataset.name} fold {fold} is skipped: {path} is missing", file=sys.stderr)
+    return dataset

@@ -94,7 +94,8 @@ class Dataset:
     MAFW: the union of the official split files), in a stable order sorted by id.
     ``folds`` maps fold numbers to the official partitions (empty for generic data).
     ``skipped`` lists ids whose media were missing when the loader ran with
-    ``on_missing="skip"``.
+    ``on_missing="skip"``. ``incomplete_folds`` maps a fold that has only one of its two
+    split files to the missing file's path (the other folds load; that fold is absent).
     """
 
     name: str
@@ -104,6 +105,7 @@ class Dataset:
     folds: dict[int, Fold] = field(default_factory=dict)
     media_dir: Path | None = None
     skipped: list[str] = field(default_factory=list)
+    incomplete_folds: dict[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._by_id = {s.id: s for s in self.samples}
@@ -325,6 +327,7 @@ def load_dfew(
         raise DatasetError(f"DFEW split folder not found: {split_dir}")
     labelled: dict[str, str] = {}
     folds: dict[int, Fold] = {}
+    incomplete: dict[int, str] = {}
     for k in range(1, 6):
         parts = {}
         for part in ("train", "test"):
@@ -336,17 +339,19 @@ def load_dfew(
                 parts[part] = tuple(sid for sid, _ in rows)
         if len(parts) == 2:
             folds[k] = Fold(k, parts["train"], parts["test"])
-        elif parts:
+        elif parts:  # the fold's other file is missing: the folds that exist still load
             missing = "test" if "train" in parts else "train"
-            raise DatasetError(f"DFEW fold {k}: {split_dir / f'{missing}(single-labeled)' / f'set_{k}.csv'} is missing")
+            incomplete[k] = str(split_dir / f"{missing}(single-labeled)" / f"set_{k}.csv")
     if not folds:
         raise DatasetError(
-            f"no DFEW split files found: expected {split_dir / 'train(single-labeled)' / 'set_1.csv'} "
+            f"no complete DFEW fold: expected {split_dir / 'train(single-labeled)' / 'set_1.csv'} "
             f"and {split_dir / 'test(single-labeled)' / 'set_1.csv'}"
+            + (f"; missing: {', '.join(incomplete.values())}" if incomplete else "")
         )
     mdir, kind = _pick_media_dir(root, _DFEW_MEDIA, media, media_dir)
     samples, skipped = _attach_media("DFEW", root, labelled, mdir, kind, on_missing)
-    return Dataset("dfew", root, DFEW, samples, folds=folds, media_dir=mdir, skipped=skipped)
+    return Dataset("dfew", root, DFEW, samples, folds=folds, media_dir=mdir, skipped=skipped,
+                   incomplete_folds=incomplete)
 
 
 # --------------------------------------------------------------------------- MAFW
@@ -405,6 +410,7 @@ def load_mafw(
         raise DatasetError(f"MAFW split folder not found: {sdir}")
     labelled: dict[str, str] = {}
     folds: dict[int, Fold] = {}
+    incomplete: dict[int, str] = {}
     for k in range(1, 6):
         parts = {}
         for part in ("train", "test"):
@@ -416,14 +422,16 @@ def load_mafw(
                 parts[part] = tuple(sid for sid, _ in rows)
         if len(parts) == 2:
             folds[k] = Fold(k, parts["train"], parts["test"])
-        elif parts:
+        elif parts:  # as DFEW: the folds that exist still load
             missing = "test" if "train" in parts else "train"
-            raise DatasetError(f"MAFW fold {k}: {sdir / f'set_{k}' / f'{missing}.txt'} is missing")
+            incomplete[k] = str(sdir / f"set_{k}" / f"{missing}.txt")
     if not folds:
-        raise DatasetError(f"no MAFW split files found: expected {sdir / 'set_1' / 'train.txt'} and test.txt")
+        raise DatasetError(f"no complete MAFW fold: expected {sdir / 'set_1' / 'train.txt'} and test.txt"
+                           + (f"; missing: {', '.join(incomplete.values())}" if incomplete else ""))
     mdir, kind = _pick_media_dir(root, _MAFW_MEDIA, media, media_dir)
     samples, skipped = _attach_media("MAFW", root, labelled, mdir, kind, on_missing)
-    return Dataset("mafw", root, MAFW, samples, folds=folds, media_dir=mdir, skipped=skipped)
+    return Dataset("mafw", root, MAFW, samples, folds=folds, media_dir=mdir, skipped=skipped,
+                   incomplete_folds=incomplete)
 
 
 # --------------------------------------------------------------------------- generic

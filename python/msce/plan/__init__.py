@@ -521,7 +521,8 @@ def shuffled(plan: PlanSpec | Plan, seed: int, identity: str = "content") -> Pla
 
 
 def multi_fps(fps_list: Iterable[float] = (1, 5, 10, 15, 20, 25)) -> _MultiFps:
-    """Uniform plans at several rates; ``resolve`` gives {fps: Plan}."""
+    """Uniform plans at several rates; ``resolve`` gives {fps: Plan}. A sweep, not one plan:
+    ``msce.load`` refuses it (PlanError); load once per rate with ``uniform(fps)``."""
     return _MultiFps(fps_list)
 
 
@@ -563,4 +564,9 @@ def resolve(spec_or_plan: PlanSpec | Plan, meta: VideoMetadata) -> Plan:
         return spec_or_plan
     if isinstance(spec_or_plan, PlanSpec):
         return spec_or_plan.resolve(meta)
+    if isinstance(spec_or_plan, _MultiFps):
+        rates = ", ".join(f"{f:g}" for f in spec_or_plan.fps_list)
+        raise PlanError(f"msce.plan.multi_fps([{rates}]) is a sweep of {len(spec_or_plan.fps_list)} plans, not one: "
+                        f"call msce.load once per rate with msce.plan.uniform(fps) (its resolve(meta) gives "
+                        f"{{fps: Plan}})")
     raise PlanError(f"expected a msce.plan spec or Plan, got {type(spec_or_plan).__name__}")
