@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from msce.errors import ConfigError
+from msce.cli._options import UsageError
 from msce.eval.report import build_report, compare_table
+from msce.eval.report.compare import default_baseline, tiny_model_runs
 from msce.eval.runs import Run, load_run
 
 
@@ -26,40 +27,60 @@ def _load_runs(paths: Sequence[str]) -> list[Run]:
     return runs
 
 
-def _parse_pairs(items: Sequence[str] | None) -> list[tuple[str, str]]:
+def _run_index(runs: Sequence[Run], text: str, flag: str) -> int:
+    """The run ``text`` names: a run name, a run directory path, or an index (UsageError naming ``flag``)."""
+    names = [r.name for r in runs]
+    if text in names:
+        return names.index(text)
+    path = Path(text).expanduser()
+    if path.exists():
+        for i, r in enumerate(runs):
+            if Path(r.path).resolve() == path.resolve():
+                return i
+    if text.isdigit() and int(text) < len(runs):
+        return int(text)
+    raise UsageError(f"{flag} {text!r} is neither a run name ({', '.join(names)}), a run directory given on the "
+                     f"command line, nor an index 0..{len(runs) - 1}")
+
+
+def _parse_pairs(items: Sequence[str] | None, runs: Sequence[Run] = ()) -> list[tuple[str, str]]:
+    """``NORMAL:SHUFFLED`` pairs of run names or run directory paths, as run names."""
     out = []
     for item in items or ():
         a, sep, b = item.partition(":")
         if not sep or not a or not b:
-            raise ConfigError(f"--pair expects NORMAL:SHUFFLED run names, got {item!r}")
+            raise UsageError(f"--pair expects NORMAL:SHUFFLED run names or paths, got {item!r}")
+        if runs:
+            a, b = (runs[_run_index(runs, x, "--pair")].name for x in (a, b))
         out.append((a, b))
     return out
+
+
+def _warn_tiny(runs: Sequence[Run]) -> None:
+    tiny = tiny_model_runs(runs)
+    if tiny:
+        print(f"note: {', '.join(tiny)}: tiny random-weight model, its scores are meaningless", file=sys.stderr)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     runs = _load_runs(args.runs)
     out = args.out or (Path(args.runs[0]) / "report" if len(args.runs) == 1 else Path("msce-report"))
     head = [h.strip().lower() for h in args.head.split(",") if h.strip()] if args.head else None
-    paths = build_report(runs, out, freq_csv=args.freq_csv, freq_source=args.freq_source,
-                         pairs=_parse_pairs(args.pair), n_boot=args.n_boot, seed=args.seed, n_head=args.n_head,
-                         head=head, train_counts_csv=args.train_counts,
-                         title=args.title)
+    pairs = _parse_pairs(args.pair, runs)
+    baseline = None if args.baseline is None else _run_index(runs, args.baseline, "--baseline")
+    paths = build_report(runs, out, freq_csv=args.freq_csv, freq_source=args.freq_source, pairs=pairs,
+                         n_boot=args.n_boot, seed=args.seed, n_head=args.n_head, head=head,
+                         train_counts_csv=args.train_counts, title=args.title, baseline=baseline)
+    _warn_tiny(runs)
     print(f"wrote {paths['markdown']} and {paths['html']}")
     return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     runs = _load_runs(args.runs)
-    names = [r.name for r in runs]
-    base = 0
-    if args.baseline is not None:
-        if args.baseline in names:
-            base = names.index(args.baseline)
-        elif args.baseline.isdigit() and int(args.baseline) < len(runs):
-            base = int(args.baseline)
-        else:
-            raise ConfigError(f"--baseline {args.baseline!r} is neither a run name {names} nor an index")
+    base = default_baseline(runs) if args.baseline is None else _run_index(runs, args.baseline, "--baseline")
     text, data = compare_table(runs, baseline=base, n_boot=args.n_boot, seed=args.seed)
+    _warn_tiny(runs)
     if args.json:
         json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -79,7 +100,11 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
                    help="lexical frequencies in English and Chinese: wordfreq (offline proxy, default) or ngram "
                         "(Google Books Ngram, the paper's source; cached answers in $MSCE_NGRAM_CACHE or "
                         "~/.cache/msce/ngrams, endpoint $MSCE_NGRAM_URL)")
-    p.add_argument("--pair", action="append", metavar="NORMAL:SHUFFLED", help="pair two runs for the FS analysis")
+    p.add_argument("--pair", action="append", metavar="NORMAL:SHUFFLED",
+                   help="pair two runs (names or directories) for the FS analysis")
+    p.add_argument("--baseline", metavar="RUN",
+                   help="run (name, directory or index) the comparison measures against (default: the sparse run, "
+                        "else the first given)")
     p.add_argument("--n-head", type=int,
                    help="head = this many classes with the most training clips (default: the most frequent "
                         "classes holding at least half of the training clips)")
@@ -94,7 +119,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
     c = subparsers.add_parser("compare", help="compare run directories (paired deltas, McNemar tests)")
     c.add_argument("runs", nargs="+", metavar="RUN")
-    c.add_argument("--baseline", help="run name or index (default: the first)")
+    c.add_argument("--baseline", metavar="RUN",
+                   help="run name, directory or index (default: the sparse run, else the first given)")
     c.add_argument("--n-boot", type=int, default=1000)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -5,11 +5,13 @@ run)."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Sequence
 
 from msce.errors import ConfigError, DatasetError
+from msce.eval.report.compare import default_baseline, tiny_model_runs
 from msce.eval.report.document import Document, fmt_ci, fmt_p
 from msce.eval.report.figures import (
     abbrevs,
@@ -24,6 +26,10 @@ from msce.eval.report.grouping import fps_groups, pair_shuffled_runs
 from msce.eval.report.run_stats import NOT_RECORDED, parse_reason_counts, run_training_counts, shuffle_order_stats
 from msce.eval.runs import Run
 from msce.labels import LABEL_SETS
+
+NAN_NOTE = ("r = nan: the correlation is undefined because one side is constant: every class has the same F1 "
+            "(often all 0, e.g. a model that always answers one class or never answers validly) or every class "
+            "has the same frequency / training count.")
 
 __all__ = ["build_report"]
 
@@ -41,6 +47,7 @@ def build_report(
     head: Sequence[str] | None = None,
     train_counts_csv: str | None = None,
     title: str = "msce evaluation report",
+    baseline: int | None = None,
 ) -> dict[str, Path]:
     """Write ``report.md``, ``report.html`` and ``figures/*.png`` into ``out_dir``.
 
@@ -54,7 +61,8 @@ def build_report(
     ``label,count`` file, else :func:`run_training_counts`), head = the ``n_head`` most
     frequent classes or by default those holding at least half of the training clips;
     the paper's MAFW head set (Sec. 3.3); otherwise the report says that there is no
-    default. ``n_boot``/``seed``: bootstrap settings.
+    default. ``n_boot``/``seed``: bootstrap settings. ``baseline``: index of the run the
+    comparison measures against (default :func:`default_baseline`: the sparse run).
     """
     from msce.eval.analysis import (
         asymmetric_confusion,
@@ -77,6 +85,11 @@ def build_report(
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     doc = Document(title)
+    tiny = tiny_model_runs(runs)
+    if tiny:
+        doc.p(f"**Warning: {', '.join(tiny)} used a tiny random-weight model (msce tiny-model): its answers and "
+              f"every number derived from them are meaningless.** Such runs check the pipeline, not emotion "
+              f"recognition.")
 
     # --- summary
     doc.h(1, "Runs")
@@ -208,6 +221,8 @@ def build_report(
                 panel[src_name] = (freq, cs["raw"])
             panels.append((r.name, f1, panel))
         doc.table(["run", "frequency", "scale", "Pearson r", "p (two-tailed)", "Spearman ρ", "p", "classes"], rows)
+        if any(isinstance(row[3], float) and math.isnan(row[3]) for row in rows):
+            doc.p(NAN_NOTE)
         doc.p("Pearson r on raw frequencies is Eq. 1 of the paper; on log10 frequencies one head class spanning "
               "orders of magnitude does not decide r. Spearman ρ is the same on both scales.")
         for name, f1, panel in panels:
@@ -258,6 +273,8 @@ def build_report(
     if rows:
         doc.table(["run", "training counts", "training clips", "Pearson r", "p (two-tailed)", "Spearman ρ", "p",
                    "classes"], rows)
+        if any(isinstance(row[3], float) and math.isnan(row[3]) for row in rows):
+            doc.p(NAN_NOTE)
         doc.p("Pearson r and two-tailed p of per-class F1 against the number of training clips of each class "
               "(the view of the paper's Fig. S3).")
 
@@ -289,18 +306,24 @@ def build_report(
                       [[f.a, f.b, f.a_to_b, f.b_to_a, fmt_p(f.p_value)] for f in top])
 
     # --- comparison
-    doc.h(1, "Comparison with the first run")
-    comparable = [r for r in runs if r.labels == runs[0].labels]
+    base = default_baseline(runs) if baseline is None else baseline
+    if not 0 <= base < len(runs):
+        raise ConfigError(f"baseline index {base} is out of range for {len(runs)} runs")
+    doc.h(1, f"Comparison with {runs[base].name}")
+    comparable = [r for r in runs if r.labels == runs[base].labels]
     if len(comparable) < 2:
         doc.p("Only one run with this label set.")
     else:
-        cmp = compare_runs([r.predictions for r in comparable], n_boot=max(n_boot, 1), seed=seed)
+        cmp = compare_runs([r.predictions for r in comparable], baseline=comparable.index(runs[base]),
+                           n_boot=max(n_boot, 1), seed=seed)
         doc.table(["run", "common videos", "Δ macro F1", "CI", "b (baseline only right)", "c (run only right)",
                    "McNemar p"],
                   [[d.name, d.n_common, d.macro_f1_delta.estimate,
                     f"[{d.macro_f1_delta.low:+.4f}, {d.macro_f1_delta.high:+.4f}]",
                     d.mcnemar.b, d.mcnemar.c, fmt_p(d.mcnemar.p_value)] for d in cmp.deltas])
-        doc.p(f"Baseline: {cmp.baseline}. Δ = run − baseline on the videos both runs scored.")
+        how = "chosen with --baseline" if baseline is not None else (
+            "the sparse run" if runs[base].strategy_name == "sparse" else "the first run given; no sparse run")
+        doc.p(f"Baseline: {cmp.baseline} ({how}). Δ = run − baseline on the videos both runs scored.")
 
     md_path, html_path = out / "report.md", out / "report.html"
     for name, png in doc.figures:

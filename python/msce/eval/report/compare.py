@@ -11,7 +11,32 @@ from msce.eval.report.document import fmt_p
 from msce.eval.report.run_stats import visual_tokens_mean
 from msce.eval.runs import Run
 
-__all__ = ["compare_table"]
+__all__ = ["compare_table", "default_baseline", "tiny_model_runs"]
+
+TINY_MARKER = "msce_tiny.json"  # written by msce.testing.tiny.make_tiny_model
+
+
+def default_baseline(runs: Sequence[Run]) -> int:
+    """The run deltas are measured against when the user names none: the paper's baseline,
+    the (unshuffled) sparse run, at 1 FPS when there are several; else the first run given."""
+    sparse = [i for i, r in enumerate(runs) if r.strategy_name == "sparse" and not r.is_shuffled]
+    if not sparse:
+        return 0
+    return next((i for i in sparse if runs[i].fps == 1.0), sparse[0])
+
+
+def tiny_model_runs(runs: Sequence[Run]) -> list[str]:
+    """Names of the runs made with a tiny random-weight model (``msce tiny-model``): recorded
+    by ``msce eval`` (``extra.tiny_model``), or the model folder still holds the marker."""
+    from pathlib import Path
+
+    out = []
+    for r in runs:
+        model = str(r.model_id or "")
+        marked = bool((r.config.get("extra") or {}).get("tiny_model"))
+        if marked or (model and (Path(model.split("+adapter:")[0]) / TINY_MARKER).is_file()):
+            out.append(r.name)
+    return out
 
 
 def compare_table(runs: Sequence[Run], baseline: int = 0, n_boot: int = 1000, seed: int = 0) -> tuple[str, dict]:
