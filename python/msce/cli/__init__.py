@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "msce.cli.freq",
     "msce.cli.finetune",
     "msce.cli.tiny_model",
+    "msce.cli.sweep",
 )
 
 

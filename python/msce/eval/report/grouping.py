@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 from msce.errors import ConfigError
 from msce.eval.runs import Run
 
-__all__ = ["pair_shuffled_runs", "fps_groups"]
+__all__ = ["pair_shuffled_runs", "fps_groups", "fold_groups"]
 
 
 def _base_config(cfg: Mapping) -> Mapping | None:
@@ -54,13 +54,25 @@ def pair_shuffled_runs(runs: Sequence[Run], explicit: Sequence[tuple[str, str]] 
     return pairs
 
 
+def _split_name(r: Run) -> str | None:
+    split = r.config.get("split")
+    return split.get("name") if isinstance(split, Mapping) else None
+
+
 def fps_groups(runs: Sequence[Run]) -> dict[str, list[Run]]:
-    """Non-shuffled runs with an fps, grouped by (dataset, model, strategy); groups of 2+ rates."""
+    """Non-shuffled runs with an fps, grouped by (dataset, model, strategy); groups of 2+ rates.
+
+    ``sparse`` and ``dense`` are one curve (the same uniform frames; the sparse 1-FPS
+    baseline is the curve's 1-FPS point). When the runs cover several splits (folds), each
+    split has its own curve.
+    """
+    several = len({_split_name(r) for r in runs}) > 1
     groups: dict[str, list[Run]] = {}
     for r in runs:
         if r.is_shuffled or r.fps is None:
             continue
-        key = f"{r.dataset} · {r.model_id} · {r.strategy_name}"
+        name = "dense" if r.strategy_name == "sparse" else r.strategy_name
+        key = f"{r.dataset} · {r.model_id} · {name}" + (f" · {_split_name(r)}" if several else "")
         groups.setdefault(key, []).append(r)
     out = {}
     for key, rs in groups.items():
@@ -71,4 +83,32 @@ def fps_groups(runs: Sequence[Run]) -> dict[str, list[Run]]:
                 uniq.append(r)
         if len(uniq) >= 2:
             out[key] = uniq
+    return out
+
+
+def fold_groups(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    """Runs on official folds that differ only in the fold (same dataset, labels, model and
+    strategy config), grouped; groups of 2+ distinct folds, each fold once (the first run)."""
+    import json
+
+    groups: dict[str, list[Run]] = {}
+    keys: dict[str, str] = {}
+    for r in runs:
+        split = r.config.get("split")
+        if not isinstance(split, Mapping) or split.get("kind") != "official" or split.get("fold") is None:
+            continue
+        ident = json.dumps([r.dataset, list(r.labels), r.model_id, r.strategy], sort_keys=True, default=str)
+        fps = "" if r.fps is None else f" @ {r.fps:g} fps"
+        keys.setdefault(ident, f"{r.dataset} · {r.model_id} · {r.strategy_name}{fps}")
+        groups.setdefault(ident, []).append(r)
+    out = {}
+    for ident, rs in groups.items():
+        seen, uniq = set(), []
+        for r in rs:
+            fold = r.config["split"]["fold"]
+            if fold not in seen:
+                seen.add(fold)
+                uniq.append(r)
+        if len(uniq) >= 2:
+            out[keys[ident]] = sorted(uniq, key=lambda r: r.config["split"]["fold"])
     return out
