@@ -128,7 +128,6 @@ def build_report(
         doc.p("Mean ± sample standard deviation over the official folds of each setting (runs that differ "
               "only in the fold); the per-fold runs are listed above.")
 
-
     # --- answer parsing
     doc.h(1, "Answer parsing")
     reason_counts = {r.name: parse_reason_counts(r) for r in runs}
