@@ -59,7 +59,7 @@ def test_report_files_sections_and_images(runs, tmp_path):
     md = paths["markdown"].read_text()
     page = paths["html"].read_text()
     for section in ("Runs", "Per-class F1", "Confusion matrices", "Frame-shuffle sensitivity", "F1 vs FPS",
-                    "Long tail: F1 vs lexical frequency", "Asymmetric confusion", "Comparison with the first run"):
+                    "Long tail: F1 vs lexical frequency", "Asymmetric confusion", "Comparison with sparse-1fps"):
         assert f"## {section}" in md
         assert f"<h2>{section}</h2>" in page
     assert "sparse-1fps vs shuffled-1fps" in md and "McNemar" in md
