@@ -16,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["make_tiny_model", "TINY_VERSIONS", "SPECIAL_TOKENS", "chat_template"]
+__all__ = ["make_tiny_model", "TINY_VERSIONS", "SPECIAL_TOKENS", "chat_template", "train_tokenizer"]
 
 TINY_VERSIONS = ("2.5", "3")
 
@@ -89,35 +89,51 @@ def chat_template(version: str) -> str:
     )
 
 
-def _build_tokenizer(version: str):
+def train_tokenizer(special_tokens, *, eos_token: str, pad_token: str, template: str,
+                    bos_token: str | None = None, named_tokens: dict[str, str] | None = None):
+    """A byte-level BPE tokenizer trained here on the built-in corpus, as
+    ``PreTrainedTokenizerFast``: ``special_tokens`` get ids ``0..N-1`` in order, the
+    vocabulary is ``_VOCAB_SIZE`` entries, ``template`` is its chat template and
+    ``named_tokens`` become attributes (``tokenizer.<name>`` / ``<name>_id``), as
+    processors such as InternVL's expect. Deterministic: no randomness in training."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
+    special_tokens = list(special_tokens)
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=_VOCAB_SIZE,
         min_frequency=1,
-        special_tokens=list(SPECIAL_TOKENS),
+        special_tokens=special_tokens,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     lines = [line for line in _CORPUS.splitlines() if line.strip()]
     tok.train_from_iterator(lines * 4, trainer=trainer)
+    named = dict(named_tokens or {})
+    kwargs = {"extra_special_tokens": named} if named else {}
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
-        bos_token=None,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
+        bos_token=bos_token,
+        eos_token=eos_token,
+        pad_token=pad_token,
         unk_token=None,
-        additional_special_tokens=list(SPECIAL_TOKENS[1:]),
+        additional_special_tokens=[t for t in special_tokens
+                                   if t not in (pad_token, bos_token) and t not in named.values()],
         model_max_length=32768,
         padding_side="left",
         clean_up_tokenization_spaces=False,
+        **kwargs,
     )
-    fast.chat_template = chat_template(version)
+    fast.chat_template = template
     return fast
+
+
+def _build_tokenizer(version: str):
+    return train_tokenizer(SPECIAL_TOKENS, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                           template=chat_template(version))
 
 
 def _ids(tokenizer) -> dict[str, int]:
