@@ -7,9 +7,9 @@ Reference conventions:
   swscale's default YUV->RGB (what ``frame.to_ndarray(format="rgb24")`` does for even
   sizes). The reference is exactly that conversion applied to PyAV's 4:2:0 planes (NV12
   de-interleaved, odd sizes padded to even and cropped back).
-* Every other format is converted inside the reader by swscale with bicubic, accurate
-  rounding and full chroma interpolation; the reference is PyAV's reformat with the
-  same flags, matrix and range.
+* Every other format is converted inside the reader by swscale with FFmpeg's default
+  flags (bilinear, chroma sited as tagged), the same convention as the 4:2:0 path; the
+  reference is PyAV's default ``to_ndarray(format="rgb24")`` with the same matrix and range.
 * Rotated clips: the reference is ``np.rot90`` of the upright frame by the clockwise
   rotation PyAV reads from the display matrix.
 """
@@ -27,7 +27,6 @@ import msce
 from _deps import require_module, require_tool
 
 av = require_module("av")
-from av.video.reformatter import Interpolation  # noqa: E402
 
 # Clips that decode completely, with the same frames in PyAV (FFmpeg's CLI made them).
 GOOD = [
@@ -39,7 +38,6 @@ GOOD = [
     "short_gop_h264_mp4", "short_gop_h264_ts", "plain_mpeg4_avi", "header_lying_avi", "raw_gray_avi",
 ]
 DIRECT_FORMATS = {"yuv420p", "yuvj420p", "nv12"}  # read by msce's transform without swscale
-SWS_FLAGS = Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 MAX_LEVEL_DIFF = 2
 MAX_MEAN_DIFF = 0.5
 
@@ -104,7 +102,7 @@ def reference_rgb(frame, meta) -> np.ndarray:
         rgb = _swscale_default_420(frame, matrix, full)
     else:
         rgb = frame.to_ndarray(format="rgb24", src_colorspace=matrix, src_color_range="JPEG" if full else "MPEG",
-                               dst_color_range="JPEG", interpolation=SWS_FLAGS)
+                               dst_color_range="JPEG")
     return np.rot90(rgb, k=-clockwise(frame) // 90)
 
 
