@@ -66,6 +66,31 @@ int open_input_only(AVFormatContext* s, AVIOContext** pb, const char* url, int f
   return default_io_open()(s, pb, url, flags, options);
 }
 
+// Demuxers that read other resources named inside the file (playlists, manifests, concat
+// scripts); concat and IMF open them through a context of their own, past open_input_only.
+bool names_other_files(const char* name) {
+  static const char* const kDenied[] = {"concat", "hls", "dash", "imf"};
+  for (const char* d : kDenied) {
+    if (std::strcmp(name, d) == 0) return true;
+  }
+  return false;
+}
+
+// FFmpeg's format_whitelist for local files: every demuxer of this build but those.
+const std::string& local_format_whitelist() {
+  static const std::string list = [] {
+    std::string out;
+    void* it = nullptr;
+    while (const AVInputFormat* f = av_demuxer_iterate(&it)) {
+      if (names_other_files(f->name)) continue;
+      if (!out.empty()) out += ',';
+      out += f->name;
+    }
+    return out;
+  }();
+  return list;
+}
+
 std::string codec_label(const AVCodecParameters* par) {
   std::string label = std::string("'") + avcodec_get_name(par->codec_id) + "'";
   if (par->codec_tag != 0) {
@@ -114,7 +139,8 @@ FormatContextPtr open_format(const std::string& path, const std::string& protoco
     throw DecodeError(file_label(path) + ": the URL contains a NUL byte");
   }
   AVDictionary* opts = nullptr;
-  if (av_dict_set(&opts, "protocol_whitelist", local ? "file" : protocols.c_str(), 0) < 0) {
+  if (av_dict_set(&opts, "protocol_whitelist", local ? "file" : protocols.c_str(), 0) < 0 ||
+      (local && av_dict_set(&opts, "format_whitelist", local_format_whitelist().c_str(), 0) < 0)) {
     av_dict_free(&opts);
     throw std::bad_alloc();
   }
@@ -133,6 +159,10 @@ FormatContextPtr open_format(const std::string& path, const std::string& protoco
     if (!local) {
       throw DecodeError(file_label(path) + ": cannot open: " + error_string(err) + " (allowed protocols: " +
                         protocols + ")");
+    }
+    if (err == AVERROR(EINVAL)) {  // what a demuxer outside the whitelist gets
+      throw DecodeError(file_label(path) + ": cannot open as a video: " + error_string(err) +
+                        " (playlists, manifests and concat scripts, which name other files, are not read)");
     }
     throw corrupt_or(path, "cannot open as a video", err);
   }

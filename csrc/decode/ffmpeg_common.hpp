@@ -112,8 +112,9 @@ std::string file_label(const std::string& path);
 // DecodeError saying what it is; a FIFO would otherwise block forever), a path holding a
 // NUL byte is refused, FFmpeg's protocol whitelist is "file" and the path is opened as
 // "file:<path>", so "concat:a|b", "http://..." or "subfile:..." name files, not protocols;
-// and the demuxer may open no other resource than that file (HLS playlists, ffconcat
-// scripts and mov external references fail instead of reading other files).
+// and nothing but that file is read: the demuxer's io_open refuses every other name (HLS
+// segments, mov external references, image sequences) and the demuxers that open files
+// named inside the input themselves (concat, hls, dash, imf) are off the format whitelist.
 // A non-empty `protocols` (FFmpeg's comma-separated whitelist, e.g. "file,http,https,tcp,tls")
 // opens `path` as a URL restricted to those protocols, for callers that opted in.
 FormatContextPtr open_format(const std::string& path, const std::string& protocols = {});

@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <utility>
 
 #include "common/error.hpp"
@@ -45,6 +46,7 @@ using ffmpeg::without_jpeg_range;
 
 constexpr int kMaxConsecutiveDecodeErrors = 256;    // decode errors in a row with no new input
 constexpr int64_t kNoSkip = std::numeric_limits<int64_t>::min();
+constexpr size_t kMaxParked = 4;  // decoded frames kept for a later index (see fetch)
 
 ffmpeg::CodecContextPtr open_decoder(const AVStream* st, const AVCodec* codec, int threads,
                                      const std::string& path) {
@@ -496,6 +498,9 @@ struct VideoReader::Impl {
   int64_t skip_before_ = kNoSkip;  // packets presented before this (ticks) may skip non-ref frames
   Origin origin_ = Origin::kOpened;
   bool dirty_ = false;           // an exception interrupted decode(): reopen before the next one
+  // Frames the decoder produced ahead of frames it had yet to produce (a broken timestamp
+  // puts a frame's index out of the decoder's output order), by index, for a later fetch.
+  std::map<int64_t, SharedFrame> parked_;
 };
 
 VideoReader::Impl::Impl(const std::string& path, ReaderOptions options)
@@ -556,6 +561,7 @@ void VideoReader::Impl::reset_decoder() {
   packet_pending_ = false;
   input_done_ = false;
   read_error_.clear();
+  parked_.clear();
 }
 
 // Reopens the file: the one positioning that cannot land in the wrong place.
@@ -625,6 +631,12 @@ void VideoReader::Impl::position_for(int64_t target) {
 // ---- decoding ------------------------------------------------------------------------
 
 void VideoReader::Impl::fetch(int64_t target, const std::function<void(const Frame&)>& sink) {
+  if (const auto it = parked_.find(target); it != parked_.end()) {
+    const SharedFrame parked = std::move(it->second);
+    parked_.erase(it);
+    sink(to_output(parked.get(), target));
+    return;
+  }
   position_for(target);
   // Frames shown before the target are decoded only as references: a frame nothing refers
   // to can be skipped (needs timestamps, since a skipped frame leaves no output to count).
@@ -637,6 +649,13 @@ void VideoReader::Impl::fetch(int64_t target, const std::function<void(const Fra
     }
     const int64_t idx = index_of(f);
     if (idx < 0) continue;  // a frame the index does not know (e.g. a broken tail)
+    // Ahead of frames still to come: with a lying timestamp the decoder's output order is
+    // not the index order. Keep a few such frames instead of giving up on those in between
+    // (after a seek that landed late, the recovery below comes kMaxParked frames later).
+    if (idx > target && idx > position_ + 1 && parked_.size() < kMaxParked && parked_.count(idx) == 0) {
+      parked_.emplace(idx, ffmpeg::share_frame(f));
+      continue;
+    }
     position_ = idx;
     if (idx < target) continue;
     if (idx == target) {
