@@ -645,6 +645,7 @@ PYBIND11_MODULE(_C, m) {
         d["frames_decoded"] = s.frames_decoded;
         d["seeks"] = s.seeks;
         d["packets_read"] = s.packets_read;
+        d["damaged_frames"] = s.damaged;
         return d;
       })
       .def("run_jobs",

@@ -120,7 +120,7 @@ std::string file_label(const std::string& path) {
 bool looks_corrupt(int err) {
   return err == AVERROR_INVALIDDATA || err == AVERROR_EOF || err == AVERROR(ENOMEM) || err == AVERROR_PATCHWELCOME ||
          err == AVERROR_BUG || err == AVERROR_BUG2 || err == AVERROR(EINVAL) || err == AVERROR(ERANGE) ||
-         err == AVERROR(ENOSYS) || err == AVERROR_DECODER_NOT_FOUND || err == AVERROR_STREAM_NOT_FOUND;
+         err == AVERROR(ENOSYS) || err == AVERROR(EIO) || err == AVERROR_DECODER_NOT_FOUND || err == AVERROR_STREAM_NOT_FOUND;
 }
 
 DecodeError corrupt_or(const std::string& path, const std::string& what, int err) {

@@ -760,6 +760,8 @@ Frame VideoReader::Impl::to_output(AVFrame* f, int64_t index) {
   Frame out;
   out.index = index;
   out.timestamp = meta_.timestamps[index];
+  out.damaged = f->decode_error_flags != 0 || (f->flags & AV_FRAME_FLAG_CORRUPT) != 0;
+  if (out.damaged) stats_.damaged.push_back(index);
   ffmpeg::check_frame_dimensions(f->width, f->height, path_);
   const AVPixelFormat format = static_cast<AVPixelFormat>(f->format);
   const AVColorSpace cs = f->colorspace != AVCOL_SPC_UNSPECIFIED ? f->colorspace : stream()->codecpar->color_space;

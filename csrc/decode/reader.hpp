@@ -76,6 +76,7 @@ class VideoReader {
     int64_t frames_decoded = 0;   // frames that came out of the decoder
     int64_t seeks = 0;
     int64_t packets_read = 0;
+    std::vector<int64_t> damaged;  // delivered indices whose picture the decoder flagged as damaged
   };
   Stats last_stats() const;
 

@@ -399,3 +399,29 @@ def test_damaged_files_are_called_corrupt(media_clip, name):
         msce.VideoReader(path)
     text = str(info.value)
     assert path.name in text and "looks corrupt or truncated" in text
+
+
+# ---- damaged frames are reported ---------------------------------------------------------------
+
+def test_damaged_frames_are_reported_like_pyav(tmp_path):
+    """MPEG-2 with bytes inverted at seeded places: the frames the decoder flags (error
+    concealment, AV_FRAME_FLAG_CORRUPT) are those PyAV's ``is_corrupt`` names."""
+    clip = _clip(tmp_path, "m2.ts", "-c:v", "mpeg2video", "-g", "12", seconds=2.0)
+    data = bytearray(clip.read_bytes())
+    rng = np.random.default_rng(3)
+    for i in rng.integers(len(data) // 8, len(data) - 1000, 12):
+        data[i] ^= 0xFF
+    damaged = tmp_path / "damaged.ts"
+    damaged.write_bytes(bytes(data))
+    with av.open(str(damaged)) as container:
+        flags = [f.is_corrupt for f in container.decode(video=0)]
+    want = [i for i, bad in enumerate(flags) if bad]
+    assert want, "the damage produced no flagged frame"
+    reader = msce.VideoReader(damaged)
+    assert reader.metadata.num_frames == len(flags)
+    reader.get_frames(list(range(len(flags))))
+    assert reader.last_stats["damaged_frames"] == want
+
+    intact = msce.VideoReader(clip)
+    intact.get_frames(list(range(intact.metadata.num_frames)))
+    assert intact.last_stats["damaged_frames"] == []
