@@ -57,7 +57,8 @@ struct ReaderOptions {
 class VideoReader {
  public:
   // Throws DecodeError (missing file, directory, FIFO/socket/device, NUL in the path, not
-  // a video, no video stream, zero frames, corrupt) or UnsupportedError (codec without decoder, absurd dimensions).
+  // a video, no video stream, zero frames, corrupt) or UnsupportedError (codec without
+  // decoder, absurd dimensions).
   // Messages name the path and carry FFmpeg's error text.
   explicit VideoReader(const std::string& path, ReaderOptions options = {});
   ~VideoReader();
