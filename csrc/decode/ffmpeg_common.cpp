@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <system_error>
 
 #include "common/error.hpp"
@@ -91,6 +92,20 @@ const std::string& local_format_whitelist() {
   return list;
 }
 
+// The demuxer FFmpeg would choose for the first bytes of `path`, or "" (for messages).
+std::string probed_format(const std::string& path) {
+  constexpr std::streamsize kProbe = 4096;
+  std::ifstream in(path, std::ios::binary);
+  std::vector<unsigned char> buf(kProbe + AVPROBE_PADDING_SIZE, 0);
+  in.read(reinterpret_cast<char*>(buf.data()), kProbe);
+  AVProbeData pd{};
+  pd.filename = path.c_str();
+  pd.buf = buf.data();
+  pd.buf_size = static_cast<int>(in.gcount());
+  const AVInputFormat* f = pd.buf_size > 0 ? av_probe_input_format(&pd, 1) : nullptr;
+  return f != nullptr ? f->name : "";
+}
+
 std::string codec_label(const AVCodecParameters* par) {
   std::string label = std::string("'") + avcodec_get_name(par->codec_id) + "'";
   if (par->codec_tag != 0) {
@@ -160,9 +175,10 @@ FormatContextPtr open_format(const std::string& path, const std::string& protoco
       throw DecodeError(file_label(path) + ": cannot open: " + error_string(err) + " (allowed protocols: " +
                         protocols + ")");
     }
-    if (err == AVERROR(EINVAL)) {  // what a demuxer outside the whitelist gets
-      throw DecodeError(file_label(path) + ": cannot open as a video: " + error_string(err) +
-                        " (playlists, manifests and concat scripts, which name other files, are not read)");
+    const std::string probed = err == AVERROR(EINVAL) ? probed_format(path) : std::string();
+    if (!probed.empty() && names_other_files(probed.c_str())) {  // refused by the format whitelist
+      throw DecodeError(file_label(path) + ": is a " + probed +
+                        " playlist or script naming other files; msce reads only media files");
     }
     throw corrupt_or(path, "cannot open as a video", err);
   }
@@ -196,7 +212,10 @@ int select_video_stream(AVFormatContext* fmt, const std::string& path, const AVC
   }
   if (undecodable != nullptr) {
     throw UnsupportedError(file_label(path) + ": no decoder for the video codec " +
-                           codec_label(undecodable->codecpar) + " in this FFmpeg build");
+                           codec_label(undecodable->codecpar) + " in this FFmpeg build" +
+                           (undecodable->codecpar->codec_id == AV_CODEC_ID_NONE
+                                ? " (an unknown fourcc can also mean the file is corrupt)"
+                                : ""));
   }
   throw DecodeError(file_label(path) + ": no video stream" +
                     (has_cover ? " (only a cover picture)" : " (audio only or not a video)"));

@@ -153,7 +153,7 @@ def test_demuxers_cannot_open_other_files(tmp_path):
     script = tmp_path / "list.ffconcat"
     script.write_text("ffconcat version 1.0\nfile 'seg.ts'\n")
     for path in (playlist, script):
-        with pytest.raises(msce.DecodeError) as info:
+        with pytest.raises(msce.DecodeError, match="naming other files") as info:
             msce.VideoReader(path)
         assert path.name in str(info.value)
     # Opting in to the file protocol lifts the one-file rule (the playlist is then read).
