@@ -4,10 +4,12 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "common/error.hpp"
+#include "decode/ffmpeg_log.hpp"
 #include "decode/reader.hpp"
 #include "face/hold.hpp"
 #include "face/track.hpp"
@@ -51,9 +53,83 @@ void set_python_error(const char* cls, const char* what) {
   PyErr_SetString(type.ptr(), what);
 }
 
+// ---- FFmpeg log lines -> the `msce.ffmpeg` logger ----------------------------------------
+// FFmpeg's lines are buffered by the native callback (decode/ffmpeg_log.hpp) and emitted
+// here, on a thread that holds the GIL: error-and-worse as WARNING, warnings as INFO, the
+// rest as DEBUG. A NullHandler on the logger keeps them off stderr until the application
+// configures logging. MSCE_LOG_LEVEL (an FFmpeg level name or number) sets which lines are
+// kept; the default is "error".
+
+int python_level(int av_level) {
+  if (av_level <= ffmpeg_log::kError) return 30;    // logging.WARNING
+  if (av_level <= ffmpeg_log::kWarning) return 20;  // logging.INFO
+  return 10;                                        // logging.DEBUG
+}
+
+// Emits the buffered lines; needs the GIL. Never throws and leaves no Python error set.
+void flush_ffmpeg_log() noexcept {
+  std::size_t dropped = 0;
+  std::vector<ffmpeg_log::Record> lines;
+  try {
+    lines = ffmpeg_log::drain(&dropped);
+  } catch (...) {
+    return;
+  }
+  if (lines.empty() && dropped == 0) return;
+  PyObject *type = nullptr, *value = nullptr, *trace = nullptr;
+  PyErr_Fetch(&type, &value, &trace);  // an error being raised stays as it was
+  try {
+    py::object logger = py::module_::import("logging").attr("getLogger")("msce.ffmpeg");
+    for (const auto& r : lines) {
+      auto text = py::reinterpret_steal<py::str>(
+          PyUnicode_DecodeUTF8(r.text.data(), static_cast<py::ssize_t>(r.text.size()), "replace"));
+      if (!text) throw py::error_already_set();
+      logger.attr("log")(python_level(r.level), "%s", text);
+    }
+    if (dropped > 0) {
+      logger.attr("log")(30, "%d more FFmpeg log lines were dropped (buffer full)", dropped);
+    }
+  } catch (...) {
+    PyErr_Clear();
+  }
+  PyErr_Restore(type, value, trace);
+}
+
+// Flushes FFmpeg's lines when the native call that made them returns or throws (the GIL
+// is held at that point in every binding that uses it).
+struct FlushFfmpegLog {
+  FlushFfmpegLog() = default;
+  FlushFfmpegLog(const FlushFfmpegLog&) = delete;
+  FlushFfmpegLog& operator=(const FlushFfmpegLog&) = delete;
+  ~FlushFfmpegLog() { flush_ffmpeg_log(); }
+};
+
+void install_ffmpeg_log() {
+  int level = ffmpeg_log::kError;
+  if (const char* env = std::getenv("MSCE_LOG_LEVEL")) {
+    int parsed = 0;
+    if (ffmpeg_log::parse_level(env, &parsed)) level = parsed;
+  }
+  ffmpeg_log::install(level);
+  py::module_ logging = py::module_::import("logging");
+  logging.attr("getLogger")("msce.ffmpeg").attr("addHandler")(logging.attr("NullHandler")());
+}
+
+// A path from Python (str, bytes or os.PathLike) as the bytes the OS sees (os.fsencode,
+// so undecodable names survive); a NUL byte is refused here, before any C string exists.
+std::string fs_path(const py::object& path) {
+  py::bytes raw = py::module_::import("os").attr("fsencode")(path);
+  std::string s = raw;
+  if (s.find('\0') != std::string::npos) {
+    throw DecodeError("the video path " + std::string(py::repr(path)) +
+                      " contains a NUL byte, so it cannot name a file");
+  }
+  return s;
+}
+
 py::dict metadata_dict(const VideoMetadata& m) {
   py::dict d;
-  d["path"] = m.path;
+  d["path"] = py::module_::import("os").attr("fsdecode")(py::bytes(m.path));
   d["container"] = m.container;
   d["codec"] = m.codec;
   d["pixel_format"] = m.pixel_format;
@@ -340,6 +416,7 @@ void register_cuda_bindings(py::module_& m) {
   m.def(
       "cuda_run_jobs",
       [](VideoReader& reader, const py::list& jobs, int device, std::uintptr_t stream) -> py::dict {
+        FlushFfmpegLog flush;
 #if defined(MSCE_HAVE_CUDA)
         auto native = cuda_jobs(jobs);
         LoadStats st;
@@ -360,6 +437,7 @@ void register_cuda_bindings(py::module_& m) {
       "nvdec_run_jobs",
       [](VideoReader& reader, const py::list& jobs, int device, std::uintptr_t stream,
          int64_t seek_threshold) -> py::dict {
+        FlushFfmpegLog flush;
 #if defined(MSCE_HAVE_CUDA) && defined(MSCE_HAVE_FFMPEG)
         auto native = cuda_jobs(jobs);
         const VideoMetadata meta = reader.metadata();
@@ -385,6 +463,7 @@ void register_cuda_bindings(py::module_& m) {
   m.def(
       "nvdec_reader_software_frames",
       [](VideoReader& reader, const std::vector<int64_t>& indices, int64_t seek_threshold) -> py::tuple {
+        FlushFfmpegLog flush;
 #if defined(MSCE_HAVE_CUDA) && defined(MSCE_HAVE_FFMPEG)
         const VideoMetadata meta = reader.metadata();
         py::array_t<uint8_t> out({static_cast<py::ssize_t>(indices.size()), static_cast<py::ssize_t>(meta.height),
@@ -539,15 +618,33 @@ PYBIND11_MODULE(_C, m) {
 #endif
   register_cuda_bindings(m);
 
+  install_ffmpeg_log();
+  m.def("flush_ffmpeg_log", &flush_ffmpeg_log, "Emits FFmpeg's buffered log lines to the msce.ffmpeg logger.");
+  m.def("ffmpeg_log_level", &ffmpeg_log::level, "FFmpeg level of the lines kept (16 = error).");
+  m.def(
+      "set_ffmpeg_log_level",
+      [](const py::object& level) {
+        int v = 0;
+        if (!ffmpeg_log::parse_level(py::str(level), &v)) {
+          throw py::value_error("FFmpeg log level must be quiet, panic, fatal, error, warning, info, verbose, "
+                                "debug, trace or a number in -8..56 (got " + std::string(py::repr(level)) + ")");
+        }
+        ffmpeg_log::set_level(v);
+      },
+      py::arg("level"));
+
   py::class_<VideoReader>(m, "VideoReader")
-      .def(py::init([](const std::string& path, int threads, int64_t seek_threshold) {
+      .def(py::init([](const py::object& path, int threads, int64_t seek_threshold, const std::string& protocols) {
+             FlushFfmpegLog flush;
              ReaderOptions o;
              o.threads = threads;
              o.seek_threshold = seek_threshold;
-             return std::make_unique<VideoReader>(path, o);
+             o.protocols = protocols;
+             const std::string native = fs_path(path);
+             py::gil_scoped_release release;
+             return std::make_unique<VideoReader>(native, o);
            }),
-           py::arg("path"), py::arg("threads") = 0, py::arg("seek_threshold") = 16,
-           py::call_guard<py::gil_scoped_release>())
+           py::arg("path"), py::arg("threads") = 0, py::arg("seek_threshold") = 16, py::arg("protocols") = "")
       .def("metadata", [](const VideoReader& r) { return metadata_dict(r.metadata()); })
       .def("last_stats", [](const VideoReader& r) {
         const auto s = r.last_stats();
@@ -555,10 +652,12 @@ PYBIND11_MODULE(_C, m) {
         d["frames_decoded"] = s.frames_decoded;
         d["seeks"] = s.seeks;
         d["packets_read"] = s.packets_read;
+        d["damaged_frames"] = s.damaged;
         return d;
       })
       .def("run_jobs",
            [](VideoReader& r, const py::list& jobs, int threads) {
+             FlushFfmpegLog flush;
              std::vector<py::array> keep;
              auto native = jobs_from_list(jobs, keep);
              LoadStats st;
@@ -773,6 +872,7 @@ PYBIND11_MODULE(_C, m) {
   m.def(
       "face_decode_and_hold",
       [](VideoReader& r, const std::vector<int64_t>& hold, const py::list& jobs, int threads) {
+        FlushFfmpegLog flush;
         std::vector<py::array> keep;
         auto native = jobs_from_list(jobs, keep);
         auto held = std::make_unique<face::HeldFrames>();

@@ -26,6 +26,9 @@ struct Frame {
   ColorRange range = ColorRange::kLimited;
   int64_t index = 0;
   double timestamp = 0.0;
+  // The decoder reported damage in this picture (FFmpeg's decode_error_flags or
+  // AV_FRAME_FLAG_CORRUPT): it is the decoder's best effort, e.g. with concealed blocks.
+  bool damaged = false;
   std::shared_ptr<const void> owner;
 };
 

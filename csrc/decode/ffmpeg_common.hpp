@@ -22,6 +22,7 @@ extern "C" {
 #include <string>
 #include <vector>
 
+#include "common/error.hpp"
 #include "common/frame.hpp"
 
 namespace msce::ffmpeg {
@@ -101,12 +102,31 @@ constexpr int kMaxReadRetries = 64;               // av_read_frame returning EAG
 
 // ---- opening ----------------------------------------------------------------------------
 
-// The path as error messages quote it.
+// The path as error messages quote it (a NUL byte shows as \0).
 std::string file_label(const std::string& path);
 
-// Opens `path` and reads its stream layout. Throws DecodeError naming the path (a
-// directory, a missing or unreadable file, not a media file).
-FormatContextPtr open_format(const std::string& path);
+// Opens `path` and reads its stream layout. Throws DecodeError naming the path.
+//
+// With `protocols` empty (the default) only a local regular file is read: the path is
+// checked with stat() first (missing, unreadable, a directory, FIFO, socket or device ->
+// DecodeError saying what it is; a FIFO would otherwise block forever), a path holding a
+// NUL byte is refused, FFmpeg's protocol whitelist is "file" and the path is opened as
+// "file:<path>", so "concat:a|b", "http://..." or "subfile:..." name files, not protocols;
+// and nothing but that file is read: the demuxer's io_open refuses every other name (HLS
+// segments, mov external references, image sequences) and the demuxers that open files
+// named inside the input themselves (concat, hls, dash, imf) are off the format whitelist.
+// A non-empty `protocols` (FFmpeg's comma-separated whitelist, e.g. "file,http,https,tcp,tls")
+// opens `path` as a URL restricted to those protocols, for callers that opted in.
+FormatContextPtr open_format(const std::string& path, const std::string& protocols = {});
+
+// A DecodeError for FFmpeg failing with `err` while doing `what` on `path`. Errors that
+// corrupt or cut-off data produce (invalid data, end of file, out of memory for a bogus
+// size, "patches welcome" for nonsense fields, ...) say that the file looks corrupt or
+// truncated, with FFmpeg's own text in brackets.
+DecodeError corrupt_or(const std::string& path, const std::string& what, int err);
+
+// Whether FFmpeg's error `err` is what damaged input typically produces.
+bool looks_corrupt(int err);
 
 // The best video stream that FFmpeg can decode (cover art is not video); sets *decoder.
 // Throws UnsupportedError (no decoder in this FFmpeg) or DecodeError (no video stream).
@@ -117,6 +137,9 @@ void discard_other_streams(AVFormatContext* fmt, int keep);
 
 // Throws UnsupportedError unless 1 <= side <= kMaxSide and area <= kMaxPixels.
 void check_dimensions(const AVCodecParameters* par, const std::string& path);
+// The same limits for a decoded frame (a damaged stream can switch to an absurd size
+// mid-file): throws DecodeError saying the stream looks corrupt.
+void check_frame_dimensions(int width, int height, const std::string& path);
 
 // ---- colour -----------------------------------------------------------------------------
 

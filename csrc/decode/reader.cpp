@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <utility>
 
 #include "common/error.hpp"
@@ -45,23 +46,19 @@ using ffmpeg::without_jpeg_range;
 
 constexpr int kMaxConsecutiveDecodeErrors = 256;    // decode errors in a row with no new input
 constexpr int64_t kNoSkip = std::numeric_limits<int64_t>::min();
+constexpr size_t kMaxParked = 4;  // decoded frames kept for a later index (see fetch)
 
 ffmpeg::CodecContextPtr open_decoder(const AVStream* st, const AVCodec* codec, int threads,
                                      const std::string& path) {
   ffmpeg::CodecContextPtr ctx(avcodec_alloc_context3(codec));
   if (!ctx) throw std::bad_alloc();
   int err = avcodec_parameters_to_context(ctx.get(), st->codecpar);
-  if (err < 0) {
-    throw DecodeError(file_label(path) + ": bad codec parameters: " + error_string(err));
-  }
+  if (err < 0) throw ffmpeg::corrupt_or(path, "bad codec parameters", err);
   ctx->pkt_timebase = st->time_base;
   ctx->thread_count = std::max(0, threads);  // 0 = FFmpeg picks (all cores)
   ctx->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
   err = avcodec_open2(ctx.get(), codec, nullptr);
-  if (err < 0) {
-    throw DecodeError(file_label(path) + ": cannot open the " + codec->name + " decoder: " +
-                      error_string(err));
-  }
+  if (err < 0) throw ffmpeg::corrupt_or(path, std::string("cannot open the ") + codec->name + " decoder", err);
   return ctx;
 }
 
@@ -162,6 +159,70 @@ FrameIndex build_index(std::vector<PacketEntry> packets, bool all_have_pts) {
   return index;
 }
 
+// ---- timing ----------------------------------------------------------------------
+//
+// Container timing can lie: a flipped bit in one timestamp (mp4 ctts/stts, a TS PES header)
+// puts one frame thousands of seconds away from the others, and a corrupt duration field
+// (Matroska DefaultDuration, mp4 stts/mdhd, AVI headers) gives the last frame any length.
+// Durations therefore come from the packet scan only, and:
+//  * the typical frame interval is the median of the intervals between consecutive frames;
+//  * a few frames at either end separated from all the others by a jump of more than
+//    kJumpIntervals typical intervals and more than kJumpSeconds are stray timestamps: they
+//    are reported one typical interval apart, next to their neighbours (a pause with many
+//    frames after it is real and kept, as is the raw timestamp used to find the frame);
+//  * the last frame lasts its packet's duration when that is at most kMaxLastIntervals
+//    typical intervals, else one typical interval.
+
+constexpr double kJumpIntervals = 1000.0;
+constexpr double kJumpSeconds = 10.0;
+constexpr double kMaxLastIntervals = 2.0;
+
+// Median of the positive intervals between consecutive entries of ascending `ts`, 0 when none.
+double median_interval(const std::vector<int64_t>& ts) {
+  std::vector<int64_t> d;
+  d.reserve(ts.size());
+  for (size_t i = 1; i < ts.size(); ++i) {
+    if (ts[i] > ts[i - 1]) d.push_back(ts[i] - ts[i - 1]);
+  }
+  if (d.empty()) return 0.0;
+  const size_t mid = d.size() / 2;
+  std::nth_element(d.begin(), d.begin() + static_cast<std::ptrdiff_t>(mid), d.end());
+  return static_cast<double>(d[mid]);
+}
+
+// Ticks of one frame period from the stream's frame rate, 0 when unknown.
+double rate_interval(const AVStream* st) {
+  const double tb = av_q2d(st->time_base);
+  const AVRational rate = st->avg_frame_rate.num > 0 ? st->avg_frame_rate : st->r_frame_rate;
+  if (rate.num > 0 && rate.den > 0 && tb > 0.0) return 1.0 / (av_q2d(rate) * tb);
+  return 0.0;
+}
+
+// Ticks of frame i for reporting: `ts` with stray frames at either end moved next to
+// their neighbours (see above).
+std::vector<double> reported_ticks(const std::vector<int64_t>& ts, double typical, double tb) {
+  const size_t n = ts.size();
+  std::vector<double> out(ts.begin(), ts.end());
+  if (n < 3 || typical <= 0.0) return out;
+  const double jump = std::max(kJumpIntervals * typical, tb > 0.0 ? kJumpSeconds / tb : 0.0);
+  const size_t max_stray = std::max<size_t>(1, n / 20);
+  // Leading strays: the first jump among the first max_stray + 1 intervals.
+  for (size_t i = 1; i <= std::min(max_stray, n - 2); ++i) {
+    if (static_cast<double>(ts[i] - ts[i - 1]) > jump) {
+      for (size_t k = i; k-- > 0;) out[k] = out[k + 1] - typical;
+      break;
+    }
+  }
+  // Trailing strays.
+  for (size_t i = n - 1; i + max_stray >= n && i >= 2; --i) {
+    if (static_cast<double>(ts[i] - ts[i - 1]) > jump) {
+      for (size_t k = i; k < n; ++k) out[k] = out[k - 1] + typical;
+      break;
+    }
+  }
+  return out;
+}
+
 // Fills num_frames, timestamps, duration, average_fps and variable_frame_rate.
 void describe_timing(const FrameIndex& index, const AVStream* st, VideoMetadata& m) {
   const std::vector<int64_t>& ts = index.ts;
@@ -169,28 +230,29 @@ void describe_timing(const FrameIndex& index, const AVStream* st, VideoMetadata&
   const size_t n = ts.size();
   m.num_frames = static_cast<int64_t>(n);
   m.header_num_frames = st->nb_frames > 0 ? st->nb_frames : -1;
-  m.timestamps.resize(n);
-  for (size_t i = 0; i < n; ++i) m.timestamps[i] = static_cast<double>(ts[i] - ts[0]) * tb;
 
-  const double span = static_cast<double>(ts.back() - ts.front());  // ticks
-  const double mean_interval = n > 1 ? span / static_cast<double>(n - 1) : 0.0;
-  double last = index.last_duration > 0 ? static_cast<double>(index.last_duration) : mean_interval;
-  if (last <= 0.0) {  // a single frame without a duration: one frame period of the stream
-    const AVRational rate = st->avg_frame_rate.num > 0 ? st->avg_frame_rate : st->r_frame_rate;
-    if (rate.num > 0 && rate.den > 0 && tb > 0.0) last = 1.0 / (av_q2d(rate) * tb);
-  }
-  m.duration = (span + last) * tb;
+  double typical = median_interval(ts);
+  if (typical <= 0.0) typical = rate_interval(st);
+  const std::vector<double> ticks = reported_ticks(ts, typical, tb);
+  m.timestamps.resize(n);
+  for (size_t i = 0; i < n; ++i) m.timestamps[i] = (ticks[i] - ticks[0]) * tb;
+
+  const double last_packet = static_cast<double>(index.last_duration);
+  double last = typical;
+  if (last_packet > 0.0 && (typical <= 0.0 || last_packet <= kMaxLastIntervals * typical)) last = last_packet;
+  m.duration = (ticks.back() - ticks.front() + std::max(0.0, last)) * tb;
   m.average_fps = m.duration > 0.0 ? static_cast<double>(n) / m.duration : 0.0;
 
   // Variable frame rate: intervals differ by more than 1% of the mean, beyond the one-tick
   // jitter that coarse time bases (Matroska's milliseconds) put on a constant rate.
   if (n > 2) {
-    int64_t lo = std::numeric_limits<int64_t>::max(), hi = std::numeric_limits<int64_t>::min();
+    const double mean_interval = (ticks.back() - ticks.front()) / static_cast<double>(n - 1);
+    double lo = std::numeric_limits<double>::max(), hi = std::numeric_limits<double>::lowest();
     for (size_t i = 1; i < n; ++i) {
-      lo = std::min(lo, ts[i] - ts[i - 1]);
-      hi = std::max(hi, ts[i] - ts[i - 1]);
+      lo = std::min(lo, ticks[i] - ticks[i - 1]);
+      hi = std::max(hi, ticks[i] - ticks[i - 1]);
     }
-    m.variable_frame_rate = static_cast<double>(hi - lo) > std::max(1.0, 0.01 * mean_interval);
+    m.variable_frame_rate = hi - lo > std::max(1.0, 0.01 * mean_interval);
   }
 }
 
@@ -262,8 +324,58 @@ SharedFrame rotate_rgb24(const AVFrame* src, int cw) {
   return out;
 }
 
-// swscale conversion of any other format to full-range RGB24 at the same size. The
-// context is cached and rebuilt only when the input format, size or colour changes.
+// For a >8-bit YUV format with vertically subsampled chroma (yuv420p10, p010, yuv440p12,
+// ...), the 16-bit planar format with full vertical chroma (yuv422p16 or yuv444p16);
+// AV_PIX_FMT_NONE for every other format.
+//
+// Why: newer swscale (FFmpeg >= 7, which PyAV wheels bundle) converts such formats to RGB
+// by first interpolating chroma vertically (bilinear, at the tagged siting, kept at high
+// precision) and then converting like 4:2:2; FFmpeg 5/6's single pass treats vertical
+// chroma differently and differs from it by up to ~90 levels at horizontal colour edges
+// (mean ~1). Doing the vertical step as its own pass into 16 bits gives the newer result
+// (bit-exact on the test clips) with every version.
+AVPixelFormat vertical_chroma_intermediate(AVPixelFormat format) {
+  const AVPixFmtDescriptor* d = av_pix_fmt_desc_get(format);
+  if (d == nullptr || (d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL | AV_PIX_FMT_FLAG_HWACCEL)) ||
+      d->nb_components < 3 || d->log2_chroma_h == 0 || d->comp[0].depth <= 8 || d->log2_chroma_w > 1) {
+    return AV_PIX_FMT_NONE;
+  }
+  const bool half_width = d->log2_chroma_w == 1;
+  return half_width ? AV_PIX_FMT_YUV422P16 : AV_PIX_FMT_YUV444P16;
+}
+
+// A swscale context for width x height from `src` to `dst` with FFmpeg's default flags
+// (what PyAV's to_ndarray(format="rgb24") and the ffmpeg CLI use: bilinear, no full
+// chroma interpolation) and `src`'s chroma siting. Null when swscale cannot convert.
+ffmpeg::SwsContextPtr make_sws(AVPixelFormat src, AVPixelFormat dst, int width, int height, AVChromaLocation chroma) {
+  ffmpeg::SwsContextPtr ctx(sws_alloc_context());
+  if (!ctx) throw std::bad_alloc();
+  SwsContext* c = ctx.get();
+  av_opt_set_int(c, "srcw", width, 0);
+  av_opt_set_int(c, "srch", height, 0);
+  av_opt_set_int(c, "src_format", src, 0);
+  av_opt_set_int(c, "dstw", width, 0);
+  av_opt_set_int(c, "dsth", height, 0);
+  av_opt_set_int(c, "dst_format", dst, 0);
+  av_opt_set_int(c, "sws_flags", SWS_BILINEAR, 0);
+  int chroma_x = 0, chroma_y = 0;
+  if (chroma_position(src, chroma, chroma_x, chroma_y)) {
+    av_opt_set_int(c, "src_h_chr_pos", chroma_x, 0);
+    av_opt_set_int(c, "src_v_chr_pos", chroma_y, 0);
+  }
+  if (chroma_position(dst, chroma, chroma_x, chroma_y)) {
+    av_opt_set_int(c, "dst_h_chr_pos", chroma_x, 0);
+    av_opt_set_int(c, "dst_v_chr_pos", chroma_y, 0);
+  }
+  if (sws_init_context(c, nullptr, nullptr) < 0) return nullptr;
+  return ctx;
+}
+
+// swscale conversion of any other format to full-range RGB24 at the same size, following
+// FFmpeg's default conversion so that 10-bit, 4:2:2 and 4:4:4 sources keep the convention
+// of the fused transform's 8-bit 4:2:0 path (the previous bicubic + full chroma
+// interpolation differed from PyAV's rgb24 by up to ~230 levels at colour edges). The
+// contexts are cached and rebuilt only when the input format, size or colour changes.
 class RgbConverter {
  public:
   SharedFrame convert(const AVFrame* src, ColorMatrix matrix, ColorRange range) {
@@ -272,39 +384,41 @@ class RgbConverter {
         matrix != matrix_ || range != range_ || src->chroma_location != chroma_) {
       configure(format, src->width, src->height, matrix, range, src->chroma_location);
     }
+    const uint8_t* const* planes = src->data;
+    const int* strides = src->linesize;
+    SharedFrame mid;
+    if (pre_) {
+      mid = alloc_image(mid_format_, src->width, src->height);
+      sws_scale(pre_.get(), src->data, src->linesize, 0, src->height, mid->data, mid->linesize);
+      planes = mid->data;
+      strides = mid->linesize;
+    }
     SharedFrame out = alloc_image(AV_PIX_FMT_RGB24, src->width, src->height);
-    sws_scale(ctx_.get(), src->data, src->linesize, 0, src->height, out->data, out->linesize);
+    sws_scale(ctx_.get(), planes, strides, 0, src->height, out->data, out->linesize);
     return out;
   }
 
  private:
   void configure(AVPixelFormat format, int width, int height, ColorMatrix matrix, ColorRange range,
                  AVChromaLocation chroma) {
-    constexpr int kFlags = SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT;
-    ctx_.reset(sws_alloc_context());
-    if (!ctx_) throw std::bad_alloc();
-    SwsContext* c = ctx_.get();
-    av_opt_set_int(c, "srcw", width, 0);
-    av_opt_set_int(c, "srch", height, 0);
-    av_opt_set_int(c, "src_format", format, 0);
-    av_opt_set_int(c, "dstw", width, 0);
-    av_opt_set_int(c, "dsth", height, 0);
-    av_opt_set_int(c, "dst_format", AV_PIX_FMT_RGB24, 0);
-    av_opt_set_int(c, "sws_flags", kFlags, 0);
-    int chroma_x = 0, chroma_y = 0;
-    if (chroma_position(format, chroma, chroma_x, chroma_y)) {
-      av_opt_set_int(c, "src_h_chr_pos", chroma_x, 0);
-      av_opt_set_int(c, "src_v_chr_pos", chroma_y, 0);
+    ctx_.reset();
+    pre_.reset();
+    mid_format_ = vertical_chroma_intermediate(format);
+    if (mid_format_ != AV_PIX_FMT_NONE) {
+      pre_ = make_sws(format, mid_format_, width, height, chroma);
+      if (!pre_) mid_format_ = AV_PIX_FMT_NONE;  // convert in one pass then
     }
-    if (sws_init_context(c, nullptr, nullptr) < 0) {
-      ctx_.reset();
+    ctx_ = make_sws(mid_format_ != AV_PIX_FMT_NONE ? mid_format_ : format, AV_PIX_FMT_RGB24, width, height, chroma);
+    if (!ctx_) {
       throw UnsupportedError(std::string("cannot convert pixel format ") +
                              name_or_unknown(av_get_pix_fmt_name(format)) + " to RGB");
     }
-    // Source matrix and range as tagged; destination is full-range RGB (its table is unused).
+    // Source matrix and range as tagged (the intermediate keeps the source's values, so
+    // only the last pass converts colour); destination is full-range RGB (table unused).
     const int* table = sws_getCoefficients(sws_colorspace(matrix));
-    sws_setColorspaceDetails(ctx_.get(), table, range == ColorRange::kFull ? 1 : 0,
-                             sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
+    const int full = range == ColorRange::kFull ? 1 : 0;
+    if (pre_) sws_setColorspaceDetails(pre_.get(), table, full, table, full, 0, 1 << 16, 1 << 16);
+    sws_setColorspaceDetails(ctx_.get(), table, full, sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
     format_ = format;
     width_ = width;
     height_ = height;
@@ -313,7 +427,9 @@ class RgbConverter {
     chroma_ = chroma;
   }
 
-  ffmpeg::SwsContextPtr ctx_;
+  ffmpeg::SwsContextPtr pre_;  // vertical chroma pass, or null
+  ffmpeg::SwsContextPtr ctx_;  // to RGB24
+  AVPixelFormat mid_format_ = AV_PIX_FMT_NONE;
   AVPixelFormat format_ = AV_PIX_FMT_NONE;
   int width_ = 0;
   int height_ = 0;
@@ -382,18 +498,21 @@ struct VideoReader::Impl {
   int64_t skip_before_ = kNoSkip;  // packets presented before this (ticks) may skip non-ref frames
   Origin origin_ = Origin::kOpened;
   bool dirty_ = false;           // an exception interrupted decode(): reopen before the next one
+  // Frames the decoder produced ahead of frames it had yet to produce (a broken timestamp
+  // puts a frame's index out of the decoder's output order), by index, for a later fetch.
+  std::map<int64_t, SharedFrame> parked_;
 };
 
 VideoReader::Impl::Impl(const std::string& path, ReaderOptions options)
     : path_(path), options_(options) {
-  fmt_ = ffmpeg::open_format(path_);
+  fmt_ = ffmpeg::open_format(path_, options_.protocols);
   stream_index_ = ffmpeg::select_video_stream(fmt_.get(), path_, &codec_);
   ffmpeg::discard_other_streams(fmt_.get(), stream_index_);
 
   ffmpeg::PacketScan scan = ffmpeg::scan_packets(fmt_.get(), stream_index_);
   if (scan.packets.empty()) {
-    throw DecodeError(file_label(path_) + ": the video stream has no frames" +
-                      (scan.read_error != 0 ? ": " + error_string(scan.read_error) : ""));
+    if (scan.read_error != 0) throw ffmpeg::corrupt_or(path_, "the video stream has no frames", scan.read_error);
+    throw DecodeError(file_label(path_) + ": the video stream has no frames");
   }
   ffmpeg::check_dimensions(stream()->codecpar, path_);
   index_ = build_index(std::move(scan.packets), scan.all_have_pts);
@@ -402,6 +521,7 @@ VideoReader::Impl::Impl(const std::string& path, ReaderOptions options)
   AVPixelFormat pix_fmt = static_cast<AVPixelFormat>(stream()->codecpar->format);
   if (pix_fmt == AV_PIX_FMT_NONE) pix_fmt = dec_->pix_fmt;
   meta_.path = path_;
+  meta_.protocols = options_.protocols;
   describe_format(fmt_.get(), stream(), pix_fmt, meta_);
   describe_timing(index_, stream(), meta_);
   rewind();
@@ -441,12 +561,13 @@ void VideoReader::Impl::reset_decoder() {
   packet_pending_ = false;
   input_done_ = false;
   read_error_.clear();
+  parked_.clear();
 }
 
 // Reopens the file: the one positioning that cannot land in the wrong place.
 void VideoReader::Impl::reopen() {
   fmt_.reset();
-  fmt_ = ffmpeg::open_format(path_);
+  fmt_ = ffmpeg::open_format(path_, options_.protocols);
   if (stream_index_ >= static_cast<int>(fmt_->nb_streams) ||
       stream()->codecpar->codec_type != AVMEDIA_TYPE_VIDEO) {
     throw DecodeError(file_label(path_) + ": the file changed while it was being read");
@@ -510,6 +631,12 @@ void VideoReader::Impl::position_for(int64_t target) {
 // ---- decoding ------------------------------------------------------------------------
 
 void VideoReader::Impl::fetch(int64_t target, const std::function<void(const Frame&)>& sink) {
+  if (const auto it = parked_.find(target); it != parked_.end()) {
+    const SharedFrame parked = std::move(it->second);
+    parked_.erase(it);
+    sink(to_output(parked.get(), target));
+    return;
+  }
   position_for(target);
   // Frames shown before the target are decoded only as references: a frame nothing refers
   // to can be skipped (needs timestamps, since a skipped frame leaves no output to count).
@@ -522,6 +649,13 @@ void VideoReader::Impl::fetch(int64_t target, const std::function<void(const Fra
     }
     const int64_t idx = index_of(f);
     if (idx < 0) continue;  // a frame the index does not know (e.g. a broken tail)
+    // Ahead of frames still to come: with a lying timestamp the decoder's output order is
+    // not the index order. Keep a few such frames instead of giving up on those in between
+    // (after a seek that landed late, the recovery below comes kMaxParked frames later).
+    if (idx > target && idx > position_ + 1 && parked_.size() < kMaxParked && parked_.count(idx) == 0) {
+      parked_.emplace(idx, ffmpeg::share_frame(f));
+      continue;
+    }
     position_ = idx;
     if (idx < target) continue;
     if (idx == target) {
@@ -561,9 +695,7 @@ AVFrame* VideoReader::Impl::next_frame() {
     }
     // A frame that failed to decode (corrupt data): skip it. Errors without any input in
     // between would repeat forever, so give up after many.
-    if (++errors > kMaxConsecutiveDecodeErrors) {
-      throw DecodeError(file_label(path_) + ": the decoder keeps failing: " + error_string(err));
-    }
+    if (++errors > kMaxConsecutiveDecodeErrors) throw ffmpeg::corrupt_or(path_, "the decoder keeps failing", err);
   }
 }
 
@@ -585,8 +717,9 @@ bool VideoReader::Impl::feed() {
   }
   packet_pending_ = false;
   av_packet_unref(packet_.get());
-  if (err == AVERROR(ENOMEM)) throw std::bad_alloc();
-  return true;  // other errors: a corrupt packet is dropped and the decoder resynchronises
+  // Other errors, ENOMEM included (a damaged header asks for absurd buffers, while the
+  // picture size was checked at open): the packet is dropped and the decoder resynchronises.
+  return true;
 }
 
 bool VideoReader::Impl::read_packet() {
@@ -627,6 +760,9 @@ Frame VideoReader::Impl::to_output(AVFrame* f, int64_t index) {
   Frame out;
   out.index = index;
   out.timestamp = meta_.timestamps[index];
+  out.damaged = f->decode_error_flags != 0 || (f->flags & AV_FRAME_FLAG_CORRUPT) != 0;
+  if (out.damaged) stats_.damaged.push_back(index);
+  ffmpeg::check_frame_dimensions(f->width, f->height, path_);
   const AVPixelFormat format = static_cast<AVPixelFormat>(f->format);
   const AVColorSpace cs = f->colorspace != AVCOL_SPC_UNSPECIFIED ? f->colorspace : stream()->codecpar->color_space;
   const AVColorRange cr = f->color_range != AVCOL_RANGE_UNSPECIFIED ? f->color_range : stream()->codecpar->color_range;

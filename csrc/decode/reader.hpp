@@ -30,7 +30,7 @@ struct VideoMetadata {
   int rotation = 0;            // clockwise degrees applied to decoded frames: 0, 90, 180, 270
   int64_t num_frames = 0;      // true count, from the packet index
   int64_t header_num_frames = -1;  // what the container claims (nb_frames), -1 when absent
-  double duration = 0.0;       // seconds: last timestamp + last frame duration
+  double duration = 0.0;       // seconds: last timestamp + last frame duration (bounded, see reader.cpp)
   double average_fps = 0.0;    // num_frames / duration
   bool variable_frame_rate = false;
   std::string color_space;     // "bt709", "bt470bg", "smpte170m", "unknown", ...
@@ -38,6 +38,7 @@ struct VideoMetadata {
   ColorMatrix matrix = ColorMatrix::kBT601;  // what the transform uses (unknown -> BT.601)
   ColorRange range = ColorRange::kLimited;   // (unknown -> limited, yuvj* -> full)
   std::vector<double> timestamps;  // seconds from the first frame (timestamps[0] == 0), ascending
+  std::string protocols;       // ReaderOptions::protocols the file was opened with (NVDEC reopens it)
 };
 
 struct ReaderOptions {
@@ -45,12 +46,19 @@ struct ReaderOptions {
   // Seek only when the next wanted frame is at least this many frames past the current
   // position and a keyframe lies in between; 0 = always decode sequentially.
   int64_t seek_threshold = 16;
+  // FFmpeg protocols `path` may use. Empty (the default): `path` must be a local regular
+  // file, read through the "file" protocol only (see ffmpeg::open_format). Otherwise a
+  // comma-separated FFmpeg protocol whitelist, e.g. "file,http,https,tcp,tls", and `path`
+  // is a URL: an explicit opt-in, since a dataset listing "concat:", "http:" or "pipe:"
+  // entries could make the reader fetch or read anything.
+  std::string protocols;
 };
 
 class VideoReader {
  public:
-  // Throws DecodeError (missing file, directory, not a video, no video stream, zero
-  // frames, corrupt) or UnsupportedError (codec without decoder, absurd dimensions).
+  // Throws DecodeError (missing file, directory, FIFO/socket/device, NUL in the path, not
+  // a video, no video stream, zero frames, corrupt) or UnsupportedError (codec without
+  // decoder, absurd dimensions).
   // Messages name the path and carry FFmpeg's error text.
   explicit VideoReader(const std::string& path, ReaderOptions options = {});
   ~VideoReader();
@@ -69,6 +77,7 @@ class VideoReader {
     int64_t frames_decoded = 0;   // frames that came out of the decoder
     int64_t seeks = 0;
     int64_t packets_read = 0;
+    std::vector<int64_t> damaged;  // delivered indices whose picture the decoder flagged as damaged
   };
   Stats last_stats() const;
 

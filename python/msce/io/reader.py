@@ -26,15 +26,22 @@ class VideoReader:
     """A video file opened for frame-accurate reading.
 
     >>> r = VideoReader("clip.mp4"); r.metadata.num_frames
+
+    Only local regular files are read by default: FIFOs, devices, directories, paths with a
+    NUL byte and FFmpeg URLs ("concat:a|b", "http://...", "pipe:") raise DecodeError, so a
+    dataset listing cannot make msce block or fetch something else. ``protocols`` opts in to
+    URLs: the FFmpeg protocols allowed, e.g. ``("file", "http", "https", "tcp", "tls")``.
     """
 
-    def __init__(self, path: str | os.PathLike, threads: int | None = None, seek_threshold: int = 16):
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, seek_threshold: int = 16,
+                 protocols: str | Sequence[str] | None = None):
         from msce._native import C
 
         self.path = _check_path(path)
         self._threads = threads_arg(threads)
         self._seek_threshold = int(seek_threshold)
-        self._native = C.VideoReader(self.path, self._threads, self._seek_threshold)
+        self._protocols = protocols if isinstance(protocols, str) or protocols is None else ",".join(protocols)
+        self._native = C.VideoReader(self.path, self._threads, self._seek_threshold, self._protocols or "")
         self.metadata = VideoMetadata._from_native(self._native.metadata())
 
     def __repr__(self) -> str:
