@@ -100,7 +100,7 @@ def make(kind: str, out_dir: Path, seconds: float = 2.4, size: tuple[int, int] =
     head, face = astronaut_head(0.8)
     for t in range(n):
         f = bg.copy()
-        a = l = None
+        a = lfw_box = None
         if kind == "pan":
             x = round(30 + (w - head.shape[1] - 60) * t / (n - 1))
             y = (h - head.shape[0]) // 2
@@ -123,7 +123,7 @@ def make(kind: str, out_dir: Path, seconds: float = 2.4, size: tuple[int, int] =
             big, big_face = lfw_face(200)
             lx, ly = 20, (h - 200) // 2
             paste(f, big, lx, ly)
-            l = (lx + big_face[0], ly + big_face[1], big_face[2], big_face[3])
+            lfw_box = (lx + big_face[0], ly + big_face[1], big_face[2], big_face[3])
             x, y = (w - head.shape[1]) // 2 + 40, (h - head.shape[0]) // 2
             paste(f, head, x, y)
             a = (x + face[0], y + face[1], face[2], face[3])
@@ -136,6 +136,6 @@ def make(kind: str, out_dir: Path, seconds: float = 2.4, size: tuple[int, int] =
             raise ValueError(kind)
         frames[t] = f
         boxes["astronaut"].append(a)
-        boxes["lfw"].append(l)
+        boxes["lfw"].append(lfw_box)
     path = encode(out_dir / f"{kind}.mp4", frames)
     return Clip(path, frames, boxes)

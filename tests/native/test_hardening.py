@@ -147,7 +147,7 @@ def test_protocols_opt_in(tmp_path):
 
 
 def test_demuxers_cannot_open_other_files(tmp_path):
-    clip = _clip(tmp_path, "seg.ts", "-c:v", "libx264")
+    _clip(tmp_path, "seg.ts", "-c:v", "libx264")
     playlist = tmp_path / "list.m3u8"
     playlist.write_text("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\nseg.ts\n#EXT-X-ENDLIST\n")
     script = tmp_path / "list.ffconcat"

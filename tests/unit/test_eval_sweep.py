@@ -4,7 +4,6 @@ and puts the sparse 1-FPS run on the dense F1-vs-FPS curve."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

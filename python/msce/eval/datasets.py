@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -34,7 +34,7 @@ from msce.eval.runlog import (
     SPLIT_FILE,
     PredictionLog,
     _dumps,
-    _json_default,
+    _json_default,  # noqa: F401  (msce.train imports it from here)
     _RunLock,
     _write_json_atomic,
     environment_info,

@@ -224,9 +224,9 @@ class RetinaFace:
         if keep.size == 0:
             return []
         p = priors[keep]
-        l = loc[keep].astype(np.float64)
-        centre = p[:, :2] + l[:, :2] * 0.1 * p[:, 2:]
-        size = p[:, 2:] * np.exp(l[:, 2:] * 0.2)
+        off = loc[keep].astype(np.float64)
+        centre = p[:, :2] + off[:, :2] * 0.1 * p[:, 2:]
+        size = p[:, 2:] * np.exp(off[:, 2:] * 0.2)
         boxes = np.hstack([(centre - size / 2) * scale, size * scale])
         pts = marks[keep].astype(np.float64).reshape(-1, 5, 2)
         pts = (p[:, None, :2] + pts * 0.1 * p[:, None, 2:]) * scale

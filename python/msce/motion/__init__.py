@@ -48,7 +48,6 @@ from msce.plan import Plan, PlanSpec, _positive, _timestamps
 
 if TYPE_CHECKING:  # pragma: no cover
     from msce.io.metadata import VideoMetadata
-    from msce.io.reader import VideoReader
 
 __all__ = [
     "SpotOptions", "MotionCurve", "Spot", "motion_energy", "analyze", "spot", "energy_analysis",

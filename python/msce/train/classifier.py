@@ -56,7 +56,7 @@ from msce.train._common import _Bar, _digest_lines, _json_default, _split_info, 
 from msce.train.checkpoints import _checkpoints, _read_log, _save_checkpoint, _set_rng_state
 from msce.train.loop import FinetuneResult, _autocast, _fingerprint, _histogram_text, _lr_lambda, _Prefetcher
 from msce.train.loop import _resolve_precision
-from msce.train.options import (CONFIG_FILE, DEFAULT_TARGET_MODULES, EVAL_DIR, LOG_FILE, STATE_FILE, Log,
+from msce.train.options import (CONFIG_FILE, DEFAULT_TARGET_MODULES, LOG_FILE, STATE_FILE, Log,
                                 LoraOptions, SamplingOptions, TrainOptions, _stderr)
 from msce.train.sampling import ClassBalancedSampler
 

@@ -200,7 +200,6 @@ def answer_loss(model: Any, inputs: Mapping, targets: Any, n_answer: int, keep_l
     positions only (``logits_to_keep``); position ``L - n_answer - 1 + j`` predicts
     answer token ``j``.
     """
-    import torch
     import torch.nn.functional as F
 
     kwargs = dict(inputs)

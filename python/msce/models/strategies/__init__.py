@@ -61,7 +61,8 @@ from __future__ import annotations
 from typing import Any
 
 from msce.errors import ConfigError
-from msce.models.strategies.base import (DEFAULT_ANSWER_TOKENS, DEFAULT_STAGE1_TOKENS, ModelStep, Strategy,
+from msce.models.strategies.base import (  # noqa: F401  (re-exports)
+                                         DEFAULT_ANSWER_TOKENS, DEFAULT_STAGE1_TOKENS, ModelStep, Strategy,
                                          StrategyResult, drive_steps,
                                          _materialize)  # _materialize: msce.train.encoding builds requests with it
 from msce.models.strategies.frames import Dense, Shuffled, Sparse

@@ -63,7 +63,7 @@ name, :func:`load_prompted`, :func:`sent_indices`); every public name is re-expo
 
 from msce.models.visual_prompts.base import FrameTransform
 from msce.models.visual_prompts.drawing import colormap
-from msce.models.visual_prompts.face_info import REGION_NAMES, FaceInfo, as_face_info
+from msce.models.visual_prompts.face_info import REGION_NAMES, FaceInfo, as_face_info  # noqa: F401
 from msce.models.visual_prompts.flow import motion_maps
 from msce.models.visual_prompts.registry import (available_visual_prompts, get_visual_prompt, load_prompted,
                                                  sent_indices, sent_timestamps)
