@@ -68,7 +68,7 @@ def test_info_errors_are_clean(tmp_path) -> None:
     missing = tmp_path / "missing.mp4"
     r = msce_cli("info", str(missing))
     assert r.returncode == 1
-    assert r.stderr.startswith("msce: error:") and "missing.mp4" in r.stderr
+    assert r.stderr.startswith("msce info: error:") and "missing.mp4" in r.stderr
     assert "Traceback" not in r.stderr and r.stdout == ""
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(b"not a video at all" * 64)

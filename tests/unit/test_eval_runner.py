@@ -272,6 +272,6 @@ def test_cli_eval_then_report_and_compare(tmp_path, capsys):
                  "--n-boot", "20"]) == 0
     assert (tmp_path / "rep" / "report.html").is_file()
 
-    # a bad option is a clean error (exit 1), not a traceback
-    assert main(common + ["--strategy", "eval_fakes:Nope", "--out", str(tmp_path / "r3")]) == 1
-    assert "cannot load strategy" in capsys.readouterr().err
+    # a bad option is a clean usage error (exit 2) naming the flag, not a traceback
+    assert main(common + ["--strategy", "eval_fakes:Nope", "--out", str(tmp_path / "r3")]) == 2
+    assert "--strategy: cannot load 'eval_fakes:Nope'" in capsys.readouterr().err

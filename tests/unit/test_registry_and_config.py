@@ -20,7 +20,7 @@ def test_registry_is_lazy() -> None:
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
-    assert available_backends() == ["openai", "transformers"]
+    assert available_backends() == ["classifier", "openai", "transformers"]
 
 
 class EchoBackend:
