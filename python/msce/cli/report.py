@@ -67,10 +67,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     out = args.out or (Path(args.runs[0]) / "report" if len(args.runs) == 1 else Path("msce-report"))
     head = [h.strip().lower() for h in args.head.split(",") if h.strip()] if args.head else None
     pairs = _parse_pairs(args.pair, runs)
+    finetune = [tuple(runs[_run_index(runs, x, "--finetune-pair")].name for x in pair)
+                for pair in args.finetune_pair or ()]
     baseline = None if args.baseline is None else _run_index(runs, args.baseline, "--baseline")
     paths = build_report(runs, out, freq_csv=args.freq_csv, freq_source=args.freq_source, pairs=pairs,
                          n_boot=args.n_boot, seed=args.seed, n_head=args.n_head, head=head,
-                         train_counts_csv=args.train_counts, title=args.title, baseline=baseline)
+                         train_counts_csv=args.train_counts, title=args.title, baseline=baseline,
+                         finetune=finetune)
     _warn_tiny(runs)
     print(f"wrote {paths['markdown']} and {paths['html']}")
     return 0
@@ -92,7 +95,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
     """Register ``msce report`` and ``msce compare``."""
     p = subparsers.add_parser("report", help="write a Markdown + HTML report for run directories",
-                              description="Tables and plots (confusion, FS sensitivity, F1 vs FPS, long tail).")
+                              description="Tables and plots (confusion, predicted-label distributions, FS "
+                                          "sensitivity, F1 vs FPS, long tail, training counts, base vs "
+                                          "fine-tuned).")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories written by msce eval")
     p.add_argument("--out", help="output folder (default RUN/report for one run, else ./msce-report)")
     p.add_argument("--freq-csv", help="label,count CSV (e.g. Google Books Ngram counts) for the long-tail analysis")
@@ -101,7 +106,11 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
                         "(Google Books Ngram, the paper's source; cached answers in $MSCE_NGRAM_CACHE or "
                         "~/.cache/msce/ngrams, endpoint $MSCE_NGRAM_URL)")
     p.add_argument("--pair", action="append", metavar="NORMAL:SHUFFLED",
-                   help="pair two runs (names or directories) for the FS analysis")
+                   help="pair a normal run with its frame-shuffled run (names or directories) for the FS analysis")
+    p.add_argument("--finetune-pair", action="append", nargs=2, metavar=("BASE", "FINETUNED"),
+                   help="pair a base model's run with its fine-tuned model's run (names, directories or indices) "
+                        "for the before/after view: confusion matrices side by side, F1 vs training count "
+                        "(pairs are also found from the run configs)")
     p.add_argument("--baseline", metavar="RUN",
                    help="run (name, directory or index) the comparison measures against (default: the sparse run, "
                         "else the first given)")

@@ -1,7 +1,7 @@
 """``build_report``: the Markdown + HTML report over run directories, section by section
-(runs, answer parsing, per-class F1, confusion matrices, frame-shuffle sensitivity, F1 vs
-FPS, long tail, training class counts, asymmetric confusion, comparison with the first
-run)."""
+(runs, answer parsing, per-class F1, confusion matrices, predicted-label distributions,
+frame-shuffle sensitivity, F1 vs FPS, long tail, training class counts, base / fine-tuned
+pairs, asymmetric confusion, comparison with the first run)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from msce.eval.report.figures import (
 )
 from msce.eval.report.frequency import frequency_sources
 from msce.eval.report.grouping import fold_groups, fps_groups, pair_shuffled_runs
+from msce.eval.report.pairs import distribution_section, finetune_pairs, finetune_section
 from msce.eval.report.run_stats import NOT_RECORDED, parse_reason_counts, run_training_counts, shuffle_order_stats
 from msce.eval.runs import Run
 from msce.labels import LABEL_SETS
@@ -48,6 +49,7 @@ def build_report(
     train_counts_csv: str | None = None,
     title: str = "msce evaluation report",
     baseline: int | None = None,
+    finetune: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Path]:
     """Write ``report.md``, ``report.html`` and ``figures/*.png`` into ``out_dir``.
 
@@ -56,7 +58,11 @@ def build_report(
     Books Ngrams as in the paper) follows in English and Chinese. The section names each
     source, corpus, years and words and gives Pearson r on raw and on log10 frequencies.
     ``pairs``: explicit (normal, shuffled)
-    run names. Head/tail classes for the asymmetry test, per run, first that applies:
+    run names. ``finetune``: explicit (base, fine-tuned) run names; more base / fine-tuned
+    pairs are found from the run configs (:func:`msce.eval.report.pairs.find_pairs`): each
+    pair gets its metrics and per-class F1 before/after, both confusion matrices side by
+    side (Fig. 3) and both runs' F1 against the training class counts (Fig. S3); every run
+    gets its predicted-label distribution. Head/tail classes for the asymmetry test, per run, first that applies:
     ``head`` (source "user"); the run's training class counts (``train_counts_csv``, a
     ``label,count`` file, else :func:`run_training_counts`), head = the ``n_head`` most
     frequent classes or by default those holding at least half of the training clips;
@@ -82,6 +88,7 @@ def build_report(
     names = [r.name for r in runs]
     if len(set(names)) != len(names):
         raise ConfigError(f"run names must be distinct (directory names): {names}")
+    ft_pairs = finetune_pairs(runs, finetune)  # checks explicit pairs before anything is written
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     doc = Document(title)
@@ -155,6 +162,9 @@ def build_report(
     for i, r in enumerate(runs):
         rep = reports[r.name]
         doc.image(f"confusion_{i}.png", plot_confusion(rep.confusion, r.labels, r.name), f"Confusion matrix: {r.name}")
+
+    # --- predicted-label distributions
+    distribution_section(doc, runs, reports)
 
     # --- frame shuffle
     shuffle_pairs = pair_shuffled_runs(runs, pairs)
@@ -294,6 +304,9 @@ def build_report(
             doc.p(NAN_NOTE)
         doc.p("Pearson r and two-tailed p of per-class F1 against the number of training clips of each class "
               "(the view of the paper's Fig. S3).")
+
+    # --- base / fine-tuned pairs (Fig. 3, with the Fig. S3 view of both)
+    finetune_section(doc, ft_pairs, reports, train_counts)
 
     # --- asymmetric confusion
     doc.h(1, "Asymmetric confusion")
