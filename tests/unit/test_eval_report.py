@@ -67,8 +67,10 @@ def test_report_files_sections_and_images(runs, tmp_path):
     assert "Peak at 5 fps" in md
 
     figs = sorted((tmp_path / "out" / "figures").glob("*.png"))
-    # 3 confusion + 1 shuffle + 1 fps + 3 frequency figures (one panel per source)
-    assert len(figs) == 3 + 1 + 1 + 3
+    # 3 confusion + 3 predicted-label distributions + 1 shuffle + 1 fps + 3 frequency figures
+    # (one panel per source)
+    assert len(figs) == 3 + 3 + 1 + 1 + 3
+    assert len([f for f in figs if f.name.startswith("predicted_")]) == 3
     for f in figs:
         assert f.read_bytes().startswith(PNG_MAGIC)
         assert f"figures/{f.name}" in md
