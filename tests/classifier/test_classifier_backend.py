@@ -213,3 +213,46 @@ def test_run_eval_end_to_end(backend, reference, clf_data, tmp_path, shuffled) -
     run_eval(ds, samples, strategy, backend, tmp_path / "run2", cache, progress=False, n_boot=0)
     assert backend.forward_invocations == before
     cache.close()
+
+
+# -- msce's native tensors vs the checkpoint's HF video processor ------------------------------
+def test_inputs_are_msces_exact_videomae_tensors(backend, tiny_videomae, clf_data) -> None:
+    import msce
+    from msce import plan
+    from msce.io import load
+    from transformers import AutoVideoProcessor
+
+    proc = AutoVideoProcessor.from_pretrained(str(tiny_videomae))
+    assert type(proc).__name__ == "VideoMAEVideoProcessor"
+    assert backend.msce_target == msce.target_for(proc) and isinstance(backend.msce_target, msce.targets.VideoMAE)
+    assert backend.config()["tensors"] == "msce"
+    rng = np.random.default_rng(7)
+    decoded = load(clf_data["dataset"].samples[0].path, plan.count(4), backend.target()).data.numpy()
+    groups = [[rng.integers(0, 256, (8, 48, 64, 3), dtype=np.uint8)],  # 8 random frames
+              [rng.integers(0, 256, (4, 90, 70, 3), dtype=np.uint8) for _ in range(3)],  # a batch of three
+              [decoded]]
+    for clips in groups:
+        got = backend.inputs(clips)
+        want = proc(videos=list(clips), return_tensors="pt", do_sample_frames=False)
+        assert set(got) == set(want.keys()) == {"pixel_values"}
+        assert got["pixel_values"].shape == want["pixel_values"].shape
+        assert got["pixel_values"].dtype == want["pixel_values"].dtype
+        assert (got["pixel_values"] - want["pixel_values"]).abs().max().item() == 0.0
+        assert torch.equal(got["pixel_values"], backend.hf_inputs(clips)["pixel_values"])
+
+
+def test_inputs_fall_back_to_the_hf_processor(backend, monkeypatch) -> None:
+    import msce.models.backends.classifier as clf
+
+    clip = np.random.default_rng(8).integers(0, 256, (4, 48, 64, 3), dtype=np.uint8)
+    want = backend.hf_inputs([clip])["pixel_values"]
+    monkeypatch.setattr(backend, "msce_target", None)  # a processor target_for does not reproduce
+    assert torch.equal(backend.inputs([clip])["pixel_values"], want)
+    assert backend.config()["tensors"] == "hf-processor"
+    monkeypatch.undo()
+
+    def refuse(clips):
+        raise clf.UnsupportedError("not reproduced")
+
+    monkeypatch.setattr(backend, "_msce_inputs", refuse)  # a geometry msce refuses: HF's path
+    assert torch.equal(backend.inputs([clip])["pixel_values"], want)

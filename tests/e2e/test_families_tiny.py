@@ -27,12 +27,6 @@ transformers = require_module("transformers", "pip install 'msce[hf]'")
 ANS = GenerationParams(max_new_tokens=3)
 S1 = GenerationParams(max_new_tokens=4)
 
-# Qwen2_5OmniProcessor overrides its video processor's size with class-level
-# videos_kwargs (shortest_edge 128*28*28, longest_edge 768*28*28), which
-# msce.target_for(processor) does not read: the video tensors differ in size.
-OMNI_SIZE_BUG = "target_for(Qwen2_5OmniProcessor) reads video_processor.size, the processor overrides it"
-
-
 def _sha256(directory: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
 
@@ -131,7 +125,7 @@ STRATEGIES = {
 
 @pytest.mark.parametrize("strategy", sorted(STRATEGIES))
 @pytest.mark.parametrize("family", TINY_FAMILIES)
-def test_strategy_through_family(family_backends, clips, monkeypatch, request, family, strategy):
+def test_strategy_through_family(family_backends, clips, monkeypatch, family, strategy):
     backend = family_backends[family]
     assert backend.mode == "processor" and backend.target().to_dict()["dtype"] == "uint8"
     spy = Spy(backend, monkeypatch)
@@ -141,6 +135,6 @@ def test_strategy_through_family(family_backends, clips, monkeypatch, request, f
     assert result.parsed is None or result.parsed in DFEW.names
     assert isinstance(result.raw_answer, str)
     assert result.model_calls == len(spy.calls) >= (2 if strategy == "msce" else 1)
-    if family == "qwen2_5_omni":
-        request.applymarker(pytest.mark.xfail(reason=OMNI_SIZE_BUG, strict=True))
+    # Qwen2_5OmniProcessor calls its video processor with its own size (class videos_kwargs,
+    # not the directory's 112-pixel one): target_for(processor) reads it, so Omni is exact too
     assert _check_sent_videos(spy.calls, backend.processor, family) >= 1

@@ -164,3 +164,83 @@ def test_token_budget_asks_the_target():
     assert t.fit_budget(10, 8, 360, 640) == (28, 28)
     h, w = t.fit_budget(2000, 8, 360, 640)
     assert t.num_tokens(8, h, w) <= 2000
+
+
+# -- model directories as transformers 5.24 saves them (one processor_config.json) ----------------
+@pytest.fixture(scope="module")
+def tiny_dirs(tmp_path_factory) -> dict:
+    from msce.testing import TINY_FAMILIES, make_tiny_family
+
+    root = tmp_path_factory.mktemp("tiny_families")
+    return {f: make_tiny_family(root / f, f, seed=0) for f in TINY_FAMILIES}
+
+
+def _hf_video_tensors(processor, frames: np.ndarray) -> dict:
+    """The video tensors the composite processor itself makes for one video in a chat prompt."""
+    text = processor.apply_chat_template([{"role": "user", "content": [{"type": "video"},
+                                                                        {"type": "text", "text": "Emotion?"}]}],
+                                         tokenize=False, add_generation_prompt=True)
+    out = processor(text=[text], videos=[frames], return_tensors="pt", do_sample_frames=False)
+    if "pixel_values_videos" not in out:  # InternVLProcessor flattens video frames into pixel_values
+        return {"pixel_values_videos": out["pixel_values"].unsqueeze(0)}
+    return {k: out[k] for k in ("pixel_values_videos", "video_grid_thw") if k in out}
+
+
+@pytest.mark.parametrize("family", ["llava_next_video", "video_llava", "llava_onevision", "internvl", "glm4v",
+                                    "qwen2_5_omni"])
+def test_tiny_family_directory_equals_its_processor(tiny_dirs, frames, family):
+    from transformers import AutoProcessor
+
+    directory = tiny_dirs[family]
+    assert (directory / "processor_config.json").is_file()
+    assert not (directory / "video_preprocessor_config.json").exists()
+    processor = AutoProcessor.from_pretrained(directory, local_files_only=True)
+    from_dir, from_obj = msce.target_for(directory), msce.target_for(processor)
+    assert from_dir == from_obj
+    # the tiny sizes, not the model type's defaults (Omni: the processor's own size, which are those)
+    assert (from_dir.to_dict() == msce.target_for(family).to_dict()) == (family == "qwen2_5_omni")
+    ref = _hf_video_tensors(processor, frames)
+    _exact(msce.preprocess(frames, from_dir).to_hf(), ref, set(ref))
+
+
+def test_omni_processor_size_is_the_composites(tiny_dirs):
+    """Qwen2_5OmniProcessor calls its video processor with its own class videos_kwargs size."""
+    from transformers import AutoProcessor, Qwen2_5OmniProcessor
+
+    processor = AutoProcessor.from_pretrained(tiny_dirs["qwen2_5_omni"], local_files_only=True)
+    assert processor.video_processor.size.longest_edge == 12544  # what the directory configures ...
+    size = Qwen2_5OmniProcessor.videos_kwargs["size"]  # ... and what the processor uses
+    assert msce.target_for(processor).resolved_pixels == (size["shortest_edge"], size["longest_edge"])
+
+
+def _write(directory, name: str, content) -> None:
+    (directory / name).write_text(content if isinstance(content, str) else json.dumps(content))
+
+
+def test_directory_nested_video_processor_wins(tmp_path):
+    _write(tmp_path, "config.json", {"model_type": "internvl"})
+    _write(tmp_path, "processor_config.json", {
+        "processor_class": "InternVLProcessor",
+        "video_processor": {"video_processor_type": "InternVLVideoProcessor", "size": {"height": 224, "width": 224}},
+        "image_processor": {"image_processor_type": "GotOcr2ImageProcessor", "size": {"height": 448, "width": 448}}})
+    _write(tmp_path, "preprocessor_config.json", {"image_processor_type": "GotOcr2ImageProcessor",
+                                                  "size": {"height": 448, "width": 448}})
+    assert msce.target_for(tmp_path).size == (224, 224)
+
+
+@pytest.mark.parametrize("files,bad", [
+    ({"processor_config.json": "{not json"}, "processor_config.json"),
+    ({"processor_config.json": {"processor_class": "InternVLProcessor"}}, "processor_config.json"),
+    ({"processor_config.json": {"video_processor": [1, 2]}}, "processor_config.json"),
+    ({"processor_config.json": {"video_processor": {"video_processor_type": "InternVLVideoProcessor",
+                                                    "size": {"shortest_edge": 5, "longest_edge": 9}}}},
+     "processor_config.json"),
+    ({"preprocessor_config.json": "[]"}, "preprocessor_config.json"),
+    ({}, "no processor config"),
+])
+def test_directory_without_a_readable_processor_config_raises(tmp_path, files, bad):
+    _write(tmp_path, "config.json", {"model_type": "internvl"})
+    for name, content in files.items():
+        _write(tmp_path, name, content)
+    with pytest.raises(UnsupportedError, match=bad.replace(".", r"\.")):
+        msce.target_for(tmp_path)

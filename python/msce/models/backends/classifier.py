@@ -30,8 +30,11 @@ Labels
 
 Frames
     The strategy plans and decodes the frames (``msce.Frames(layout="NHWC",
-    dtype="uint8")``); the checkpoint's own HF video processor resizes, crops and
-    normalizes them (frame sampling off). The model takes a fixed clip length
+    dtype="uint8")``). Where ``msce.target_for`` reproduces the checkpoint's HF video
+    processor (VideoMAE's), msce's native transform resizes, crops and normalizes them
+    into the tensors that processor returns (exactly equal; ``config()["tensors"]`` is
+    ``"msce"``); otherwise the HF video processor does it (frame sampling off;
+    ``"hf-processor"``). The model takes a fixed clip length
     (``config.num_frames``; ``frames_per_clip`` for V-JEPA 2; the ``num_frames`` option
     overrides). msce's choice of how a plan's ``N`` frames become a clip of ``T``, in the
     order the strategy sent them (so a shuffled plan stays shuffled): position
@@ -56,10 +59,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from msce.errors import BackendError, ConfigError
+from msce.errors import BackendError, ConfigError, UnsupportedError
 from msce.labels import LABEL_SETS, LabelSet, get_label_set
 from msce.models.backends.base import GenerationParams, Request, check_request, is_frames
-from msce.targets import Frames
+from msce.targets import Frames, Target, target_for
 
 __all__ = [
     "ClassifierBackend",
@@ -313,6 +316,12 @@ class ClassifierBackend:
             raise BackendError(f"cannot load video classifier {self.model_name!r}: {exc}") from exc
         self.model.to(self.device)
         self.model.eval()
+        # msce's exact equivalent of the HF video processor, where there is one (None: HF's path)
+        self.msce_target: Target | None
+        try:
+            self.msce_target = target_for(self.processor)
+        except UnsupportedError:
+            self.msce_target = None
         self.label_map = map_labels(self.model.config, labels)
         self.label_set = self.label_map.label_set
         self._set_index = self.label_map.set_index()
@@ -348,6 +357,7 @@ class ClassifierBackend:
             "dtype": self.dtype_name,
             "architecture": type(self.model).__name__,
             "processor": type(self.processor).__name__,
+            "tensors": "hf-processor" if self.msce_target is None else "msce",
             "num_frames": self.num_frames,
             "config_num_frames": self.config_num_frames,
             "clip_rule": CLIP_RULE,
@@ -369,7 +379,25 @@ class ClassifierBackend:
         return frames[positions], positions
 
     def inputs(self, clips: Sequence[Any]) -> dict:
-        """The model's inputs for uint8 clips: the checkpoint's HF video processor output."""
+        """The model's inputs for uint8 clips (of one shape): the checkpoint's HF video
+        processor output, made by msce's native transform where ``msce_target`` is set."""
+        if self.msce_target is not None:
+            try:
+                return self._msce_inputs(clips)
+            except UnsupportedError:
+                pass  # a geometry msce does not reproduce (e.g. a crop larger than the frame): HF's path
+        return self.hf_inputs(clips)
+
+    def _msce_inputs(self, clips: Sequence[Any]) -> dict:
+        import torch
+
+        from msce.io import preprocess
+
+        per_clip = [preprocess(c, self.msce_target).to_hf() for c in clips]
+        return {k: torch.cat([p[k] for p in per_clip], 0) for k in per_clip[0]}
+
+    def hf_inputs(self, clips: Sequence[Any]) -> dict:
+        """The model's inputs for uint8 clips from the checkpoint's HF video processor."""
         try:
             enc = self.processor(videos=list(clips), return_tensors="pt", do_sample_frames=False)
         except (ValueError, TypeError) as exc:
