@@ -33,13 +33,18 @@ def frame_files(folder: str | os.PathLike) -> list[Path]:
     folder is missing or has no images.
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise DatasetError(f"frame folder not found: {folder}")
-    files = [
-        Path(e.path)
-        for e in os.scandir(folder)
-        if e.is_file() and not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS
-    ]
+    try:
+        if not folder.is_dir():
+            raise DatasetError(f"frame folder not found: {folder}")
+        with os.scandir(folder) as entries:
+            files = [
+                Path(e.path)
+                for e in entries
+                if not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS
+                and e.is_file()
+            ]
+    except OSError as exc:  # a name too long, no permission, ...: named, not an OSError
+        raise DatasetError(f"frame folder cannot be read: {folder}: {exc.strerror or exc}") from None
     if not files:
         raise DatasetError(f"frame folder has no images ({', '.join(IMAGE_EXTENSIONS)}): {folder}")
     files.sort(key=lambda p: _natural_key(p.name))

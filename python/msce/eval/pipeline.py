@@ -46,6 +46,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 from msce.errors import BackendError, ConfigError
+from msce.io.damage import unwatch_damage, watch_damage
 from msce.models.cache import CachedGeneration, generate_cached, request_key
 from msce.models.strategies.base import ModelStep
 
@@ -104,6 +105,7 @@ class Outcome:
     result: Any = None
     error: BaseException | None = None
     wall_s: float = 0.0
+    damaged_frames: int | None = None  # frames its loads decoded that the decoder flagged (msce.io.damage)
 
 
 def answer_steps(backend: Any, steps: Sequence[ModelStep], cache: Any) -> list[CachedGeneration]:
@@ -300,6 +302,7 @@ def run_pipelined(samples: Sequence[Any], strategy: Any, labels: Any, backend: A
         nonlocal busy
         v = _Video(p, samples[p])
         videos[p] = v
+        watch_damage(v.sample.path)
         if stepped:
             decode_pool.submit(prepare, v)
         else:
@@ -311,7 +314,8 @@ def run_pipelined(samples: Sequence[Any], strategy: Any, labels: Any, backend: A
         nonlocal stop_at
         state[v.pos] = _DONE
         videos.pop(v.pos, None)
-        finished[v.pos] = Outcome(v.pos, result, error, time.perf_counter() - v.t0)
+        finished[v.pos] = Outcome(v.pos, result, error, time.perf_counter() - v.t0,
+                                  unwatch_damage(v.sample.path))
         if error is not None and fatal(error):
             stop_at = min(stop_at, v.pos + 1)
 
@@ -340,5 +344,6 @@ def run_pipelined(samples: Sequence[Any], strategy: Any, labels: Any, backend: A
         decode_pool.shutdown(wait=True, cancel_futures=True)
         model_pool.shutdown(wait=True, cancel_futures=True)
         for v in videos.values():
+            unwatch_damage(v.sample.path)
             if v.gen is not None:
                 v.gen.close()

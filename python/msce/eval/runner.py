@@ -41,6 +41,7 @@ from msce.eval.runlog import (
     read_predictions,
 )
 from msce.eval.runs import Run, load_run
+from msce.io.damage import unwatch_damage, watch_damage
 from msce.models.backends._url import redact_urls
 
 __all__ = [
@@ -137,8 +138,9 @@ def _result_dict(result: Any) -> dict:
     return d
 
 
-def _record(sample: Any, result: Any, names: Sequence[str], wall: float) -> dict:
-    """The predictions.jsonl record of one finished video."""
+def _record(sample: Any, result: Any, names: Sequence[str], wall: float, damaged: int | None = None) -> dict:
+    """The predictions.jsonl record of one finished video. ``damaged_frames``: how many of the
+    frames its loads decoded the decoder flagged as damaged (None: not known, NVDEC)."""
     res = _result_dict(result)
     parsed = res.get("parsed")
     rec = {
@@ -153,6 +155,7 @@ def _record(sample: Any, result: Any, names: Sequence[str], wall: float) -> dict
         if k not in rec:
             rec[k] = v
     rec["wall_s"] = round(wall, 6)
+    rec["damaged_frames"] = damaged
     return rec
 
 
@@ -163,17 +166,22 @@ def _sequential(todo: Sequence[Any], strategy: Any, labels: Any, backend: Any, c
     other exception propagates at once."""
     for pos, s in enumerate(todo):
         t0 = time.perf_counter()
+        watch_damage(s.path)
         try:
             if pass_id:
                 result = strategy.run(s.path, labels, backend, cache, sample_id=str(s.id))
             else:
                 result = strategy.run(s.path, labels, backend, cache)
         except MEDIA_ERRORS as exc:
+            unwatch_damage(s.path)
             if on_error != "skip":
                 raise
             yield Outcome(pos, error=exc, wall_s=time.perf_counter() - t0)
             continue
-        yield Outcome(pos, result=result, wall_s=time.perf_counter() - t0)
+        except BaseException:
+            unwatch_damage(s.path)
+            raise
+        yield Outcome(pos, result=result, wall_s=time.perf_counter() - t0, damaged_frames=unwatch_damage(s.path))
 
 
 # --------------------------------------------------------------------------- progress
@@ -441,7 +449,7 @@ def run_eval(
                                             "time": now}) + "\n")
                         bar.advance(n_correct, len(scored), n_invalid)
                         continue
-                    rec = _record(s, o.result, names, o.wall_s)
+                    rec = _record(s, o.result, names, o.wall_s, o.damaged_frames)
                     log.append(rec)
                     n_new += 1
                     scored.append(rec)

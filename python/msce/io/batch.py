@@ -36,6 +36,9 @@ class FrameBatch:
     size: tuple[int, int]
     stats: dict = field(default_factory=dict)
     faces: FaceTrack | None = None  # crop="face": boxes, landmarks, per-frame status (msce.faces)
+    # Source frame indices (sorted, distinct) of this batch that the decoder flagged as damaged
+    # (corrupt / error-concealed); () for intact clips, frames in memory and frame folders.
+    damaged: tuple[int, ...] = ()
 
     @property
     def indices(self) -> tuple[int, ...]:
@@ -51,6 +54,12 @@ class FrameBatch:
 
     def __len__(self) -> int:
         return len(self.plan)
+
+    @property
+    def damaged_positions(self) -> tuple[int, ...]:
+        """Positions in output order (0-based, into ``indices``) whose frame is in ``damaged``."""
+        bad = set(self.damaged)
+        return tuple(k for k, i in enumerate(self.plan.indices) if i in bad)
 
     @property
     def num_tokens(self) -> int:

@@ -26,8 +26,13 @@ def is_frame_folder(path: str | os.PathLike) -> bool:
     """True for a directory that holds at least one image."""
     from msce._files import frame_files
 
-    if not Path(path).is_dir():
-        return False
+    try:
+        if not Path(path).is_dir():
+            return False
+    except OSError as exc:  # ENAMETOOLONG, EACCES on a parent, ... : the path cannot be read at all
+        raise DecodeError(f"{os.fspath(path)}: cannot open: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a NUL byte
+        raise DecodeError(f"{os.fspath(path)!r}: not a usable path: {exc}") from None
     try:
         frame_files(path)
     except DatasetError:
@@ -64,8 +69,16 @@ class FrameFolder:
         path = self.files[i]
         try:
             with Image.open(path) as im:
+                w, h = im.size
+                limit = Image.MAX_IMAGE_PIXELS
+                if limit is not None and w * h > limit:
+                    raise DecodeError(f"{path}: image header claims {w}x{h} = {w * h} pixels, over the "
+                                      f"{limit}-pixel limit (PIL.Image.MAX_IMAGE_PIXELS); the file is corrupt "
+                                      "or not a video frame")
                 return np.asarray(im.convert("RGB"))
-        except (OSError, UnidentifiedImageError) as exc:
+        except Image.DecompressionBombError as exc:  # header over 2x the limit, refused by Image.open
+            raise DecodeError(f"{path}: image too large to decode: {exc}") from None
+        except (OSError, UnidentifiedImageError, ValueError) as exc:
             raise DecodeError(f"{path}: cannot decode image: {exc}") from None
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import math
+import os
+
 import numpy as np
 import torch
 
 from msce.errors import TransformError
 from msce.io import cuda as _cuda
 from msce.io.batch import CropArg, FrameBatch, Target
+from msce.io.damage import record_damage
 from msce.io.metadata import VideoMetadata
 from msce.plan import Plan
 
@@ -20,7 +24,64 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _DTYPES = {"uint8": torch.uint8, "float16": torch.float16, "float32": torch.float32}
 
-__all__ = ["threads_arg", "pin", "crops_for", "allocate", "run", "to_device", "check_target"]
+__all__ = ["threads_arg", "pin", "crops_for", "allocate", "run", "to_device", "check_target",
+           "MAX_OUTPUT_BYTES_ENV", "DEFAULT_MAX_OUTPUT_BYTES", "max_output_bytes"]
+
+#: msce's choice: one output tensor (one load call's batch, one segment) may take at most this
+#: many bytes unless ``MSCE_MAX_OUTPUT_BYTES`` says otherwise (an integer; 0 turns the cap off).
+#: 8 GiB holds e.g. 1000 1080p frames as uint8 or 256 of them as float32; a larger request is
+#: almost always a plan or metadata gone wrong. It is also refused when it exceeds the memory
+#: available (MemAvailable on Linux for CPU tensors, free device memory for CUDA tensors).
+MAX_OUTPUT_BYTES_ENV = "MSCE_MAX_OUTPUT_BYTES"
+DEFAULT_MAX_OUTPUT_BYTES = 8 << 30
+
+
+def max_output_bytes() -> int | None:
+    """The output cap in bytes (``MSCE_MAX_OUTPUT_BYTES``, default 8 GiB); None when off."""
+    raw = os.environ.get(MAX_OUTPUT_BYTES_ENV)
+    if raw is None or raw.strip() == "":
+        return DEFAULT_MAX_OUTPUT_BYTES
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise TransformError(f"{MAX_OUTPUT_BYTES_ENV}={raw!r} is not an integer number of bytes") from None
+    if value < 0:
+        raise TransformError(f"{MAX_OUTPUT_BYTES_ENV}={raw!r} must be >= 0 (0 turns the cap off)")
+    return value or None
+
+
+def _available_bytes(device: torch.device | None) -> int | None:
+    """Memory a new tensor can take there, when known."""
+    try:
+        if device is not None:
+            return int(torch.cuda.mem_get_info(device)[0])
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, RuntimeError, ValueError, IndexError, AssertionError):
+        return None
+    return None
+
+
+def _gib(n: int) -> str:
+    return f"{n / (1 << 30):.2f} GiB"
+
+
+def _check_output_size(shape: tuple, dtype: torch.dtype, meta: VideoMetadata, plan: Plan,
+                       device: torch.device | None) -> int:
+    nbytes = math.prod(int(d) for d in shape) * dtype.itemsize
+    where = "device memory" if device is not None else "memory"
+    what = (f"{meta.path}: the output tensor for {len(plan)} planned frames would be {tuple(shape)} "
+            f"{str(dtype).replace('torch.', '')} = {nbytes} bytes ({_gib(nbytes)})")
+    cap = max_output_bytes()
+    if cap is not None and nbytes > cap:
+        raise TransformError(f"{what}, over msce's output limit of {cap} bytes ({_gib(cap)}); load fewer frames "
+                             f"or a smaller size, or raise {MAX_OUTPUT_BYTES_ENV}")
+    avail = _available_bytes(device)
+    if avail is not None and nbytes > avail:
+        raise TransformError(f"{what}, more than the {avail} bytes ({_gib(avail)}) of {where} available")
+    return nbytes
 
 
 def threads_arg(threads: int | None) -> int:
@@ -70,10 +131,16 @@ def allocate(target: Target, plan: Plan, crops, meta: VideoMetadata, pin: bool,
     shape = alloc.shape
     grid = None if alloc.grid is None else torch.tensor([list(alloc.grid)], dtype=torch.int64, device=device)
     out_h, out_w = alloc.size
-    if device is None:
-        data = torch.empty(shape, dtype=dtype, pin_memory=pin)
-    else:  # the kernels write it in place (read through __cuda_array_interface__)
-        data = torch.empty(shape, dtype=dtype, device=device)
+    nbytes = _check_output_size(shape, dtype, meta, plan, device)
+    try:
+        if device is None:
+            data = torch.empty(shape, dtype=dtype, pin_memory=pin)
+        else:  # the kernels write it in place (read through __cuda_array_interface__)
+            data = torch.empty(shape, dtype=dtype, device=device)
+    except RuntimeError as exc:  # torch.OutOfMemoryError included; pinned allocations fail this way too
+        raise TransformError(f"{meta.path}: cannot allocate the output tensor {tuple(shape)} "
+                             f"{str(dtype).replace('torch.', '')} ({nbytes} bytes, {_gib(nbytes)}): "
+                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     out = data.numpy() if device is None else data
     job = {"indices": list(plan.indices), "crops": crops, "spec": alloc.spec, "out": out, "slots": alloc.slots}
     batch = FrameBatch(data=data, grid_thw=grid, plan=plan, target=target, metadata=meta, size=(out_h, out_w))
@@ -88,6 +155,7 @@ def run(reader: VideoReader, plan: Plan, target: Target, crop: CropArg, threads:
         batch.stats = dict(reader._native.run_jobs([job], threads))
     else:
         batch.stats = _cuda.run_jobs(reader, [job], device, reader._seek_threshold)
+    record_damage(reader, [batch], batch.stats)
     return batch
 
 

@@ -17,6 +17,7 @@ import torch
 from msce.errors import TransformError
 from msce.io import cuda as _cuda
 from msce.io.batch import CropArg, FrameBatch, Target
+from msce.io.damage import DEFAULT_ON_DAMAGE, apply_on_damage, check_on_damage, record_damage
 from msce.io.jobs import allocate, check_target, crops_for, pin, run, threads_arg, to_device
 from msce.io.metadata import VideoMetadata
 from msce.io.reader import VideoReader
@@ -74,7 +75,7 @@ def _open(path_or_reader: Any, threads: int | None) -> VideoReader:
 
 def load(path: str | os.PathLike | VideoReader, plan: PlanSpec | Plan, target: Target, crop: CropArg = None,
          threads: int | None = None, pin_memory: bool | None = None,
-         device: str | torch.device | None = None) -> FrameBatch:
+         device: str | torch.device | None = None, on_damage: str = DEFAULT_ON_DAMAGE) -> FrameBatch:
     """Decode the planned frames of ``path`` into ``target``'s tensors.
 
     ``crop``: None, one (x, y, w, h) box for every frame, one box per planned frame, or
@@ -83,8 +84,12 @@ def load(path: str | os.PathLike | VideoReader, plan: PlanSpec | Plan, target: T
     ``device``: None/"cpu", or "cuda[:N]" for CUDA tensors made by msce's kernels (bit-identical
     to the CPU output): NVDEC decode when available, else CPU decode + GPU transform (one
     warning). Face crops on "cuda" are transformed on the CPU and copied to the device.
+    ``on_damage``: frames the decoder flagged as corrupt or error-concealed (``batch.damaged``)
+    -> "raise" (DecodeError naming the file and frames), "warn" (default: one
+    DamagedFramesWarning per call, frames kept) or "keep" (kept silently).
     """
     check_target(target)
+    check_on_damage(on_damage)
     folder = _as_folder(path)
     if folder is not None:
         return _load_folder(folder, plan, target, crop, threads, pin_memory, device, segments=False)[0]
@@ -94,9 +99,12 @@ def load(path: str | os.PathLike | VideoReader, plan: PlanSpec | Plan, target: T
     mode = _provider_for(crop)
     if mode is not None:
         provider, options = mode
-        return to_device(provider.load(reader, p, target, options, threads_arg(threads),
-                                       pin(pin_memory) or dev is not None), dev)[0]
-    return run(reader, p, target, crop, threads_arg(threads), pin_memory, dev)
+        batches = provider.load(reader, p, target, options, threads_arg(threads), pin(pin_memory) or dev is not None)
+        record_damage(reader, batches, batches[0].stats if batches else {})
+    else:
+        batches = [run(reader, p, target, crop, threads_arg(threads), pin_memory, dev)]
+    apply_on_damage(reader.path, batches, on_damage)
+    return to_device(batches, dev)[0] if mode is not None else batches[0]
 
 
 def _as_folder(path: Any):
@@ -140,10 +148,13 @@ def _is_single_box(crop: Any) -> bool:
 def load_segments(path: str | os.PathLike | VideoReader, plan: PlanSpec | Plan, target: Target,
                   crop: CropArg = None, threads: int | None = None,
                   pin_memory: bool | None = None,
-                  device: str | torch.device | None = None) -> list[FrameBatch]:
+                  device: str | torch.device | None = None,
+                  on_damage: str = DEFAULT_ON_DAMAGE) -> list[FrameBatch]:
     """One FrameBatch per ``plan.segments()`` (e.g. keyframe, gap, keyframe, ...), each
-    transformed as its own clip, all from a single decode pass. ``device`` as for ``load``."""
+    transformed as its own clip, all from a single decode pass. ``device`` and ``on_damage``
+    as for ``load`` (one warning or error for the whole call)."""
     check_target(target)
+    check_on_damage(on_damage)
     folder = _as_folder(path)
     if folder is not None:
         return _load_folder(folder, plan, target, crop, threads, pin_memory, device, segments=True)
@@ -153,8 +164,11 @@ def load_segments(path: str | os.PathLike | VideoReader, plan: PlanSpec | Plan, 
     mode = _provider_for(crop)
     if mode is not None:
         provider, options = mode
-        return to_device(provider.load(reader, p, target, options, threads_arg(threads),
-                                       pin(pin_memory) or dev is not None, segments=True), dev)
+        batches = provider.load(reader, p, target, options, threads_arg(threads),
+                                pin(pin_memory) or dev is not None, segments=True)
+        record_damage(reader, batches, batches[0].stats if batches else {})
+        apply_on_damage(reader.path, batches, on_damage)
+        return to_device(batches, dev)
     crops = crops_for(crop, p, reader.metadata)
     jobs, batches = [], []
     start = 0
@@ -170,6 +184,8 @@ def load_segments(path: str | os.PathLike | VideoReader, plan: PlanSpec | Plan, 
         stats = _cuda.run_jobs(reader, jobs, dev, reader._seek_threshold)
     for b in batches:
         b.stats = stats
+    record_damage(reader, batches, stats)
+    apply_on_damage(reader.path, batches, on_damage)
     return batches
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import numpy as np
 
 from msce.errors import PlanError
+from msce.plan._caps import MAX_REPEAT_FACTOR, MAX_REPEAT_FLOOR, _check_repeats, _check_size, max_repeats
 
 if TYPE_CHECKING:  # pragma: no cover
     from msce.io.metadata import VideoMetadata
@@ -33,6 +34,7 @@ __all__ = [
     "Plan", "PlanSpec", "uniform", "dense", "count", "shuffled", "multi_fps", "keyframes_with_gaps",
     "token_budget", "at_indices", "at_times", "resolve",
     "shuffle_seed", "shuffle_permutation", "kendall_distance", "media_digest",
+    "MAX_REPEAT_FLOOR", "MAX_REPEAT_FACTOR", "max_repeats",
 ]
 
 ROLES = ("frame", "keyframe", "gap")
@@ -207,8 +209,10 @@ class _Uniform(PlanSpec):
         self.fps = _positive("fps", fps)
 
     def resolve(self, meta: VideoMetadata) -> Plan:
-        r = _native().plan_uniform(_timestamps(meta), float(meta.duration), self.fps)
-        return _from_native(meta, r, self.fps, self.to_dict())
+        ts = _timestamps(meta)
+        _check_size(meta, self.to_dict(), self.fps, float(meta.duration) * self.fps)
+        r = _native().plan_uniform(ts, float(meta.duration), self.fps)
+        return _check_repeats(_from_native(meta, r, self.fps, self.to_dict()), meta, self.fps)
 
     def to_dict(self) -> dict:
         return {"kind": "uniform", "fps": self.fps}
@@ -230,9 +234,12 @@ class _Count(PlanSpec):
         self.n = n
 
     def resolve(self, meta: VideoMetadata) -> Plan:
-        r = _native().plan_count(_timestamps(meta), float(meta.duration), self.n)
+        ts = _timestamps(meta)
         fps = self.n / meta.duration if meta.duration > 0 else None
-        return _from_native(meta, r, fps, self.to_dict())
+        rate = fps if fps is not None and math.isfinite(fps) else float(meta.average_fps)
+        _check_size(meta, self.to_dict(), rate, float(self.n))
+        r = _native().plan_count(ts, float(meta.duration), self.n)
+        return _check_repeats(_from_native(meta, r, fps, self.to_dict()), meta, rate)
 
     def to_dict(self) -> dict:
         return {"kind": "count", "n": self.n}
@@ -246,9 +253,12 @@ class _KeyframesWithGaps(PlanSpec):
         self.gap_frames = gap_frames
 
     def resolve(self, meta: VideoMetadata) -> Plan:
-        r = _native().plan_keyframes_with_gaps(_timestamps(meta), float(meta.duration), self.keyframe_fps,
-                                               self.gap_frames)
-        return _from_native(meta, r, self.keyframe_fps, self.to_dict())
+        ts = _timestamps(meta)
+        _check_size(meta, self.to_dict(), self.keyframe_fps, float(meta.duration) * self.keyframe_fps)
+        r = _native().plan_keyframes_with_gaps(ts, float(meta.duration), self.keyframe_fps, self.gap_frames)
+        # a keyframe and the gap frames after it share one keyframe interval
+        rate = self.keyframe_fps * (self.gap_frames + 1)
+        return _check_repeats(_from_native(meta, r, self.keyframe_fps, self.to_dict()), meta, rate)
 
     def to_dict(self) -> dict:
         return {"kind": "keyframes_with_gaps", "keyframe_fps": self.keyframe_fps, "gap_frames": self.gap_frames}
