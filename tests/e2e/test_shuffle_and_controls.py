@@ -236,7 +236,8 @@ def test_controls_registry_and_cli(tmp_path) -> None:
     for name, cls in (("sparse-images", SparseImages), ("msce-notext", MSCENoText)):
         args = parser.parse_args(["eval", "--dataset", "generic", "--root", str(tmp_path), "--model", "m",
                                   "--strategy", name, "--fps", "2"])
-        s = make_strategy(args.strategy, **_strategy_options(args))
+        opts, origin = _strategy_options(args)
+        s = make_strategy(args.strategy, origin, **opts)
         assert isinstance(s, cls) and s.keyframe_fps == 2.0
 
 

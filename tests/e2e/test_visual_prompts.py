@@ -502,12 +502,14 @@ def test_cli_option(tmp_path) -> None:
     args = parser.parse_args(["eval", "--dataset", "generic", "--root", str(tmp_path), "--model", "m",
                               "--strategy", "sparse", "--fps", "2", "--visual-prompt", "red_circle",
                               "--visual-prompt-opt", "thickness=0.05", "--visual-prompt-opt", "color=[0,0,255]"])
-    opts = _strategy_options(args)
+    opts, origin = _strategy_options(args)
+    assert origin["visual_prompt"].startswith("--visual-prompt")
     assert opts["visual_prompt"] == {"name": "red_circle", "thickness": 0.05, "color": [0, 0, 255]}
-    cfg = make_strategy("sparse", **opts).config()
+    cfg = make_strategy("sparse", origin, **opts).config()
     assert cfg["fps"] == 2.0
     assert cfg["visual_prompt"]["thickness"] == 0.05 and cfg["visual_prompt"]["color"] == [0, 0, 255]
     bad = parser.parse_args(["eval", "--dataset", "generic", "--root", str(tmp_path), "--model", "m",
                              "--strategy", "sparse", "--visual-prompt", "sepia"])
     with pytest.raises(ConfigError, match="unknown visual prompt"):
-        make_strategy("sparse", **_strategy_options(bad))
+        bad_opts, bad_origin = _strategy_options(bad)
+        make_strategy("sparse", bad_origin, **bad_opts)
