@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import resource
+import os
 import sys
 import types
 from pathlib import Path
@@ -22,14 +23,16 @@ SIDE = 32  # frames are resized to at most SIDE x SIDE: the decode path runs in 
 
 
 def _load_native(package_dir: str):
-    """msce._C and msce.errors loaded from `package_dir` by file (no package __init__, no
-    import hooks such as an editable install's that would pick another copy)."""
+    """msce._C and msce.errors loaded by file from the folders in `package_dir` (os.pathsep
+    separated; no package __init__, no import hooks such as an editable install's that would
+    pick another copy)."""
+    dirs = package_dir.split(os.pathsep)
     pkg = types.ModuleType("msce")
-    pkg.__path__ = [package_dir]
+    pkg.__path__ = dirs
     sys.modules["msce"] = pkg
     loaded = []
     for name, pattern in (("errors", "errors.py"), ("_C", "_C*.so")):
-        file = sorted(Path(package_dir).glob(pattern))[0]
+        file = sorted(f for d in dirs for f in Path(d).glob(pattern))[0]
         spec = importlib.util.spec_from_file_location(f"msce.{name}", file)
         module = importlib.util.module_from_spec(spec)
         sys.modules[f"msce.{name}"] = module

@@ -229,9 +229,14 @@ def _limits() -> None:  # in the child, before exec
 
 
 def _package_dir() -> str:
-    import msce._native  # noqa: PLC0415 - the copy of msce these tests import
+    """The folders holding the errors module and the native module these tests import (one
+    folder for a wheel; two for an editable install, where the build lands in site-packages),
+    joined with os.pathsep."""
+    import msce._C  # noqa: PLC0415 - the copy of msce these tests import
+    import msce.errors  # noqa: PLC0415
 
-    return str(Path(msce._native.__file__).parent)
+    dirs = dict.fromkeys(str(Path(m.__file__).parent) for m in (msce.errors, msce._C))
+    return os.pathsep.join(dirs)
 
 
 def _run_one(path: Path, package_dir: str) -> dict:
