@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from msce._native import C
+
 from msce.errors import TransformError, UnsupportedError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,10 +25,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["Target", "Allocation", "LAYOUT", "DTYPE", "INTERP", "fused"]
 
-# Codes of the native TransformSpec (csrc/pixel/transform.hpp).
-LAYOUT = {"qwen": 0, "NCHW": 1, "NHWC": 2}
-DTYPE = {"uint8": 0, "float16": 1, "float32": 2}
-INTERP = {"bicubic": 0, "bilinear": 1}
+# The native TransformSpec's enums by name, as the bindings export them (msce._C.Layout,
+# DType, Interp from csrc/pixel/transform.hpp and resample.hpp): no integer copies here.
+LAYOUT = dict(C.Layout.__members__)
+DTYPE = dict(C.DType.__members__)
+INTERP = dict(C.Interp.__members__)
 
 
 def fused(values: tuple[float, float, float], scale: float = 255.0) -> list[float]:
