@@ -10,110 +10,16 @@
 * :mod:`~msce.eval.analysis.asymmetry`: head/tail split and asymmetric confusion
   (Sec. 3.3, Fig. 3) and training class counts (Fig. S3).
 """
+# Each submodule's public names (its __all__) are the package's.
+from msce.eval.analysis.asymmetry import *  # noqa: F403
+from msce.eval.analysis.correlation import *  # noqa: F403
+from msce.eval.analysis.fps import *  # noqa: F403
+from msce.eval.analysis.frequency import *  # noqa: F403
+from msce.eval.analysis.ngram import *  # noqa: F403
+from msce.eval.analysis.paired import *  # noqa: F403
+from msce.eval.analysis import asymmetry as _asymmetry, correlation as _correlation, fps as _fps
+from msce.eval.analysis import frequency as _frequency, paired as _paired
 
-from msce.eval.analysis.asymmetry import (
-    PAPER_HEAD_CLASSES,
-    SOURCE_COUNTS,
-    SOURCE_PAPER,
-    SOURCE_USER,
-    Asymmetry,
-    HeadTail,
-    PairFlow,
-    asymmetric_confusion,
-    head_tail_split,
-    resolve_head_tail,
-    training_class_counts,
-)
-from msce.eval.analysis.correlation import (
-    Correlation,
-    correlate,
-    correlation_table,
-    frequency_correlation,
-    frequency_correlations,
-    pearson_p_from_r,
-)
-from msce.eval.analysis.fps import FpsCurve, fps_sweep
-from msce.eval.analysis.frequency import (
-    CHINESE_WORDS,
-    CLASS_WORDS,
-    FREQUENCY_SOURCES,
-    ClassFrequencies,
-    class_frequencies,
-    class_words,
-    lexical_frequency,
-    load_frequency_csv,
-    load_words_csv,
-    write_frequency_csv,
-)
-from msce.eval.analysis.ngram import (
-    NGRAM_CORPORA,
-    NGRAM_SMOOTHING,
-    NGRAM_URL,
-    NGRAM_YEARS,
-    NgramError,
-    NgramUnreachableError,
-    NgramWordMissingError,
-    default_ngram_cache,
-    ngram_frequency,
-)
-from msce.eval.analysis.paired import (
-    McNemarResult,
-    RunComparison,
-    RunDelta,
-    ShuffleSensitivity,
-    compare_runs,
-    macro_f1_from_per_class,
-    mcnemar_exact,
-    paired_bootstrap_delta,
-    shuffle_sensitivity,
-)
-
-__all__ = [
-    "macro_f1_from_per_class",
-    "McNemarResult",
-    "mcnemar_exact",
-    "paired_bootstrap_delta",
-    "ShuffleSensitivity",
-    "shuffle_sensitivity",
-    "FpsCurve",
-    "fps_sweep",
-    "CHINESE_WORDS",
-    "lexical_frequency",
-    "load_frequency_csv",
-    "CLASS_WORDS",
-    "class_words",
-    "load_words_csv",
-    "write_frequency_csv",
-    "FREQUENCY_SOURCES",
-    "ClassFrequencies",
-    "class_frequencies",
-    "NGRAM_URL",
-    "NGRAM_CORPORA",
-    "NGRAM_YEARS",
-    "NGRAM_SMOOTHING",
-    "NgramError",
-    "NgramUnreachableError",
-    "NgramWordMissingError",
-    "default_ngram_cache",
-    "ngram_frequency",
-    "Correlation",
-    "correlate",
-    "pearson_p_from_r",
-    "frequency_correlation",
-    "frequency_correlations",
-    "correlation_table",
-    "PairFlow",
-    "Asymmetry",
-    "PAPER_HEAD_CLASSES",
-    "SOURCE_COUNTS",
-    "SOURCE_PAPER",
-    "SOURCE_USER",
-    "HeadTail",
-    "training_class_counts",
-    "head_tail_split",
-    "resolve_head_tail",
-    "asymmetric_confusion",
-    "RunDelta",
-    "RunComparison",
-    "compare_runs",
-]
+#: Every submodule's public names except the ngram environment-variable names.
+__all__ = [n for n in dict.fromkeys([*_paired.__all__, *_fps.__all__, *_frequency.__all__, *_correlation.__all__,
+                                      *_asymmetry.__all__]) if not n.endswith("_ENV")]

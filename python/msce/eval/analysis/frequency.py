@@ -27,42 +27,13 @@ from typing import Mapping, Sequence
 from msce.errors import ConfigError, DatasetError
 from msce.labels import LabelSet
 from msce.eval.analysis._common import label_names as _label_names
-from msce.eval.analysis.ngram import (
-    NGRAM_CACHE_ENV,
-    NGRAM_CORPORA,
-    NGRAM_SMOOTHING,
-    NGRAM_URL,
-    NGRAM_URL_ENV,
-    NGRAM_YEARS,
-    NgramError,
-    NgramUnreachableError,
-    NgramWordMissingError,
-    default_ngram_cache,
-    ngram_frequency,
-)
+from msce.eval.analysis import ngram as _ngram
+from msce.eval.analysis.ngram import *  # noqa: F403  (re-exported: the ngram client's public names)
+from msce.eval.analysis.ngram import NGRAM_CORPORA, NGRAM_SMOOTHING, NGRAM_YEARS, ngram_frequency
 
 __all__ = [
-    "CHINESE_WORDS",
-    "CLASS_WORDS",
-    "class_words",
-    "load_words_csv",
-    "lexical_frequency",
-    "load_frequency_csv",
-    "write_frequency_csv",
-    "NGRAM_URL",
-    "NGRAM_URL_ENV",
-    "NGRAM_CACHE_ENV",
-    "NGRAM_CORPORA",
-    "NGRAM_YEARS",
-    "NGRAM_SMOOTHING",
-    "NgramError",
-    "NgramUnreachableError",
-    "NgramWordMissingError",
-    "default_ngram_cache",
-    "ngram_frequency",
-    "FREQUENCY_SOURCES",
-    "ClassFrequencies",
-    "class_frequencies",
+    "CHINESE_WORDS", "CLASS_WORDS", "class_words", "load_words_csv", "lexical_frequency", "load_frequency_csv",
+    "write_frequency_csv", *_ngram.__all__, "FREQUENCY_SOURCES", "ClassFrequencies", "class_frequencies",
 ]
 
 
@@ -140,20 +111,27 @@ def class_words(
     return out
 
 
+def _label_rows(path: str | os.PathLike, labels: LabelSet | Sequence[str],
+                what: str) -> tuple[Path, tuple, LabelSet | None, list[list[str]]]:
+    """(path, class names, the LabelSet or None, the non-blank rows) of a ``label,...`` CSV."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{what} CSV not found: {path}")
+    names = _label_names(labels)
+    lset = labels if isinstance(labels, LabelSet) else None
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    return path, names, lset, rows
+
+
 def load_words_csv(path: str | os.PathLike, labels: LabelSet | Sequence[str]) -> dict[str, str]:
     """Read ``label,word`` rows (header optional) as a ``words`` override.
 
     Labels go through the label set's names and synonyms (case-insensitive) when a
     LabelSet is given; a class may appear once. Classes left out keep their table word.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"words CSV not found: {path}")
-    names = _label_names(labels)
-    lset = labels if isinstance(labels, LabelSet) else None
+    path, names, lset, rows = _label_rows(path, labels, "words")
     out: dict[str, str] = {}
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
     for lineno, row in enumerate(rows, start=1):
         if len(row) < 2 or not row[1].strip():
             raise DatasetError(f"{path}:{lineno}: expected label,word, got {row}")
@@ -216,14 +194,8 @@ def load_frequency_csv(path: str | os.PathLike, labels: LabelSet | Sequence[str]
     LabelSet is given. Every class must appear exactly once; extra rows are an error
     too, so a typo cannot silently drop a class. Columns after the second are ignored.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"frequency CSV not found: {path}")
-    names = _label_names(labels)
-    lset = labels if isinstance(labels, LabelSet) else None
+    path, names, lset, rows = _label_rows(path, labels, "frequency")
     out: dict[str, float] = {}
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
     for lineno, row in enumerate(rows, start=1):
         if len(row) < 2:
             raise DatasetError(f"{path}:{lineno}: expected label,count, got {row}")
