@@ -8,49 +8,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from msce.targets.qwen import CLIP_MEAN, CLIP_STD
-from msce.targets.resize_crop import ResizeCrop
+from msce.targets.resize_crop import ClipCrop224, Square384
 
 __all__ = ["LlavaNextVideo", "VideoLlava", "LlavaOneVision"]
 
 
 @dataclass(frozen=True)
-class LlavaNextVideo(ResizeCrop):
+class LlavaNextVideo(ClipCrop224):
     """LLaVA-NeXT-Video's video processor: ``pixel_values_videos`` (1, T, 3, 224, 224)."""
-
-    shortest_edge: int | None = 224
-    size: tuple[int, int] | None = None
-    crop_size: tuple[int, int] | None = (224, 224)
-    interpolation: str = "bicubic"
-    mean: tuple[float, float, float] = CLIP_MEAN
-    std: tuple[float, float, float] = CLIP_STD
 
     family: ClassVar[str] = "llava_next_video"
 
 
 @dataclass(frozen=True)
-class VideoLlava(ResizeCrop):
+class VideoLlava(ClipCrop224):
     """Video-LLaVA's video processor: ``pixel_values_videos`` (1, T, 3, 224, 224)."""
-
-    shortest_edge: int | None = 224
-    size: tuple[int, int] | None = None
-    crop_size: tuple[int, int] | None = (224, 224)
-    interpolation: str = "bicubic"
-    mean: tuple[float, float, float] = CLIP_MEAN
-    std: tuple[float, float, float] = CLIP_STD
 
     family: ClassVar[str] = "video_llava"
 
 
 @dataclass(frozen=True)
-class LlavaOneVision(ResizeCrop):
+class LlavaOneVision(Square384):
     """LLaVA-OneVision's video processor: ``pixel_values_videos`` (1, T, 3, 384, 384), no crop."""
-
-    shortest_edge: int | None = None
-    size: tuple[int, int] | None = (384, 384)
-    crop_size: tuple[int, int] | None = None
-    interpolation: str = "bicubic"
-    mean: tuple[float, float, float] = CLIP_MEAN
-    std: tuple[float, float, float] = CLIP_STD
 
     family: ClassVar[str] = "llava_onevision"

@@ -19,7 +19,7 @@ from msce.targets.base import DTYPE, INTERP, LAYOUT, Allocation, Target, fused
 if TYPE_CHECKING:  # pragma: no cover
     from msce.io.batch import FrameBatch
 
-__all__ = ["ResizeCrop", "shortest_edge_size", "center_crop_offsets", "hf_attrs", "size_dict"]
+__all__ = ["ResizeCrop", "ClipCrop224", "Square384", "shortest_edge_size", "center_crop_offsets", "hf_attrs", "size_dict"]
 
 # PIL resampling codes (PILImageResampling) msce implements -> native filter names.
 PIL_RESAMPLE = {2: "bilinear", 3: "bicubic"}
@@ -197,6 +197,21 @@ class ResizeCrop(Target):
         if "image_std" in a:
             kw["std"] = tuple(float(v) for v in _three(a["image_std"]))
         return cls(**kw)
+
+
+@dataclass(frozen=True)
+class ClipCrop224(ResizeCrop):
+    """The CLIP video preset: shortest edge 224, center crop 224x224, bicubic, CLIP mean/std."""
+
+    shortest_edge: int | None = 224
+    crop_size: tuple[int, int] | None = (224, 224)
+
+
+@dataclass(frozen=True)
+class Square384(ResizeCrop):
+    """A fixed 384x384 resize without crop, bicubic, CLIP mean/std."""
+
+    size: tuple[int, int] | None = (384, 384)
 
 
 def _three(v: Any) -> list:
