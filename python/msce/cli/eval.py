@@ -13,7 +13,7 @@ from msce.cli._options import (BACKEND_FLAGS, HelpFormatter, UsageError, _build_
                                _strategy_options, backend_class, construct, default_cache_path, make_strategy)
 from msce.errors import BackendError
 from msce.eval.runlog import SPLIT_FILE
-from msce.eval.runner import MEDIA_ERRORS, _digest_ids, run_eval
+from msce.eval.runner import MEDIA_ERRORS, _split_info, run_eval
 from msce.models.backends._url import redact_urls
 
 #: Seconds the server check before a run waits for ``GET /models`` at most (or --timeout when shorter).
@@ -103,17 +103,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             ad = Path(args.adapter).resolve()
             model_tag += f"+{_slug(ad.parent.name)}-{_slug(ad.name)}"
         out = Path("runs") / f"{dataset.name}-{split.name}-{tag}-{model_tag}"
-    split_info = {
-        "name": split.name,
-        "kind": split.kind,
-        "seed": split.seed,
-        "fold": split.fold,
-        "n_per_class": split.n_per_class,
-        "num_test": len(split.test),
-        "num_train": len(split.train),
-        "test_sha256": _digest_ids(split.test),
-        "file": SPLIT_FILE,
-    }
+    split_info = _split_info(split)
     # the model loads (and a server is checked) before the run directory exists: a failure leaves nothing behind
     backend, backend_opts = _make_backend(args, backend_name)
     Path(out).mkdir(parents=True, exist_ok=True)

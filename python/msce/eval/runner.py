@@ -38,21 +38,15 @@ from msce.eval.runlog import (
     _RunLock,
     _write_json_atomic,
     environment_info,
-    read_predictions,
+    read_predictions,  # noqa: F401  (re-exported: __all__ holds the run log's names)
 )
+from msce.eval import runlog as _runlog
 from msce.eval.runs import Run, load_run
 from msce.io.damage import unwatch_damage, watch_damage
 from msce.models.backends._url import redact_urls
 
 __all__ = [
-    "CONFIG_FILE",
-    "PREDICTIONS_FILE",
-    "METRICS_FILE",
-    "ERRORS_FILE",
-    "SPLIT_FILE",
-    "PredictionLog",
-    "read_predictions",
-    "environment_info",
+    *_runlog.__all__,
     "EvalResult",
     "run_eval",
     "interleave_by_label",
@@ -95,6 +89,21 @@ def _digest_ids(ids: Iterable[str]) -> str:
     for i in ids:
         h.update(str(i).encode("utf-8") + b"\n")
     return h.hexdigest()
+
+
+def _split_info(split: Any) -> dict:
+    """The run config's ``split`` record: the split's settings and sizes, and a digest of its test ids."""
+    return {
+        "name": split.name,
+        "kind": split.kind,
+        "seed": split.seed,
+        "fold": split.fold,
+        "n_per_class": split.n_per_class,
+        "num_test": len(split.test),
+        "num_train": len(split.train),
+        "test_sha256": _digest_ids(split.test),
+        "file": SPLIT_FILE,
+    }
 
 
 def _cache_path(cache: Any) -> str | None:

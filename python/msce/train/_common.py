@@ -3,7 +3,6 @@ and the progress bar."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -23,26 +22,15 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 def _digest_lines(items: Sequence[str]) -> str:
-    h = hashlib.sha256()
-    for i in items:
-        h.update(str(i).encode("utf-8") + b"\n")
-    return h.hexdigest()
+    from msce.eval.runner import _digest_ids
+
+    return _digest_ids(items)
 
 
 def _split_info(split: Any) -> dict:
-    from msce.eval.runner import SPLIT_FILE
+    from msce.eval.runner import _split_info as base
 
-    return {
-        "name": split.name,
-        "kind": split.kind,
-        "seed": split.seed,
-        "fold": split.fold,
-        "n_per_class": split.n_per_class,
-        "num_test": len(split.test),
-        "num_train": len(split.train),
-        "test_sha256": _digest_lines(split.test),
-        "file": SPLIT_FILE,
-    }
+    return base(split)
 
 
 class _Bar:
