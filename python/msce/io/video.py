@@ -88,23 +88,36 @@ def load(path: str | os.PathLike | VideoReader, plan: PlanSpec | Plan, target: T
     -> "raise" (DecodeError naming the file and frames), "warn" (default: one
     DamagedFramesWarning per call, frames kept) or "keep" (kept silently).
     """
+    done, video = _load_start(path, plan, target, crop, threads, pin_memory, device, on_damage, segments=False)
+    if done is not None:
+        return done[0]
+    reader, p, dev = video
+    batches = [run(reader, p, target, crop, threads_arg(threads), pin_memory, dev)]
+    apply_on_damage(reader.path, batches, on_damage)
+    return batches[0]
+
+
+def _load_start(path, plan, target, crop, threads, pin_memory, device, on_damage, segments: bool):
+    """What load and load_segments share: the checks, then (batches, None) for a frame folder
+    or a crop provider (damage applied, on the device), else (None, (reader, resolved plan,
+    device)) for the caller's own decode of the video."""
     check_target(target)
     check_on_damage(on_damage)
     folder = _as_folder(path)
     if folder is not None:
-        return _load_folder(folder, plan, target, crop, threads, pin_memory, device, segments=False)[0]
+        return _load_folder(folder, plan, target, crop, threads, pin_memory, device, segments=segments), None
     dev = _cuda.resolve_device(device)
     reader = _open(path, threads)
     p = resolve(plan, reader.metadata)
     mode = _provider_for(crop)
-    if mode is not None:
-        provider, options = mode
-        batches = provider.load(reader, p, target, options, threads_arg(threads), pin(pin_memory) or dev is not None)
-        record_damage(reader, batches, batches[0].stats if batches else {})
-    else:
-        batches = [run(reader, p, target, crop, threads_arg(threads), pin_memory, dev)]
+    if mode is None:
+        return None, (reader, p, dev)
+    provider, options = mode
+    batches = provider.load(reader, p, target, options, threads_arg(threads), pin(pin_memory) or dev is not None,
+                            segments=segments)
+    record_damage(reader, batches, batches[0].stats if batches else {})
     apply_on_damage(reader.path, batches, on_damage)
-    return to_device(batches, dev)[0] if mode is not None else batches[0]
+    return to_device(batches, dev), None
 
 
 def _as_folder(path: Any):
@@ -153,22 +166,10 @@ def load_segments(path: str | os.PathLike | VideoReader, plan: PlanSpec | Plan, 
     """One FrameBatch per ``plan.segments()`` (e.g. keyframe, gap, keyframe, ...), each
     transformed as its own clip, all from a single decode pass. ``device`` and ``on_damage``
     as for ``load`` (one warning or error for the whole call)."""
-    check_target(target)
-    check_on_damage(on_damage)
-    folder = _as_folder(path)
-    if folder is not None:
-        return _load_folder(folder, plan, target, crop, threads, pin_memory, device, segments=True)
-    dev = _cuda.resolve_device(device)
-    reader = _open(path, threads)
-    p = resolve(plan, reader.metadata)
-    mode = _provider_for(crop)
-    if mode is not None:
-        provider, options = mode
-        batches = provider.load(reader, p, target, options, threads_arg(threads),
-                                pin(pin_memory) or dev is not None, segments=True)
-        record_damage(reader, batches, batches[0].stats if batches else {})
-        apply_on_damage(reader.path, batches, on_damage)
-        return to_device(batches, dev)
+    done, video = _load_start(path, plan, target, crop, threads, pin_memory, device, on_damage, segments=True)
+    if done is not None:
+        return done
+    reader, p, dev = video
     crops = crops_for(crop, p, reader.metadata)
     jobs, batches = [], []
     start = 0
