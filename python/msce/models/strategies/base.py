@@ -6,13 +6,14 @@ into generation parameters and prompt sets and a rendered prompt into a backend 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Generator, Protocol, Sequence
 
 from msce.errors import ConfigError
 from msce.labels import LabelSet
 from msce.models.backends.base import GenerationParams
-from msce.models.prompts import PromptSet, Visual
+from msce.models.prompts import PromptSet, Visual, as_text
 from msce.models.visual_prompts import get_visual_prompt
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -139,3 +140,34 @@ def _visual_record(batch: Any) -> dict:
     """What StrategyResult.extra records about a visual prompt: its config and the faces used."""
     rec = (getattr(batch, "stats", None) or {}).get("visual_prompt") or {}
     return {"visual_prompt": rec.get("config"), "visual_prompt_faces": rec.get("faces")}
+
+
+def _checked_keyframes(keyframe_fps: float, gap_frames: int) -> tuple[float, int]:
+    """(keyframe_fps as float, gap_frames) after the checks of MSCE's keyframe options."""
+    if not float(keyframe_fps) > 0:
+        raise ConfigError(f"keyframe_fps must be > 0, got {keyframe_fps!r}")
+    if isinstance(gap_frames, bool) or not isinstance(gap_frames, int) or gap_frames < 1:
+        raise ConfigError(f"gap_frames must be a positive int, got {gap_frames!r}")
+    return float(keyframe_fps), gap_frames
+
+
+def _one_call_result(strategy: str, raw: str, parse: Any, frame_indices: list[int], timestamps: list[float],
+                     rendered: Any, visual_tokens: int, gen: Any, start: float, extra: dict) -> StrategyResult:
+    """The StrategyResult of a strategy answered by one model call (no stage 1): ``parse`` is
+    the answer's parse, ``gen`` the call's generation, ``start`` its perf_counter start."""
+    return StrategyResult(
+        raw_answer=raw,
+        parsed=parse.label,
+        frame_indices=frame_indices,
+        timestamps=timestamps,
+        prompts=[as_text(rendered)],
+        stage1=[],
+        visual_tokens=visual_tokens,
+        model_calls=gen.model_calls,
+        cache_hits=gen.cache_hits,
+        latency_s=time.perf_counter() - start,
+        strategy=strategy,
+        parse_reason=parse.reason,
+        model_requests=gen.model_requests,
+        extra=extra,
+    )

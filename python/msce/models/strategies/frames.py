@@ -15,9 +15,10 @@ from msce.io import load
 from msce.labels import LabelSet
 from msce.models.answers import parse_answer_detail
 from msce.models.backends.base import GenerationParams
-from msce.models.prompts import PromptSet, as_text
+from msce.models.prompts import PromptSet
 from msce.models.strategies.base import (DEFAULT_ANSWER_TOKENS, ModelStep, Steps, StrategyResult, _materialize,
-                                         _params, _prompts, _tokens, _visual_prompt, _visual_record, drive_steps)
+                                         _one_call_result, _params, _prompts, _tokens, _visual_prompt,
+                                         _visual_record, drive_steps)
 from msce.models.visual_prompts import load_prompted, sent_indices, sent_timestamps
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -84,22 +85,8 @@ class _FramesStrategy:
         extra = self._extra(batch)
         if self.visual_prompt is not None:
             extra.update(_visual_record(batch))
-        return StrategyResult(
-            raw_answer=raw,
-            parsed=parse.label,
-            frame_indices=sent_indices(batch),
-            timestamps=sent_timestamps(batch),
-            prompts=[as_text(rendered)],
-            stage1=[],
-            visual_tokens=_tokens(batch),
-            model_calls=gen.model_calls,
-            cache_hits=gen.cache_hits,
-            latency_s=time.perf_counter() - start,
-            strategy=self.name,
-            parse_reason=parse.reason,
-            model_requests=gen.model_requests,
-            extra=extra,
-        )
+        return _one_call_result(self.name, raw, parse, sent_indices(batch), sent_timestamps(batch), rendered,
+                                _tokens(batch), gen, start, extra)
 
     def _extra(self, batch: Any) -> dict:
         return {"plan": batch.plan.to_dict()}

@@ -18,8 +18,8 @@ from msce.models.answers import parse_answer_detail
 from msce.models.backends.base import GenerationParams
 from msce.models.prompts import PromptSet, as_text
 from msce.models.strategies.base import (DEFAULT_ANSWER_TOKENS, DEFAULT_STAGE1_TOKENS, ModelStep, Steps,
-                                         StrategyResult, _materialize, _params, _prompts, _tokens, _visual_prompt,
-                                         _visual_record, drive_steps)
+                                         StrategyResult, _checked_keyframes, _materialize, _one_call_result,
+                                         _params, _prompts, _tokens, _visual_prompt, _visual_record, drive_steps)
 from msce.models.visual_prompts import load_prompted, sent_indices, sent_timestamps
 from msce.motion import motion_aware_gaps
 from msce.plan import Plan, PlanSpec
@@ -53,12 +53,7 @@ class MSCE:
             raise ConfigError(f"gaps must be 'uniform' or 'motion', got {gaps!r}")
         self.gaps = gaps
         self.motion_crop = motion_crop
-        if not float(keyframe_fps) > 0:
-            raise ConfigError(f"keyframe_fps must be > 0, got {keyframe_fps!r}")
-        if isinstance(gap_frames, bool) or not isinstance(gap_frames, int) or gap_frames < 1:
-            raise ConfigError(f"gap_frames must be a positive int, got {gap_frames!r}")
-        self.keyframe_fps = float(keyframe_fps)
-        self.gap_frames = gap_frames
+        self.keyframe_fps, self.gap_frames = _checked_keyframes(keyframe_fps, gap_frames)
         self.params = _params(params, DEFAULT_ANSWER_TOKENS)
         self.stage1_params = _params(stage1_params, DEFAULT_STAGE1_TOKENS)
         self.prompts = _prompts(prompts)
@@ -200,12 +195,7 @@ class _KeyframeControl:
     def __init__(self, keyframe_fps: float = 1.0, gap_frames: int = 4,
                  params: GenerationParams | dict | None = None, prompts: PromptSet | str | None = None,
                  visual_prompt: Any = None):
-        if not float(keyframe_fps) > 0:
-            raise ConfigError(f"keyframe_fps must be > 0, got {keyframe_fps!r}")
-        if isinstance(gap_frames, bool) or not isinstance(gap_frames, int) or gap_frames < 1:
-            raise ConfigError(f"gap_frames must be a positive int, got {gap_frames!r}")
-        self.keyframe_fps = float(keyframe_fps)
-        self.gap_frames = gap_frames
+        self.keyframe_fps, self.gap_frames = _checked_keyframes(keyframe_fps, gap_frames)
         self.params = _params(params, DEFAULT_ANSWER_TOKENS)
         self.prompts = _prompts(prompts)
         self.visual_prompt = _visual_prompt(visual_prompt)
@@ -264,22 +254,7 @@ class _KeyframeControl:
                  "visual_tokens_stage1": 0, "visual_tokens_stage2": tokens, **self._extra()}
         if self.visual_prompt is not None:
             extra.update(_visual_record(keyframes[0]))
-        return StrategyResult(
-            raw_answer=raw,
-            parsed=parse.label,
-            frame_indices=kf_indices,
-            timestamps=kf_times,
-            prompts=[as_text(rendered)],
-            stage1=[],
-            visual_tokens=tokens,
-            model_calls=gen.model_calls,
-            cache_hits=gen.cache_hits,
-            latency_s=time.perf_counter() - start,
-            strategy=self.name,
-            parse_reason=parse.reason,
-            model_requests=gen.model_requests,
-            extra=extra,
-        )
+        return _one_call_result(self.name, raw, parse, kf_indices, kf_times, rendered, tokens, gen, start, extra)
 
 
 class SparseImages(_KeyframeControl):
