@@ -95,6 +95,18 @@ def _kv(items: Sequence[str] | None, flag: str) -> dict:
     return out
 
 
+def _eval_summary(ev: Any, on_error: str) -> int:
+    """Print a fine-tuned model's test evaluation (one summary line, then the confusion
+    matrix); the command's exit status: 0 when complete or ``on_error`` is "skip", else 1."""
+    from msce.train.evaluation import confusion_text
+
+    r = ev.report
+    print(f"{ev.out_dir}: {ev.n_done}/{ev.n_requested} test videos | macro-F1 {r.macro_f1:.4f}  UAR {r.uar:.4f}  "
+          f"WAR {r.war:.4f}  invalid {r.invalid_rate:.3f}")
+    print(confusion_text(r))
+    return 0 if ev.complete or on_error == "skip" else 1
+
+
 def _slug(text: str) -> str:
     s = re.sub(r"[^A-Za-z0-9._-]+", "-", text.strip("/").split("/")[-1] if "/" in text else text)
     return s.strip("-") or "model"

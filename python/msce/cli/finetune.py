@@ -7,10 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from msce.cli._options import (_build_split, _dataset_from_args, _kv, _slug, _strategy_options, default_cache_path,
-                               make_strategy)
+from msce.cli._options import (_build_split, _dataset_from_args, _eval_summary, _kv, _slug, _strategy_options,
+                               default_cache_path, make_strategy)
 from msce.errors import ConfigError
-from msce.train.evaluation import confusion_text, evaluate_adapter
+from msce.train.evaluation import evaluate_adapter
 from msce.train.loop import finetune
 from msce.train.options import (_TRAINABLE_STRATEGIES, DEFAULT_TARGET_MODULES, EVAL_DIR, LoraOptions,
                                 SamplingOptions, TrainOptions)
@@ -80,11 +80,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     finally:
         if cache is not None:
             cache.close()
-    r = ev.report
-    print(f"{ev.out_dir}: {ev.n_done}/{ev.n_requested} test videos | macro-F1 {r.macro_f1:.4f}  UAR {r.uar:.4f}  "
-          f"WAR {r.war:.4f}  invalid {r.invalid_rate:.3f}")
-    print(confusion_text(r))
-    return 0 if ev.complete or args.on_error == "skip" else 1
+    return _eval_summary(ev, args.on_error)
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
