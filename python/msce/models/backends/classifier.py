@@ -295,7 +295,7 @@ class ClassifierBackend:
         import torch
         from transformers import AutoModelForVideoClassification, AutoVideoProcessor
 
-        from msce.models.backends.hf import _resolve_dtype, _resolved_model_dir, _weights_digest
+        from msce.models.backends.hf import _resolve_dtype, _weights_identity
 
         self.model_name = str(model)
         self.model_id = self.model_name
@@ -328,11 +328,7 @@ class ClassifierBackend:
         self.config_num_frames = model_num_frames(self.model.config)
         self.num_frames = num_frames if num_frames is not None else self.config_num_frames
         self.dtype_name = str(self.model.dtype).replace("torch.", "")
-        self.model_dir = _resolved_model_dir(self.model_name, revision)
-        if self.model_dir is not None:
-            self._digest = _weights_digest(self.model_dir)
-        else:
-            self._digest = f"hub:{revision or 'main'}:{getattr(self.model.config, '_commit_hash', None)}"
+        self.model_dir, self._digest = _weights_identity(self.model_name, revision, self.model.config)
         self._lock = threading.Lock()
         self.forward_invocations = 0  # batched forward passes made (diagnostics and tests)
 

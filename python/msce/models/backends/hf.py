@@ -155,6 +155,15 @@ def _file_digest(path: Path) -> str:
     return digest
 
 
+def _weights_identity(model_name: str, revision: str | None, config: Any) -> tuple[Path | None, str]:
+    """(local model directory or None, weights identity): the local files' digest, else the
+    hub revision and the config's commit hash."""
+    model_dir = _resolved_model_dir(model_name, revision)
+    if model_dir is not None:
+        return model_dir, _weights_digest(model_dir)
+    return None, f"hub:{revision or 'main'}:{getattr(config, '_commit_hash', None)}"
+
+
 def _weights_digest(path: Path) -> str:
     """Digest identifying a local checkpoint directory: the content of every weight file
     in it (``*.safetensors``, ``*.bin``, ``*.pt``, ``*.pth``, ``*.gguf``, ``*.h5``,
@@ -311,11 +320,7 @@ class TransformersBackend:
         self.mode = mode
         self.dtype_name = str(self.model.dtype).replace("torch.", "")
         self.attn_implementation = getattr(self.model.config, "_attn_implementation", attn_implementation)
-        self.model_dir = _resolved_model_dir(self.model_name, revision)
-        if self.model_dir is not None:
-            self._digest = _weights_digest(self.model_dir)
-        else:
-            self._digest = f"hub:{revision or 'main'}:{getattr(self.model.config, '_commit_hash', None)}"
+        self.model_dir, self._digest = _weights_identity(self.model_name, revision, self.model.config)
         self._lock = threading.Lock()
         self._suppress = [i for i in (self._token_id(t) for t in _VISION_TEXT_TOKENS) if i is not None]
         vp = getattr(self.processor, "video_processor", None)
