@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 __all__ = ["make_tiny_model", "TINY_VERSIONS", "SPECIAL_TOKENS", "chat_template", "train_tokenizer"]
 
@@ -198,6 +199,32 @@ def _build_processor(version: str, tokenizer):
                             chat_template=tokenizer.chat_template)
 
 
+def seeded_model(cls: Any, config: Any, seed: int) -> Any:
+    """``cls(config)`` with its weights drawn under ``torch.manual_seed(seed)`` (the global
+    RNG state restored afterwards), in eval mode."""
+    import torch
+
+    saved_rng = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        model = cls(config)
+    finally:
+        torch.random.set_rng_state(saved_rng)
+    model.eval()
+    return model
+
+
+def greedy_generation(model: Any, eos_ids: Any, pad_id: int | None) -> None:
+    """Set a tiny model's generation config to greedy decoding with these EOS and pad ids."""
+    gen = model.generation_config
+    gen.eos_token_id = eos_ids
+    gen.pad_token_id = pad_id
+    gen.do_sample = False
+    gen.temperature = None
+    gen.top_p = None
+    gen.top_k = None
+
+
 def make_tiny_model(directory: str | os.PathLike, version: str = "2.5", seed: int = 0) -> Path:
     """Write a tiny random-weight Qwen-VL checkpoint + processor to ``directory``.
 
@@ -215,8 +242,6 @@ def make_tiny_model(directory: str | os.PathLike, version: str = "2.5", seed: in
         from msce.errors import ConfigError
 
         raise ConfigError(f"version must be one of {TINY_VERSIONS}, got {version!r}")
-    import torch
-
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = _build_tokenizer(version)
@@ -228,21 +253,9 @@ def make_tiny_model(directory: str | os.PathLike, version: str = "2.5", seed: in
     else:
         from transformers import Qwen3VLForConditionalGeneration as cls
 
-    saved_rng = torch.random.get_rng_state()
-    try:
-        torch.manual_seed(seed)
-        model = cls(config)
-    finally:
-        torch.random.set_rng_state(saved_rng)
-    model.eval()
-    gen = model.generation_config
-    gen.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]
-    gen.pad_token_id = ids["<|endoftext|>"]
-    gen.bos_token_id = ids["<|endoftext|>"]
-    gen.do_sample = False
-    gen.temperature = None
-    gen.top_p = None
-    gen.top_k = None
+    model = seeded_model(cls, config, seed)
+    greedy_generation(model, [ids["<|im_end|>"], ids["<|endoftext|>"]], ids["<|endoftext|>"])
+    model.generation_config.bos_token_id = ids["<|endoftext|>"]
     model.save_pretrained(out)
     processor = _build_processor(version, tokenizer)
     processor.save_pretrained(out)

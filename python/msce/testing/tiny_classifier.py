@@ -18,6 +18,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from msce.testing.tiny import seeded_model
+
 __all__ = ["make_tiny_videomae", "TINY_VIDEOMAE_SIZE", "TINY_VIDEOMAE_FRAMES"]
 
 TINY_VIDEOMAE_SIZE = 32
@@ -40,7 +42,6 @@ def make_tiny_videomae(directory: str | os.PathLike, labels: Sequence[str] = _DE
         The directory, loadable with ``AutoModelForVideoClassification.from_pretrained``
         and ``AutoVideoProcessor.from_pretrained``.
     """
-    import torch
     from transformers import VideoMAEConfig, VideoMAEForVideoClassification, VideoMAEVideoProcessor
 
     from msce.errors import ConfigError
@@ -55,13 +56,7 @@ def make_tiny_videomae(directory: str | os.PathLike, labels: Sequence[str] = _DE
         hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
         use_mean_pooling=True, id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},
     )
-    saved = torch.random.get_rng_state()
-    try:
-        torch.manual_seed(seed)
-        model = VideoMAEForVideoClassification(config)
-    finally:
-        torch.random.set_rng_state(saved)
-    model.eval()
+    model = seeded_model(VideoMAEForVideoClassification, config, seed)
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)

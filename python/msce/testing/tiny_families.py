@@ -29,7 +29,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from msce.testing.tiny import train_tokenizer
+from msce.testing.tiny import greedy_generation, seeded_model, train_tokenizer
 
 __all__ = ["make_tiny_family", "TINY_FAMILIES"]
 
@@ -272,25 +272,11 @@ def make_tiny_family(directory: str | os.PathLike, family: str, seed: int = 0) -
         from msce.errors import ConfigError
 
         raise ConfigError(f"family must be one of {TINY_FAMILIES}, got {family!r}")
-    import torch
-
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer, config, cls, processor, eos_ids = _BUILDERS[family]()
-    saved_rng = torch.random.get_rng_state()
-    try:
-        torch.manual_seed(seed)
-        model = cls(config)
-    finally:
-        torch.random.set_rng_state(saved_rng)
-    model.eval()
-    gen = model.generation_config
-    gen.eos_token_id = eos_ids
-    gen.pad_token_id = tokenizer.pad_token_id
-    gen.do_sample = False
-    gen.temperature = None
-    gen.top_p = None
-    gen.top_k = None
+    model = seeded_model(cls, config, seed)
+    greedy_generation(model, eos_ids, tokenizer.pad_token_id)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     (out / "msce_tiny.json").write_text(json.dumps({"family": family, "seed": seed}, indent=2) + "\n")
