@@ -53,9 +53,10 @@ from typing import Any, Iterator, Mapping, Sequence
 from msce.errors import ConfigError, DatasetError
 from msce.labels import LABEL_SETS, LabelSet
 from msce.train._common import _Bar, _digest_lines, _json_default, _split_info, _write_json
-from msce.train.checkpoints import _checkpoints, _read_log, _save_checkpoint, _set_rng_state
-from msce.train.loop import FinetuneResult, _autocast, _fingerprint, _histogram_text, _lr_lambda, _Prefetcher
-from msce.train.loop import _resolve_precision
+from msce.train.checkpoints import _read_log
+from msce.train.loop import (FinetuneResult, _autocast, _checkpoint_if_due, _continue_config, _device, _fingerprint,
+                             _histogram_text, _log_step, _loss_summary, _optimization, _optimizer_step, _Prefetcher,
+                             _resolve_precision, _resume_state, _run_dir)
 from msce.train.options import (CONFIG_FILE, DEFAULT_TARGET_MODULES, LOG_FILE, STATE_FILE, Log,
                                 LoraOptions, SamplingOptions, TrainOptions, _stderr)
 from msce.train.sampling import ClassBalancedSampler
@@ -258,15 +259,10 @@ def finetune_classifier(
         split=split, resample_each_epoch=sampling.resample_each_epoch)
     total_steps = train.total_steps(len(sampler))
     per_step = train.examples_per_step
-    device_obj = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                              ("cpu" if device == "auto" else device))
+    device_obj = _device(device)
     precision = _resolve_precision(train.precision, device_obj)
 
-    out.mkdir(parents=True, exist_ok=True)
-    cfg_path = out / CONFIG_FILE
-    checkpoints = _checkpoints(out)
-    if resume is False and (cfg_path.exists() or checkpoints):
-        raise ConfigError(f"{out} already holds a fine-tuning run; pass resume (--resume) or choose another --out")
+    cfg_path, checkpoints = _run_dir(out, resume)
     local = Path(str(model)).is_dir()
     try:
         processor = AutoVideoProcessor.from_pretrained(str(model), local_files_only=local)
@@ -303,46 +299,15 @@ def finetune_classifier(
         "total_steps": total_steps, "examples_per_step": per_step,
         "environment": environment_info(), "sessions": [],
     }
-    if cfg_path.exists():
-        try:
-            old = json.loads(cfg_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"cannot read {cfg_path}: {exc}") from None
-        a, b = _fingerprint(old), _fingerprint(config)
-        a["mode"], b["mode"] = old.get("trainable", {}).get("mode"), mode
-        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-        if diff:
-            raise ConfigError(f"{out} holds a fine-tuning run with a different {', '.join(diff)}; "
-                              f"resume only with the same settings, or choose another --out")
-        config["created"] = old.get("created", now)
-        config["sessions"] = list(old.get("sessions", []))
+    # the mode is a setting too (config["trainable"]["mode"] is ``mode``)
+    _continue_config(cfg_path, config, out, now,
+                     lambda cfg: {**_fingerprint(cfg), "mode": cfg.get("trainable", {}).get("mode")})
     split.save(out / SPLIT_FILE)
     log(_histogram_text(sampler, labels))
 
-    params = [p for p in net.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=float(train.lr), weight_decay=float(train.weight_decay))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _lr_lambda(train.scheduler, train.warmup_steps(total_steps), total_steps))
-    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
-    start_step = 0
-    if resume is not False:
-        ckpt = None
-        if resume is not True:
-            ckpt = Path(resume)
-            if not (ckpt / STATE_FILE).is_file():
-                raise ConfigError(f"not a fine-tuning checkpoint (no {STATE_FILE}): {ckpt}")
-        elif checkpoints:
-            ckpt = checkpoints[-1][1]
-        if ckpt is not None:
-            state = _load_state(ckpt, net, mode)
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            if scaler is not None and state.get("scaler"):
-                scaler.load_state_dict(state["scaler"])
-            sampler.load_state_dict(state["sampler"])
-            _set_rng_state(state["rng"], device_obj)
-            start_step = int(state["step"])
-            log(f"resuming from {ckpt} at step {start_step}")
+    params, optimizer, scheduler, scaler = _optimization(net, train, total_steps, precision)
+    start_step = _resume_state(resume, checkpoints, lambda ckpt: _load_state(ckpt, net, mode), optimizer, scheduler,
+                               scaler, sampler, device_obj, log)
     config["sessions"].append({"started": now, "command": list(command) if command is not None else list(sys.argv),
                                "start_step": start_step, "total_steps": total_steps})
     _write_json(cfg_path, config)
@@ -385,15 +350,7 @@ def finetune_classifier(
                 (scaler.scale(loss) if scaler is not None else loss).backward()
                 loss_sum += float(loss.detach())
                 correct += int((logits.argmax(-1) == target).sum())
-            if scaler is not None:
-                scaler.unscale_(optimizer)
-            grad_norm = (float(torch.nn.utils.clip_grad_norm_(params, float(train.max_grad_norm)))
-                         if float(train.max_grad_norm) > 0 else None)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
+            grad_norm = _optimizer_step(params, optimizer, scaler, train.max_grad_norm)
             lr = scheduler.get_last_lr()[0]
             scheduler.step()
             step += 1
@@ -401,15 +358,11 @@ def finetune_classifier(
             rec = {"step": step, "loss": loss_sum, "train_accuracy": correct / per_step, "lr": lr,
                    "examples": per_step, "grad_norm": grad_norm, "seconds": round(time.perf_counter() - t0, 6),
                    "epoch": (step * per_step - 1) // len(sampler)}
-            log_f.write(json.dumps(rec) + "\n")
-            log_f.flush()
-            history.append(rec)
+            _log_step(log_f, history, rec)
             losses.append((step, loss_sum))
             bar.advance(f"loss {loss_sum:.4f} lr {lr:.2e}")
-            if (train.save_every and step % train.save_every == 0) or step == total_steps:
-                sampler.set_epoch((step * per_step) // len(sampler))
-                _save_checkpoint(out, step, net, optimizer, scheduler, scaler, sampler, device_obj, config,
-                                 train.keep_checkpoints)
+            _checkpoint_if_due(out, step, total_steps, train, sampler, net, optimizer, scheduler, scaler, device_obj,
+                               config)
     finally:
         feeder.close()
         bar.close()
@@ -424,11 +377,9 @@ def finetune_classifier(
     processor.save_pretrained(str(model_dir))
     _write_json(model_dir / CONFIG_FILE, final_cfg)
     _write_json(cfg_path, config)
-    done = [r["loss"] for r in history if r.get("loss") is not None]
-    if done:
-        k = min(5, len(done))
-        log(f"step {step}/{total_steps}: loss {sum(done[:k]) / k:.4f} (first {k}) -> {sum(done[-k:]) / k:.4f} "
-            f"(last {k}); model in {model_dir}")
+    summary = _loss_summary(history, step, total_steps)
+    if summary is not None:
+        log(f"{summary}; model in {model_dir}")
     return FinetuneResult(
         out_dir=out, adapter_dir=model_dir, start_step=start_step, steps=step, losses=losses,
         sampler=sampler.describe(), train_seconds=seconds, steps_per_second=ran / seconds if seconds else 0.0,

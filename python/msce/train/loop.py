@@ -143,6 +143,124 @@ def _fingerprint(config: Mapping) -> dict:
     }
 
 
+def _device(device: str) -> Any:
+    """``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` as a torch.device."""
+    import torch
+
+    return torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                        ("cpu" if device == "auto" else device))
+
+
+def _run_dir(out: Path, resume: Any) -> tuple[Path, list]:
+    """Make the run directory; (its config path, its checkpoints). A fresh run (``resume``
+    False) refuses a directory that already holds one."""
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_path = out / CONFIG_FILE
+    checkpoints = _checkpoints(out)
+    if resume is False and (cfg_path.exists() or checkpoints):
+        raise ConfigError(f"{out} already holds a fine-tuning run; pass resume (--resume) or choose another --out")
+    return cfg_path, checkpoints
+
+
+def _continue_config(cfg_path: Path, config: dict, out: Path, now: str,
+                     fingerprint: Callable[[Mapping], dict] = _fingerprint) -> None:
+    """When ``cfg_path`` holds an earlier session's config: refuse different settings
+    (``fingerprint``), keep its creation time and sessions."""
+    if not cfg_path.exists():
+        return
+    try:
+        old = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read {cfg_path}: {exc}") from None
+    a, b = fingerprint(old), fingerprint(config)
+    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    if diff:
+        raise ConfigError(f"{out} holds a fine-tuning run with a different {', '.join(diff)}; "
+                          f"resume only with the same settings, or choose another --out")
+    config["created"] = old.get("created", now)
+    config["sessions"] = list(old.get("sessions", []))
+
+
+def _optimization(net: Any, train: TrainOptions, total_steps: int, precision: str) -> tuple[list, Any, Any, Any]:
+    """(trainable parameters, AdamW, the LR schedule, the fp16 GradScaler or None)."""
+    import torch
+
+    params = [p for p in net.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=float(train.lr), weight_decay=float(train.weight_decay))
+    warmup = train.warmup_steps(total_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(train.scheduler, warmup, total_steps))
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+    return params, optimizer, scheduler, scaler
+
+
+def _resume_state(resume: Any, checkpoints: list, load: Callable[[Path], dict], optimizer: Any, scheduler: Any,
+                  scaler: Any, sampler: ClassBalancedSampler, device_obj: Any, log: Log) -> int:
+    """Restore the checkpoint ``resume`` names (True: the latest, if any) with ``load``
+    (its weights; returns the state dict); the step to start from."""
+    if resume is False:
+        return 0
+    ckpt = None
+    if resume is not True:
+        ckpt = Path(resume)
+        if not (ckpt / STATE_FILE).is_file():
+            raise ConfigError(f"not a fine-tuning checkpoint (no {STATE_FILE}): {ckpt}")
+    elif checkpoints:
+        ckpt = checkpoints[-1][1]
+    if ckpt is None:
+        return 0
+    state = load(ckpt)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    sampler.load_state_dict(state["sampler"])
+    _set_rng_state(state["rng"], device_obj)
+    start_step = int(state["step"])
+    log(f"resuming from {ckpt} at step {start_step}")
+    return start_step
+
+
+def _optimizer_step(params: list, optimizer: Any, scaler: Any, max_grad_norm: float) -> float | None:
+    """Unscale (fp16), clip, step; the gradient norm before clipping (None without clipping)."""
+    import torch
+
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    grad_norm = None
+    if float(max_grad_norm) > 0:
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, float(max_grad_norm)))
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    return grad_norm
+
+
+def _log_step(log_f: Any, history: list, rec: dict) -> None:
+    log_f.write(json.dumps(rec) + "\n")
+    log_f.flush()
+    history.append(rec)
+
+
+def _checkpoint_if_due(out: Path, step: int, total_steps: int, train: TrainOptions, sampler: ClassBalancedSampler,
+                       net: Any, optimizer: Any, scheduler: Any, scaler: Any, device_obj: Any, config: dict) -> None:
+    """Save a checkpoint every ``train.save_every`` steps and at the last step."""
+    if (train.save_every and step % train.save_every == 0) or step == total_steps:
+        sampler.set_epoch((step * train.examples_per_step) // len(sampler))
+        _save_checkpoint(out, step, net, optimizer, scheduler, scaler, sampler, device_obj, config,
+                         train.keep_checkpoints)
+
+
+def _loss_summary(history: list, step: int, total_steps: int) -> str | None:
+    """``step S/T: loss A (first k) -> B (last k)`` over the logged losses, or None."""
+    done = [r["loss"] for r in history if r.get("loss") is not None]
+    if not done:
+        return None
+    k = min(5, len(done))
+    return f"step {step}/{total_steps}: loss {sum(done[:k]) / k:.4f} (first {k}) -> {sum(done[-k:]) / k:.4f} (last {k})"
+
+
 def finetune(
     dataset: Any,
     split: Any,
@@ -205,16 +323,11 @@ def finetune(
     total_steps = train.total_steps(len(sampler))
     per_step = train.examples_per_step
 
-    device_obj = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                              ("cpu" if device == "auto" else device))
+    device_obj = _device(device)
     precision = _resolve_precision(train.precision, device_obj)
 
     # ---- the run directory and its config
-    out.mkdir(parents=True, exist_ok=True)
-    cfg_path = out / CONFIG_FILE
-    checkpoints = _checkpoints(out)
-    if resume is False and (cfg_path.exists() or checkpoints):
-        raise ConfigError(f"{out} already holds a fine-tuning run; pass resume (--resume) or choose another --out")
+    cfg_path, checkpoints = _run_dir(out, resume)
 
     opts = dict(backend_options or {})
     weights_dtype = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[precision]
@@ -254,18 +367,7 @@ def finetune(
         "environment": environment_info(),
         "sessions": [],
     }
-    if cfg_path.exists():
-        try:
-            old = json.loads(cfg_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"cannot read {cfg_path}: {exc}") from None
-        a, b = _fingerprint(old), _fingerprint(config)
-        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-        if diff:
-            raise ConfigError(f"{out} holds a fine-tuning run with a different {', '.join(diff)}; "
-                              f"resume only with the same settings, or choose another --out")
-        config["created"] = old.get("created", now)
-        config["sessions"] = list(old.get("sessions", []))
+    _continue_config(cfg_path, config, out, now)
     split.save(out / SPLIT_FILE)
     log(_histogram_text(sampler, labels))
 
@@ -285,31 +387,9 @@ def finetune(
     net.to(device_obj)
     net.train()
     config["lora_resolved"] = {"target_layers": len(targets), "trainable_parameters": n_trainable}
-    params = [p for p in net.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=float(train.lr), weight_decay=float(train.weight_decay))
-    warmup = train.warmup_steps(total_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(train.scheduler, warmup, total_steps))
-    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
-
-    start_step = 0
-    if resume is not False:
-        ckpt = None
-        if resume is not True:
-            ckpt = Path(resume)
-            if not (ckpt / STATE_FILE).is_file():
-                raise ConfigError(f"not a fine-tuning checkpoint (no {STATE_FILE}): {ckpt}")
-        elif checkpoints:
-            ckpt = checkpoints[-1][1]
-        if ckpt is not None:
-            state = _load_checkpoint(ckpt, net)
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            if scaler is not None and state.get("scaler"):
-                scaler.load_state_dict(state["scaler"])
-            sampler.load_state_dict(state["sampler"])
-            _set_rng_state(state["rng"], device_obj)
-            start_step = int(state["step"])
-            log(f"resuming from {ckpt} at step {start_step}")
+    params, optimizer, scheduler, scaler = _optimization(net, train, total_steps, precision)
+    start_step = _resume_state(resume, checkpoints, lambda ckpt: _load_checkpoint(ckpt, net), optimizer, scheduler,
+                               scaler, sampler, device_obj, log)
     config["sessions"].append({"started": now, "command": list(command) if command is not None else list(sys.argv),
                                "start_step": start_step, "total_steps": total_steps,
                                "environment": environment_info()})
@@ -385,15 +465,7 @@ def finetune(
                 loss_sum += float(loss.detach())
             grad_norm = None
             if batches:
-                if scaler is not None:
-                    scaler.unscale_(optimizer)
-                if float(train.max_grad_norm) > 0:
-                    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, float(train.max_grad_norm)))
-                if scaler is not None:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
+                grad_norm = _optimizer_step(params, optimizer, scaler, train.max_grad_norm)
             lr = scheduler.get_last_lr()[0]
             scheduler.step()
             step += 1
@@ -401,16 +473,12 @@ def finetune(
             rec = {"step": step, "loss": loss_sum if batches else None, "lr": lr, "answer_tokens": n_tokens,
                    "examples": n_examples, "grad_norm": grad_norm, "seconds": round(time.perf_counter() - t0, 6),
                    "epoch": (step * per_step - 1) // len(sampler)}
-            log_f.write(json.dumps(rec) + "\n")
-            log_f.flush()
-            history.append(rec)
+            _log_step(log_f, history, rec)
             if batches:
                 losses.append((step, loss_sum))
             bar.advance(f"loss {loss_sum:.4f} lr {lr:.2e}")
-            if (train.save_every and step % train.save_every == 0) or step == total_steps:
-                sampler.set_epoch((step * per_step) // len(sampler))
-                _save_checkpoint(out, step, net, optimizer, scheduler, scaler, sampler, device_obj, config,
-                                 train.keep_checkpoints)
+            _checkpoint_if_due(out, step, total_steps, train, sampler, net, optimizer, scheduler, scaler, device_obj,
+                               config)
     finally:
         feeder.close()
         bar.close()
@@ -424,12 +492,9 @@ def finetune(
     _save_adapter(net, adapter_dir, final_cfg)
     _write_json(cfg_path, config)
     net.eval()
-    done = [r["loss"] for r in history if r.get("loss") is not None]
-    if done:
-        k = min(5, len(done))
-        log(f"step {step}/{total_steps}: loss {sum(done[:k]) / k:.4f} (first {k}) -> "
-            f"{sum(done[-k:]) / k:.4f} (last {k}); {ran / seconds if seconds else 0:.2f} steps/s; "
-            f"adapter in {adapter_dir}")
+    summary = _loss_summary(history, step, total_steps)
+    if summary is not None:
+        log(f"{summary}; {ran / seconds if seconds else 0:.2f} steps/s; adapter in {adapter_dir}")
     result = FinetuneResult(
         out_dir=out, adapter_dir=adapter_dir, start_step=start_step, steps=step, losses=losses,
         sampler=sampler.describe(), train_seconds=seconds,
