@@ -52,10 +52,10 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from msce.errors import ConfigError, DatasetError
 from msce.labels import LABEL_SETS, LabelSet
-from msce.train._common import _Bar, _digest_lines, _json_default, _split_info, _write_json
+from msce.train._common import _digest_lines, _json_default, _split_info, _write_json
 from msce.train.checkpoints import _read_log
 from msce.train.loop import (FinetuneResult, _autocast, _checkpoint_if_due, _continue_config, _device, _fingerprint,
-                             _histogram_text, _log_step, _loss_summary, _optimization, _optimizer_step, _Prefetcher,
+                             _histogram_text, _log_step, _loop_io, _loss_summary, _optimization, _optimizer_step,
                              _resolve_precision, _resume_state, _run_dir)
 from msce.train.options import (CONFIG_FILE, DEFAULT_TARGET_MODULES, LOG_FILE, STATE_FILE, Log,
                                 LoraOptions, SamplingOptions, TrainOptions, _stderr)
@@ -327,17 +327,10 @@ def finetune_classifier(
             yield step, micro
 
     losses: list[tuple[int, float]] = []
-    bar = _Bar(total_steps, progress, "finetune", done=start_step, stats=True)
-    feeder = _Prefetcher(steps(), size=2)
-    log_f = open(out / LOG_FILE, "a", encoding="utf-8")
-    t_start = time.perf_counter()
-    ran, step = 0, start_step
-    try:
-        while True:
-            try:
-                step, micro = feeder.get()
-            except StopIteration:
-                break
+    with _loop_io(steps(), out, total_steps, progress, start_step) as (bar, fed, log_f):
+        t_start = time.perf_counter()
+        ran, step = 0, start_step
+        for step, micro in fed:
             t0 = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
             loss_sum, correct = 0.0, 0
@@ -363,10 +356,6 @@ def finetune_classifier(
             bar.advance(f"loss {loss_sum:.4f} lr {lr:.2e}")
             _checkpoint_if_due(out, step, total_steps, train, sampler, net, optimizer, scheduler, scaler, device_obj,
                                config)
-    finally:
-        feeder.close()
-        bar.close()
-        log_f.close()
     seconds = time.perf_counter() - t_start
 
     net.eval()

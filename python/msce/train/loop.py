@@ -237,6 +237,29 @@ def _optimizer_step(params: list, optimizer: Any, scaler: Any, max_grad_norm: fl
     return grad_norm
 
 
+@contextlib.contextmanager
+def _loop_io(steps: Iterator, out: Path, total_steps: int, progress: bool, start_step: int):
+    """The training loop's progress bar, ``steps`` as a prefetching iterator and the open
+    training log (appended to); all closed when the loop ends."""
+    bar = _Bar(total_steps, progress, "finetune", done=start_step, stats=True)
+    feeder = _Prefetcher(steps, size=2)
+    log_f = open(out / LOG_FILE, "a", encoding="utf-8")
+
+    def fed() -> Iterator:
+        while True:
+            try:
+                yield feeder.get()
+            except StopIteration:
+                return
+
+    try:
+        yield bar, fed(), log_f
+    finally:
+        feeder.close()
+        bar.close()
+        log_f.close()
+
+
 def _log_step(log_f: Any, history: list, rec: dict) -> None:
     log_f.write(json.dumps(rec) + "\n")
     log_f.flush()
@@ -431,20 +454,12 @@ def finetune(
             yield step, micro
 
     # ---- the loop
-    keep_logits = "logits_to_keep" in _forward_params(net)
     losses: list[tuple[int, float]] = []
-    bar = _Bar(total_steps, progress, "finetune", done=start_step, stats=True)
-    feeder = _Prefetcher(steps(), size=2)
-    log_f = open(out / LOG_FILE, "a", encoding="utf-8")
-    t_start = time.perf_counter()
-    ran = 0
-    step = start_step
-    try:
-        while True:
-            try:
-                step, micro = feeder.get()
-            except StopIteration:
-                break
+    keep_logits = "logits_to_keep" in _forward_params(net)
+    with _loop_io(steps(), out, total_steps, progress, start_step) as (bar, fed, log_f):
+        t_start = time.perf_counter()
+        ran, step = 0, start_step
+        for step, micro in fed:
             t0 = time.perf_counter()
             n_tokens = 0
             batches = []
@@ -479,10 +494,6 @@ def finetune(
             bar.advance(f"loss {loss_sum:.4f} lr {lr:.2e}")
             _checkpoint_if_due(out, step, total_steps, train, sampler, net, optimizer, scheduler, scaler, device_obj,
                                config)
-    finally:
-        feeder.close()
-        bar.close()
-        log_f.close()
     seconds = time.perf_counter() - t_start
 
     adapter_dir = out / ADAPTER_DIR
