@@ -42,7 +42,7 @@ class Glm4V(QwenVL):
     def from_hf(cls, processor: Any, version: str | None = None) -> Glm4V:
         """Settings of a HF ``Glm4vVideoProcessor`` (object or config dict): ``size``
         shortest_edge / longest_edge; patch sizes, mean/std and the filter must be the defaults."""
-        from msce.targets.resize_crop import hf_attrs, size_dict
+        from msce.targets.resize_crop import check_fixed, hf_attrs, size_dict
 
         a = hf_attrs(processor, ("size", "patch_size", "temporal_patch_size", "merge_size", "image_mean",
                                  "image_std", "resample", "do_resize", "do_rescale", "rescale_factor",
@@ -50,12 +50,7 @@ class Glm4V(QwenVL):
         fixed = {"patch_size": 14, "temporal_patch_size": 2, "merge_size": 2, "image_mean": CLIP_MEAN,
                  "image_std": CLIP_STD, "resample": 3, "do_resize": True, "do_rescale": True,
                  "rescale_factor": 1 / 255, "do_normalize": True}
-        for k, want in fixed.items():
-            got = a.get(k, want)
-            same = (tuple(float(v) for v in got) == tuple(want)) if isinstance(want, tuple) else got == want
-            if not same:
-                raise UnsupportedError(f"GLM-4.1V video processor with {k}={got!r} is not supported; "
-                                       f"msce.targets.Glm4V reproduces {k}={want!r}")
+        check_fixed(a, fixed, "GLM-4.1V video processor", "msce.targets.Glm4V")
         size = size_dict(a["size"]) if "size" in a else {}
         kw = {}
         if "shortest_edge" in size:

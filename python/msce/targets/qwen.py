@@ -228,7 +228,7 @@ class QwenVL(Target):
         dict): version from the class (or ``version``), min/max pixels from ``size``
         (shortest_edge / longest_edge) or ``min_pixels`` / ``max_pixels`` (which win, as in
         HF). Patch sizes, mean/std and the filter must be the version's HF defaults."""
-        from msce.targets.resize_crop import hf_attrs, size_dict
+        from msce.targets.resize_crop import check_fixed, hf_attrs, size_dict
 
         if version is None:
             name = processor.get("video_processor_type", processor.get("image_processor_type", "")) \
@@ -241,12 +241,7 @@ class QwenVL(Target):
         fixed = {"patch_size": d["patch"], "temporal_patch_size": 2, "merge_size": 2, "image_mean": d["mean"],
                  "image_std": d["std"], "resample": 3, "do_resize": True, "do_rescale": True,
                  "rescale_factor": 1 / 255, "do_normalize": True}
-        for k, want in fixed.items():
-            got = a.get(k, want)
-            same = (tuple(float(v) for v in got) == tuple(want)) if isinstance(want, tuple) else got == want
-            if not same:
-                raise UnsupportedError(f"Qwen-VL {version} video processor with {k}={got!r} is not supported; "
-                                       f"msce.QwenVL reproduces {k}={want!r}")
+        check_fixed(a, fixed, f"Qwen-VL {version} video processor", "msce.QwenVL")
         if a.get("do_center_crop"):
             raise UnsupportedError("Qwen-VL video processor with do_center_crop=True is not supported")
         size = size_dict(a["size"]) if "size" in a else {}

@@ -19,7 +19,8 @@ from msce.targets.base import DTYPE, INTERP, LAYOUT, Allocation, Target, fused
 if TYPE_CHECKING:  # pragma: no cover
     from msce.io.batch import FrameBatch
 
-__all__ = ["ResizeCrop", "ClipCrop224", "Square384", "shortest_edge_size", "center_crop_offsets", "hf_attrs", "size_dict"]
+__all__ = ["ResizeCrop", "ClipCrop224", "Square384", "shortest_edge_size", "center_crop_offsets", "hf_attrs",
+           "check_fixed", "size_dict"]
 
 # PIL resampling codes (PILImageResampling) msce implements -> native filter names.
 PIL_RESAMPLE = {2: "bilinear", 3: "bicubic"}
@@ -47,6 +48,16 @@ def hf_attrs(processor: Any, names: tuple[str, ...]) -> dict:
 
 _SIZE_KEYS = ("height", "width", "shortest_edge", "longest_edge", "max_height", "max_width", "min_pixels",
               "max_pixels")
+
+
+def check_fixed(attrs: Mapping, fixed: Mapping, what: str, target: str) -> None:
+    """Refuse a processor whose settings in ``attrs`` differ from the ``fixed`` ones msce's
+    ``target`` reproduces (a setting it does not have counts as the fixed value)."""
+    for k, want in fixed.items():
+        got = attrs.get(k, want)
+        same = (tuple(float(v) for v in got) == tuple(want)) if isinstance(want, tuple) else got == want
+        if not same:
+            raise UnsupportedError(f"{what} with {k}={got!r} is not supported; {target} reproduces {k}={want!r}")
 
 
 def size_dict(value: Any) -> dict:
