@@ -241,10 +241,11 @@ def test_ctrl_c_says_a_rerun_resumes(dataset, tmp_path) -> None:
             self.end_headers()
             self.wfile.write(body)
 
-        def do_POST(self):  # a model that takes its time
+        def do_POST(self):  # a model that takes its time (until the test is over)
             chat.set()
-            time.sleep(30)
+            done.wait(30)
 
+    done = threading.Event()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -259,5 +260,7 @@ def test_ctrl_c_says_a_rerun_resumes(dataset, tmp_path) -> None:
         out, err = proc.communicate(timeout=30)
     finally:
         server.shutdown()
+        done.set()
+        server.server_close()  # else the listening socket is collected later, in another test
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "rerun the same command to resume" in err
