@@ -6,19 +6,8 @@ from __future__ import annotations
 
 from msce._version import __version__
 
-from msce import plan
-from msce.errors import (
-    BackendError,
-    ConfigError,
-    CudaError,
-    DatasetError,
-    DecodeError,
-    FaceError,
-    MsceError,
-    PlanError,
-    TransformError,
-    UnsupportedError,
-)
+from msce import errors, plan
+from msce.errors import *  # noqa: F403  (the error tree: msce.errors.__all__, re-exported below)
 from msce.io import (
     FrameBatch,
     FrameFolder,
@@ -52,14 +41,5 @@ __all__ = [
     "load",
     "load_segments",
     "preprocess",
-    "MsceError",
-    "DecodeError",
-    "FaceError",
-    "UnsupportedError",
-    "PlanError",
-    "TransformError",
-    "CudaError",
-    "BackendError",
-    "DatasetError",
-    "ConfigError",
+    *errors.__all__,
 ]

@@ -251,6 +251,30 @@ def _merge_label(labelled: dict[str, str], sid: str, label: str, where: str) -> 
         raise DatasetError(f"clip {sid} is labelled {prev!r} in one split file and {label!r} in {where}")
 
 
+
+def _read_folds(path_of, read_rows) -> tuple[dict[str, str], dict[int, Fold], dict[int, str]]:
+    """The official folds 1..5: ``path_of(k, "train" | "test")`` names a fold's file and
+    ``read_rows(path)`` gives its (sample id, label) rows. Returns every sample's label, the
+    complete folds, and for a fold with one file missing, the missing file (the folds that
+    exist still load)."""
+    labelled: dict[str, str] = {}
+    folds: dict[int, Fold] = {}
+    incomplete: dict[int, str] = {}
+    for k in range(1, 6):
+        parts = {}
+        for part in ("train", "test"):
+            p = path_of(k, part)
+            if p.is_file():
+                rows = read_rows(p)
+                for sid, lab in rows:
+                    _merge_label(labelled, sid, lab, str(p))
+                parts[part] = tuple(sid for sid, _ in rows)
+        if len(parts) == 2:
+            folds[k] = Fold(k, parts["train"], parts["test"])
+        elif parts:
+            incomplete[k] = str(path_of(k, "test" if "train" in parts else "train"))
+    return labelled, folds, incomplete
+
 def _check_root(root: str | os.PathLike, name: str) -> Path:
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -324,23 +348,8 @@ def load_dfew(
     split_dir = root / "EmoLabel_DataSplit"
     if not split_dir.is_dir():
         raise DatasetError(f"DFEW split folder not found: {split_dir}")
-    labelled: dict[str, str] = {}
-    folds: dict[int, Fold] = {}
-    incomplete: dict[int, str] = {}
-    for k in range(1, 6):
-        parts = {}
-        for part in ("train", "test"):
-            p = split_dir / f"{part}(single-labeled)" / f"set_{k}.csv"
-            if p.is_file():
-                rows = _read_dfew_csv(p)
-                for sid, lab in rows:
-                    _merge_label(labelled, sid, lab, str(p))
-                parts[part] = tuple(sid for sid, _ in rows)
-        if len(parts) == 2:
-            folds[k] = Fold(k, parts["train"], parts["test"])
-        elif parts:  # the fold's other file is missing: the folds that exist still load
-            missing = "test" if "train" in parts else "train"
-            incomplete[k] = str(split_dir / f"{missing}(single-labeled)" / f"set_{k}.csv")
+    labelled, folds, incomplete = _read_folds(
+        lambda k, part: split_dir / f"{part}(single-labeled)" / f"set_{k}.csv", _read_dfew_csv)
     if not folds:
         raise DatasetError(
             f"no complete DFEW fold: expected {split_dir / 'train(single-labeled)' / 'set_1.csv'} "
@@ -407,23 +416,7 @@ def load_mafw(
     sdir = _resolve_dir(root, split_dir) if split_dir is not None else root / _MAFW_SPLITS
     if not sdir.is_dir():
         raise DatasetError(f"MAFW split folder not found: {sdir}")
-    labelled: dict[str, str] = {}
-    folds: dict[int, Fold] = {}
-    incomplete: dict[int, str] = {}
-    for k in range(1, 6):
-        parts = {}
-        for part in ("train", "test"):
-            p = sdir / f"set_{k}" / f"{part}.txt"
-            if p.is_file():
-                rows = _read_mafw_list(p)
-                for sid, lab in rows:
-                    _merge_label(labelled, sid, lab, str(p))
-                parts[part] = tuple(sid for sid, _ in rows)
-        if len(parts) == 2:
-            folds[k] = Fold(k, parts["train"], parts["test"])
-        elif parts:  # as DFEW: the folds that exist still load
-            missing = "test" if "train" in parts else "train"
-            incomplete[k] = str(sdir / f"set_{k}" / f"{missing}.txt")
+    labelled, folds, incomplete = _read_folds(lambda k, part: sdir / f"set_{k}" / f"{part}.txt", _read_mafw_list)
     if not folds:
         raise DatasetError(f"no complete MAFW fold: expected {sdir / 'set_1' / 'train.txt'} and test.txt"
                            + (f"; missing: {', '.join(incomplete.values())}" if incomplete else ""))
