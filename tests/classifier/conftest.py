@@ -4,12 +4,12 @@ ffmpeg test source, so a classifier has something to learn)."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from _clips import lavfi_clip
 from _deps import missing, require_module, require_tool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -18,11 +18,7 @@ from clf_env import CLASSES, CLIPS_PER_CLASS, TEST_PER_CLASS  # noqa: E402
 
 
 def _clip(path: Path, source: str, seconds: float, rate: int = 10) -> Path:
-    cmd = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"{source}=size=64x48:rate={rate}",
-           "-t", str(seconds), "-pix_fmt", "yuv420p", "-c:v", "libx264", "-g", str(rate),
-           "-fflags", "+bitexact", "-flags:v", "+bitexact", str(path)]
-    subprocess.run(cmd, check=True, capture_output=True)
-    return path
+    return lavfi_clip(path, source, seconds, "64x48", rate)
 
 
 @pytest.fixture(scope="session")

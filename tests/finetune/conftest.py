@@ -4,13 +4,13 @@ ffmpeg test source, so there is something to learn)."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import sys
 
 import pytest
 
+from _clips import lavfi_clip
 from _deps import missing, require_tool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -19,11 +19,7 @@ from ft_env import CLASSES, CLIPS_PER_CLASS, TEST_PER_CLASS  # noqa: E402
 
 
 def _clip(path: Path, source: str, seconds: float, rate: int = 10) -> Path:
-    cmd = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"{source}=size=64x64:rate={rate}",
-           "-t", str(seconds), "-pix_fmt", "yuv420p", "-c:v", "libx264", "-g", str(rate),
-           "-fflags", "+bitexact", "-flags:v", "+bitexact", str(path)]
-    subprocess.run(cmd, check=True, capture_output=True)
-    return path
+    return lavfi_clip(path, source, seconds, "64x64", rate)
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import msce
 from msce import plan as P
 from msce._native import C
 from msce.io.video import VideoMetadata
+from _refs import splitmix_permutation as _python_permutation
 
 
 def meta(n=125, fps=25.0, ts=None):
@@ -111,31 +112,6 @@ def test_permutation_is_platform_independent_golden():
 # Regression pin: the reference's output for (10, 12345), written down so that a change to
 # the reference itself cannot go unnoticed either.
 REGRESSION_PIN_10_12345 = [8, 6, 7, 2, 1, 3, 9, 5, 0, 4]
-
-
-def _python_permutation(n, seed):
-    mask = (1 << 64) - 1
-    state = seed
-
-    def nxt():
-        nonlocal state
-        state = (state + 0x9E3779B97F4A7C15) & mask
-        z = state
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
-        return z ^ (z >> 31)
-
-    p = list(range(n))
-    for i in range(n - 1, 0, -1):
-        bound = i + 1
-        limit = mask - (mask % bound)
-        while True:
-            v = nxt()
-            if v < limit:
-                break
-        j = v % bound
-        p[i], p[j] = p[j], p[i]
-    return p
 
 
 def test_multi_fps():

@@ -20,35 +20,11 @@ import msce
 from msce import plan as P
 from msce._native import C
 from msce.io.video import VideoMetadata
+from _refs import splitmix_permutation as ref_permutation
 
 scipy_stats = pytest.importorskip("scipy.stats")
 
 MASK = 2**64 - 1
-
-
-def ref_permutation(n: int, seed: int) -> list[int]:
-    """SplitMix64 + Fisher-Yates with rejection sampling, written from its description."""
-    state = seed
-
-    def nxt() -> int:
-        nonlocal state
-        state = (state + 0x9E3779B97F4A7C15) & MASK
-        z = state
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
-        return z ^ (z >> 31)
-
-    p = list(range(n))
-    for i in range(n - 1, 0, -1):
-        bound = i + 1
-        limit = MASK - (MASK % bound)
-        while True:
-            v = nxt()
-            if v < limit:
-                break
-        j = v % bound
-        p[i], p[j] = p[j], p[i]
-    return p
 
 
 def meta(n=125, fps=25.0, path="clip.mp4"):
