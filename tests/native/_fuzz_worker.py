@@ -57,6 +57,20 @@ def _decode(native, reader, indices: list[int]) -> None:
         reader.run_jobs([{"indices": chunk, "crops": None, "spec": spec, "slots": len(chunk), "out": out}], 1)
 
 
+def _peak_rss_kb() -> int:
+    """This process image's peak RSS. Linux keeps ru_maxrss across execve, so a worker
+    forked from a large pytest process would report the parent's peak; VmHWM belongs to the
+    new address space."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def main() -> None:
     package_dir, path = sys.argv[1], sys.argv[2]
     native, errors = _load_native(package_dir)
@@ -74,7 +88,7 @@ def main() -> None:
         result["outcome"] = "msce" if isinstance(exc, errors.MsceError) else "other"
         result["error"] = type(exc).__name__
         result["message"] = str(exc)
-    result["peak_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result["peak_rss_kb"] = _peak_rss_kb()
     native.flush_ffmpeg_log()
     print(json.dumps(result), flush=True)
 
