@@ -13,6 +13,8 @@ k/fps < duration, so a clip shorter than 1/fps still gets frame 0. In
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import bisect
 import hashlib
 import json
@@ -184,14 +186,16 @@ def _positive(name: str, value: float) -> float:
     return v
 
 
-class PlanSpec:
+class PlanSpec(ABC):
     """How to choose frames; ``resolve(metadata)`` gives the :class:`Plan` for a clip."""
 
-    def resolve(self, meta: VideoMetadata) -> Plan:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def resolve(self, meta: VideoMetadata) -> Plan:
+        """The plan for the clip ``meta`` describes."""
 
-    def to_dict(self) -> dict:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def to_dict(self) -> dict:
+        """The spec as JSON-ready data (``kind`` plus its parameters)."""
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if k != "kind")

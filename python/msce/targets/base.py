@@ -11,6 +11,8 @@ module knows a family's formulas.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +55,7 @@ class Allocation:
     size: tuple[int, int]
 
 
-class Target:
+class Target(ABC):
     """Base class of every output target (frozen dataclasses, one module per family).
 
     Subclasses implement :meth:`output_size`, :meth:`allocation` and :meth:`to_dict`;
@@ -63,15 +65,15 @@ class Target:
 
     counts_tokens = False  # True when num_tokens/fit_budget are defined (token_budget plans)
 
+    @abstractmethod
     def output_size(self, num_frames: int, height: int, width: int) -> tuple[int, int]:
         """Per-frame output (height, width) for a clip of ``num_frames`` frames of height x width."""
-        raise NotImplementedError
 
+    @abstractmethod
     def allocation(self, num_frames: int, height: int, width: int,
                    size: tuple[int, int] | None = None) -> Allocation:
         """The native job and output tensor for the clip; ``size`` overrides the output size
         (a plan's size chosen by :meth:`fit_budget`)."""
-        raise NotImplementedError
 
     def num_tokens(self, num_frames: int, height: int, width: int) -> int:
         """LLM tokens of a clip of ``num_frames`` frames resized to height x width; 0 when the
@@ -89,5 +91,6 @@ class Target:
         raise TransformError(f"to_hf() is not defined for {type(self).__name__} targets; use msce.target_for(...) "
                              "or msce.QwenVL for Hugging Face tensors")
 
+    @abstractmethod
     def to_dict(self) -> dict:
-        raise NotImplementedError
+        """The target's settings as JSON-ready data (recorded in plans and runs)."""

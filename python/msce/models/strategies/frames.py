@@ -5,6 +5,8 @@ request.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -26,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from msce.models.cache import ResponseCache
 
 
-class _FramesStrategy:
+class _FramesStrategy(ABC):
     """Shared run logic of the single-call strategies (frames + question)."""
 
     name = "frames"
@@ -37,8 +39,9 @@ class _FramesStrategy:
         self.prompts = _prompts(prompts)
         self.visual_prompt = _visual_prompt(visual_prompt)
 
-    def spec(self):  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def spec(self):
+        """The plan spec whose frames this strategy sends."""
 
     def _options(self) -> dict:
         return {}

@@ -5,6 +5,8 @@ the paper's).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import dataclasses
 import os
 import time
@@ -187,7 +189,7 @@ class _KeyframesOf(PlanSpec):
         return {"kind": "keyframes_of", "inner": self.inner.to_dict()}
 
 
-class _KeyframeControl:
+class _KeyframeControl(ABC):
     """Shared logic of the MSCE controls: MSCE's keyframes in one stage-2-style call."""
 
     name = "keyframe-control"
@@ -217,8 +219,9 @@ class _KeyframeControl:
             cfg["visual_prompt"] = self.visual_prompt.config()
         return cfg
 
-    def _render(self, gap_has_frames: list[bool], labels: LabelSet) -> list:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def _render(self, gap_has_frames: list[bool], labels: LabelSet) -> list:
+        """The prompt parts around the keyframes (one entry per gap says whether it has frames)."""
 
     def _extra(self) -> dict:
         return {}
