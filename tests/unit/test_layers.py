@@ -23,7 +23,8 @@ PKG = Path(__file__).resolve().parents[2] / "python" / "msce"
 
 # Lowest first. A module belongs to the longest prefix listed.
 LAYERS: list[tuple[str, ...]] = [
-    ("msce.errors", "msce.labels", "msce._native", "msce._version", "msce._files", "msce.testing"),
+    ("msce.errors", "msce.labels", "msce._native", "msce._version", "msce._files", "msce._validate",
+     "msce.testing"),
     ("msce.targets",),
     ("msce.plan",),
     ("msce.io",),

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from msce._validate import rgb_frames
 from msce.errors import ConfigError, CudaError, TransformError, UnsupportedError
 
 __all__ = ["status", "resolve_device", "run_jobs", "run_array_jobs", "check_cuda_frames"]
@@ -122,15 +123,7 @@ def run_array_jobs(frames: Any, jobs: list[dict], dev: torch.device) -> None:
 def check_cuda_frames(frames: torch.Tensor, dev: torch.device) -> torch.Tensor:
     """A CUDA tensor of frames as the kernels read it: (T, H, W, 3) uint8, contiguous, on ``dev``
     (the same checks and messages as the host path of ``msce.preprocess``)."""
-    x = frames.detach()
-    if x.ndim == 3 and x.shape[-1] == 3:
-        x = x[None]
-    if x.ndim != 4 or x.shape[-1] != 3:
-        raise TransformError(f"frames must have shape (T, H, W, 3); got {tuple(x.shape)}")
-    if x.dtype != torch.uint8:
-        raise TransformError(f"frames must be uint8 RGB; got dtype {x.dtype}")
-    if x.shape[0] == 0:
-        raise TransformError("frames is empty")
+    x = rgb_frames(frames.detach(), torch.uint8)
     if x.device != dev:
         x = x.to(dev)
     return x.contiguous()

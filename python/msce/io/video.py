@@ -14,6 +14,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 import torch
 
+from msce._validate import rgb_frames
 from msce.errors import TransformError
 from msce.io import cuda as _cuda
 from msce.io.batch import CropArg, FrameBatch, Target
@@ -204,16 +205,7 @@ def preprocess(frames: Any, target: Target, fps: float | None = None, crop: Crop
     else:
         if isinstance(frames, torch.Tensor):
             frames = frames.detach().cpu().numpy()
-        arr = np.asarray(frames)
-        if arr.ndim == 3 and arr.shape[-1] == 3:
-            arr = arr[None]
-        if arr.ndim != 4 or arr.shape[-1] != 3:
-            raise TransformError(f"frames must have shape (T, H, W, 3); got {arr.shape}")
-        if arr.dtype != np.uint8:
-            raise TransformError(f"frames must be uint8 RGB; got dtype {arr.dtype}")
-        if arr.shape[0] == 0:
-            raise TransformError("frames is empty")
-        arr = np.ascontiguousarray(arr)
+        arr = np.ascontiguousarray(rgb_frames(np.asarray(frames), np.uint8))
     t, h, w, _ = arr.shape
     meta = VideoMetadata.synthetic(t, float(fps) if fps else 1.0, h, w)
     plan = at_indices(range(t)).resolve(meta)

@@ -4,14 +4,14 @@
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from msce.errors import ConfigError, FaceError, TransformError
+from msce._validate import rgb_frames
+from msce.errors import ConfigError, FaceError
 from msce.models.visual_prompts.face_info import FaceInfo, as_face_info
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -21,35 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 # ---- checks ------------------------------------------------------------------------------------
 def _check_frames(frames: Any) -> np.ndarray:
     arr = frames.detach().cpu().numpy() if hasattr(frames, "detach") else np.asarray(frames)
-    if arr.ndim == 3 and arr.shape[-1] == 3:
-        arr = arr[None]
-    if arr.ndim != 4 or arr.shape[-1] != 3:
-        raise TransformError(f"visual prompts need frames of shape (T, H, W, 3); got {arr.shape}")
-    if arr.dtype != np.uint8:
-        raise TransformError(f"visual prompts need uint8 RGB frames; got dtype {arr.dtype}")
-    if arr.shape[0] == 0 or arr.shape[1] == 0 or arr.shape[2] == 0:
-        raise TransformError(f"visual prompts need at least one non-empty frame; got {arr.shape}")
-    return np.ascontiguousarray(arr)
-
-
-def _number(cls: str, name: str, v: Any, lo: float = 0.0, hi: float = math.inf, lo_open: bool = True,
-            none_ok: bool = False) -> float | None:
-    if v is None and none_ok:
-        return None
-    ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
-    if not ok or v > hi or v < lo or (lo_open and v == lo):
-        side = "(" if lo_open else "["
-        raise ConfigError(f"{cls}.{name} must be a number in {side}{lo:g}, {hi:g}]"
-                          f"{' or None' if none_ok else ''} (got {v!r})")
-    return float(v)
-
-
-def _count(cls: str, name: str, v: Any, lo: int = 1, none_ok: bool = False) -> int | None:
-    if v is None and none_ok:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ConfigError(f"{cls}.{name} must be an int >= {lo}{' or None' if none_ok else ''} (got {v!r})")
-    return int(v)
+    return np.ascontiguousarray(rgb_frames(arr, np.uint8, "visual prompt frames"))
 
 
 def _color(cls: str, name: str, v: Any) -> tuple[int, int, int]:

@@ -11,7 +11,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from msce.models.visual_prompts.base import _check_frames, _choice, _count, _cv2
+from msce._validate import count
+from msce.models.visual_prompts.base import _check_frames, _choice, _cv2
 
 # BT.601 luma weights, for motion and tracking on one channel.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -89,6 +90,6 @@ def motion_maps(frames: Any, method: str = "diff", smooth: int = 0, levels: int 
     """
     arr = _check_frames(frames)
     _choice("motion_maps", "method", method, ("diff", "flow"))
-    r = _count("motion_maps", "smooth", smooth, lo=0)
+    r = count("motion_maps", "smooth", smooth, lo=0)
     return np.stack(list(_motion_iter(arr, method, r, levels, winsize)))
 

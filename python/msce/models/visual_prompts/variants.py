@@ -11,10 +11,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from msce._validate import count, number
 from msce.errors import ConfigError, TransformError
 from msce.io import preprocess
-from msce.models.visual_prompts.base import (FrameTransform, _choice, _color, _count, _cv2, _face_options,
-                                             _number, _pair, _set)
+from msce.models.visual_prompts.base import FrameTransform, _choice, _color, _cv2, _face_options, _pair, _set
 from msce.models.visual_prompts.drawing import (_blend, _box_window, _draw_segments, _ellipse_window, _stamp,
                                                 colormap)
 from msce.models.visual_prompts.face_info import REGION_NAMES, FaceInfo, _face_side
@@ -44,8 +44,8 @@ class RedCircle(FrameTransform):
 
     def __post_init__(self) -> None:
         c = type(self).__name__
-        _set(self, color=_color(c, "color", self.color), thickness=_number(c, "thickness", self.thickness, hi=1.0),
-             margin=_number(c, "margin", self.margin, hi=10.0), face_options=_face_options(c, self.face_options))
+        _set(self, color=_color(c, "color", self.color), thickness=number(c, "thickness", self.thickness, hi=1.0),
+             margin=number(c, "margin", self.margin, hi=10.0), face_options=_face_options(c, self.face_options))
 
     @property
     def needs_faces(self) -> bool:
@@ -99,12 +99,12 @@ class _Heatmap(FrameTransform):
     def _check_common(self) -> None:
         c = type(self).__name__
         _set(self, method=_choice(c, "method", self.method, ("diff", "flow")),
-             alpha=_number(c, "alpha", self.alpha, hi=1.0),
+             alpha=number(c, "alpha", self.alpha, hi=1.0),
              weighting=_choice(c, "weighting", self.weighting, ("constant", "motion")),
              colormap=_choice(c, "colormap", self.colormap, ("jet", "hot")),
-             vmax=_number(c, "vmax", self.vmax, none_ok=True),
-             smooth=_number(c, "smooth", self.smooth, hi=1.0, lo_open=False),
-             levels=_count(c, "levels", self.levels), winsize=_count(c, "winsize", self.winsize, lo=3),
+             vmax=number(c, "vmax", self.vmax, none_ok=True),
+             smooth=number(c, "smooth", self.smooth, hi=1.0, lo_open=False),
+             levels=count(c, "levels", self.levels), winsize=count(c, "winsize", self.winsize, lo=3),
              face_options=_face_options(c, self.face_options))
         if self.method == "flow":
             _cv2(f"{c}(method='flow')")
@@ -176,7 +176,7 @@ class MotionHeatmap(_Heatmap):
         self._check_common()
         c = type(self).__name__
         _set(self, region=_choice(c, "region", self.region, ("face", "frame")),
-             margin=_number(c, "margin", self.margin, hi=10.0))
+             margin=number(c, "margin", self.margin, hi=10.0))
 
     @property
     def needs_faces(self) -> bool:
@@ -215,7 +215,7 @@ class FocusedHeatmap(_Heatmap):
         regs = (self.regions,) if isinstance(self.regions, str) else tuple(self.regions)
         if not regs or any(r not in REGION_NAMES for r in regs):
             raise ConfigError(f"{c}.regions must name one or more of {REGION_NAMES} (got {self.regions!r})")
-        _set(self, regions=regs, region_margin=_number(c, "region_margin", self.region_margin, hi=10.0))
+        _set(self, regions=regs, region_margin=number(c, "region_margin", self.region_margin, hi=10.0))
 
     @property
     def needs_faces(self) -> bool:
@@ -281,7 +281,7 @@ class Montage(FrameTransform):
         if not isinstance(self.keep_aspect, bool):
             raise ConfigError(f"{c}.keep_aspect must be a bool (got {self.keep_aspect!r})")
         _set(self, grid=_pair(c, "grid", self.grid), size=_pair(c, "size", self.size),
-             spacing=_count(c, "spacing", self.spacing, lo=0), fill=_color(c, "fill", self.fill),
+             spacing=count(c, "spacing", self.spacing, lo=0), fill=_color(c, "fill", self.fill),
              interpolation=_choice(c, "interpolation", self.interpolation, ("bicubic", "bilinear")))
 
     def shape(self, num_frames: int) -> tuple[int, int]:
@@ -367,13 +367,13 @@ class FlowArrows(FrameTransform):
 
     def __post_init__(self) -> None:
         c = type(self).__name__
-        _set(self, grid=_count(c, "grid", self.grid), scale=_number(c, "scale", self.scale, hi=1000.0),
-             min_magnitude=_number(c, "min_magnitude", self.min_magnitude, lo_open=False),
-             head=_number(c, "head", self.head, hi=1.0, lo_open=False), color=_color(c, "color", self.color),
-             thickness=_number(c, "thickness", self.thickness, hi=1.0),
+        _set(self, grid=count(c, "grid", self.grid), scale=number(c, "scale", self.scale, hi=1000.0),
+             min_magnitude=number(c, "min_magnitude", self.min_magnitude, lo_open=False),
+             head=number(c, "head", self.head, hi=1.0, lo_open=False), color=_color(c, "color", self.color),
+             thickness=number(c, "thickness", self.thickness, hi=1.0),
              region=_choice(c, "region", self.region, ("face", "frame")),
-             margin=_number(c, "margin", self.margin, hi=10.0), levels=_count(c, "levels", self.levels),
-             winsize=_count(c, "winsize", self.winsize, lo=3), face_options=_face_options(c, self.face_options))
+             margin=number(c, "margin", self.margin, hi=10.0), levels=count(c, "levels", self.levels),
+             winsize=count(c, "winsize", self.winsize, lo=3), face_options=_face_options(c, self.face_options))
         _cv2(c)
 
     @property
@@ -472,14 +472,14 @@ class PointTracks(FrameTransform):
 
     def __post_init__(self) -> None:
         c = type(self).__name__
-        _set(self, lip_points=_count(c, "lip_points", self.lip_points, lo=0),
-             brow_points=_count(c, "brow_points", self.brow_points, lo=0),
+        _set(self, lip_points=count(c, "lip_points", self.lip_points, lo=0),
+             brow_points=count(c, "brow_points", self.brow_points, lo=0),
              lips_color=_color(c, "lips_color", self.lips_color),
              brows_color=_color(c, "brows_color", self.brows_color),
-             thickness=_number(c, "thickness", self.thickness, hi=1.0),
-             history=_count(c, "history", self.history, none_ok=True),
-             window=_number(c, "window", self.window, hi=1.0), levels=_count(c, "levels", self.levels, lo=0),
-             fb_threshold=_number(c, "fb_threshold", self.fb_threshold, lo_open=False),
+             thickness=number(c, "thickness", self.thickness, hi=1.0),
+             history=count(c, "history", self.history, none_ok=True),
+             window=number(c, "window", self.window, hi=1.0), levels=count(c, "levels", self.levels, lo=0),
+             fb_threshold=number(c, "fb_threshold", self.fb_threshold, lo_open=False),
              face_options=_face_options(c, self.face_options))
         if self.lip_points + self.brow_points == 0:
             raise ConfigError(f"{c} needs lip_points or brow_points > 0")
