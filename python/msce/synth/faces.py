@@ -28,34 +28,31 @@ from msce.errors import ConfigError
 
 __all__ = ["Face", "LANDMARKS", "load_face", "face_names"]
 
-LANDMARKS = (
-    "brow_l_out", "brow_l_mid", "brow_l_in", "brow_r_in", "brow_r_mid", "brow_r_out",
-    "lid_l_up", "lid_l_low", "lid_r_up", "lid_r_low",
-    "mouth_l", "mouth_r", "lip_up", "lip_low", "nose", "chin",
+# One row a landmark: its name; (x, y) in pixels of skimage.data.astronaut(), placed by hand
+# (see the module docstring); (x, y) as fractions of an aligned LFW crop, measured on the mean
+# of the 100 faces.
+_POINTS = (
+    ("brow_l_out", (191.0, 89.7), (0.20, 0.29)),
+    ("brow_l_mid", (201.0, 88.3), (0.30, 0.27)),
+    ("brow_l_in", (212.0, 91.4), (0.40, 0.29)),
+    ("brow_r_in", (238.0, 93.5), (0.60, 0.29)),
+    ("brow_r_mid", (249.0, 92.6), (0.70, 0.27)),
+    ("brow_r_out", (260.0, 93.5), (0.80, 0.29)),
+    ("lid_l_up", (202.5, 97.6), (0.32, 0.34)),
+    ("lid_l_low", (202.5, 103.5), (0.32, 0.40)),
+    ("lid_r_up", (246.3, 100.1), (0.67, 0.34)),
+    ("lid_r_low", (246.3, 106.4), (0.67, 0.40)),
+    ("mouth_l", (204.4, 140.6), (0.36, 0.74)),
+    ("mouth_r", (243.1, 141.9), (0.64, 0.74)),
+    ("lip_up", (222.5, 139.5), (0.50, 0.70)),
+    ("lip_low", (222.5, 150.6), (0.50, 0.79)),
+    ("nose", (225.0, 127.0), (0.50, 0.56)),
+    ("chin", (225.0, 177.0), (0.50, 0.95)),
 )
-
-# Measured on skimage.data.astronaut() (see the module docstring).
-_ASTRONAUT = {
-    "brow_l_out": (191.0, 89.7), "brow_l_mid": (201.0, 88.3), "brow_l_in": (212.0, 91.4),
-    "brow_r_in": (238.0, 93.5), "brow_r_mid": (249.0, 92.6), "brow_r_out": (260.0, 93.5),
-    "lid_l_up": (202.5, 97.6), "lid_l_low": (202.5, 103.5),
-    "lid_r_up": (246.3, 100.1), "lid_r_low": (246.3, 106.4),
-    "mouth_l": (204.4, 140.6), "mouth_r": (243.1, 141.9),
-    "lip_up": (222.5, 139.5), "lip_low": (222.5, 150.6),
-    "nose": (225.0, 127.0), "chin": (225.0, 177.0),
-}
+LANDMARKS = tuple(name for name, _, _ in _POINTS)
+_ASTRONAUT = {name: xy for name, xy, _ in _POINTS}
 _ASTRONAUT_BOX = (180.0, 78.0, 88.0, 104.0)  # x, y, w, h
-
-# Fractions of the crop for the aligned LFW faces (measured on their mean image).
-_LFW = {
-    "brow_l_out": (0.20, 0.29), "brow_l_mid": (0.30, 0.27), "brow_l_in": (0.40, 0.29),
-    "brow_r_in": (0.60, 0.29), "brow_r_mid": (0.70, 0.27), "brow_r_out": (0.80, 0.29),
-    "lid_l_up": (0.32, 0.34), "lid_l_low": (0.32, 0.40),
-    "lid_r_up": (0.67, 0.34), "lid_r_low": (0.67, 0.40),
-    "mouth_l": (0.36, 0.74), "mouth_r": (0.64, 0.74),
-    "lip_up": (0.50, 0.70), "lip_low": (0.50, 0.79),
-    "nose": (0.50, 0.56), "chin": (0.50, 0.95),
-}
+_LFW = {name: xy for name, _, xy in _POINTS}
 _LFW_BOX = (0.10, 0.12, 0.80, 0.86)
 
 
