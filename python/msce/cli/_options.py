@@ -1,16 +1,18 @@
 """Command-line helpers shared by ``msce eval`` and ``msce finetune``: ``KEY=VALUE``
-options, run-directory names, the default response cache, the strategy named on the
-command line, and the dataset and split chosen by the data options."""
+options, run-directory names, the response cache, the strategy named on the command line,
+the dataset and split chosen by the data options, and the training settings both
+``msce finetune`` backends read."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from msce.errors import ConfigError
 
@@ -119,6 +121,44 @@ def default_cache_path() -> Path:
         return Path(env).expanduser()
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "msce" / "responses.sqlite"
+
+
+@contextlib.contextmanager
+def _response_cache(args: argparse.Namespace) -> Iterator[Any]:
+    """The response cache a command reads and writes (``--cache``, else :func:`default_cache_path`),
+    closed when the block ends; None with ``--no-cache``."""
+    if args.no_cache:
+        yield None
+        return
+    from msce.models.cache import ResponseCache
+
+    cache = ResponseCache(args.cache or default_cache_path())
+    try:
+        yield cache
+    finally:
+        cache.close()
+
+
+def _resume(args: argparse.Namespace) -> bool | str:
+    """``--resume``: False when absent, True for the latest checkpoint, else the checkpoint named."""
+    if args.resume is None:
+        return False
+    return True if args.resume == "latest" else args.resume
+
+
+def _training(args: argparse.Namespace, **train: Any) -> tuple[Any, Any]:
+    """The optimization and class-balanced sampling settings of ``msce finetune`` (both
+    backends); ``train``: the TrainOptions fields only one backend sets."""
+    from msce.train.options import SamplingOptions, TrainOptions
+
+    options = TrainOptions(epochs=args.epochs, max_steps=args.max_steps, lr=args.lr, weight_decay=args.weight_decay,
+                           scheduler=args.scheduler, warmup_ratio=args.warmup_ratio, batch_size=args.batch_size,
+                           grad_accum=args.grad_accum, max_grad_norm=args.max_grad_norm,
+                           save_every=args.save_every, keep_checkpoints=args.keep_checkpoints, seed=args.seed,
+                           precision=args.precision, **train)
+    sampling = SamplingOptions(n_per_class=args.balanced, mode=args.sampling, seed=args.seed,
+                               resample_each_epoch=args.resample_each_epoch)
+    return options, sampling
 
 
 def strategy_class(name: str) -> Any:

@@ -7,13 +7,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from msce.cli._options import (_build_split, _dataset_from_args, _eval_summary, _kv, _slug, _strategy_options,
-                               default_cache_path, make_strategy)
+from msce.cli._options import (_build_split, _dataset_from_args, _eval_summary, _kv, _response_cache, _resume,
+                               _slug, _strategy_options, _training, make_strategy)
 from msce.errors import ConfigError
 from msce.train.evaluation import evaluate_adapter
 from msce.train.loop import finetune
-from msce.train.options import (_TRAINABLE_STRATEGIES, DEFAULT_TARGET_MODULES, EVAL_DIR, LoraOptions,
-                                SamplingOptions, TrainOptions)
+from msce.train.options import _TRAINABLE_STRATEGIES, DEFAULT_TARGET_MODULES, EVAL_DIR, LoraOptions
 from msce.train.sampling import MODES
 
 
@@ -36,27 +35,13 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     targets = tuple(x.strip() for x in args.target_modules.split(",") if x.strip())
     lora = LoraOptions(r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout, target_modules=targets,
                        train_vision=args.train_vision)
-    train = TrainOptions(epochs=args.epochs, max_steps=args.max_steps, lr=args.lr, weight_decay=args.weight_decay,
-                         scheduler=args.scheduler, warmup_ratio=args.warmup_ratio, batch_size=args.batch_size,
-                         grad_accum=args.grad_accum, max_grad_norm=args.max_grad_norm, save_every=args.save_every,
-                         keep_checkpoints=args.keep_checkpoints, seed=args.seed, precision=args.precision,
-                         gradient_checkpointing=args.gradient_checkpointing)
-    sampling = SamplingOptions(n_per_class=args.balanced, mode=args.sampling, seed=args.seed,
-                               resample_each_epoch=args.resample_each_epoch)
+    train, sampling = _training(args, gradient_checkpointing=args.gradient_checkpointing)
     out = Path(args.out) if args.out else (
         Path("runs") / f"finetune-{dataset.name}-{split.name}-{args.strategy}-r{args.lora_r}-{_slug(args.model)}")
-    cache = None
-    if not args.no_cache:
-        from msce.models.cache import ResponseCache
-
-        cache = ResponseCache(args.cache or default_cache_path())
-    resume: bool | str = False
-    if args.resume is not None:
-        resume = True if args.resume == "latest" else args.resume
     command = ["msce"] + sys.argv[1:]
-    try:
+    with _response_cache(args) as cache:
         res = finetune(dataset, split, strategy, args.model, out, lora=lora, train=train, sampling=sampling,
-                       backend_options=backend_opts, device=args.device, cache=cache, resume=resume,
+                       backend_options=backend_opts, device=args.device, cache=cache, resume=_resume(args),
                        on_error=args.on_error, progress=not args.no_progress, command=command)
         print(f"{res.out_dir}: trained steps {res.start_step}->{res.steps} "
               f"({res.steps_per_second:.3f} steps/s, {res.examples_per_second:.2f} examples/s); "
@@ -77,9 +62,6 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
                               backend_options=eval_opts, cache=cache, limit=args.eval_limit, seed=args.seed,
                               on_error=args.on_error, progress=not args.no_progress, n_boot=args.n_boot,
                               command=command)
-    finally:
-        if cache is not None:
-            cache.close()
     return _eval_summary(ev, args.on_error)
 
 

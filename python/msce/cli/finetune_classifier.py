@@ -7,11 +7,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from msce.cli._options import (_build_split, _dataset_from_args, _eval_summary, _kv, _slug, _strategy_options,
-                               make_strategy)
+from msce.cli._options import (_build_split, _dataset_from_args, _eval_summary, _kv, _response_cache, _resume,
+                               _slug, _strategy_options, _training, make_strategy)
 from msce.errors import ConfigError
 from msce.train.classifier import MODES, evaluate_classifier, finetune_classifier
-from msce.train.options import DEFAULT_TARGET_MODULES, EVAL_DIR, LoraOptions, SamplingOptions, TrainOptions
+from msce.train.options import DEFAULT_TARGET_MODULES, EVAL_DIR, LoraOptions
 
 
 def cmd_finetune_classifier(args: argparse.Namespace) -> int:
@@ -28,42 +28,25 @@ def cmd_finetune_classifier(args: argparse.Namespace) -> int:
     targets = tuple(x.strip() for x in args.target_modules.split(",") if x.strip())
     lora = LoraOptions(r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout,
                        target_modules=targets or DEFAULT_TARGET_MODULES)
-    train = TrainOptions(epochs=args.epochs, max_steps=args.max_steps, lr=args.lr, weight_decay=args.weight_decay,
-                         scheduler=args.scheduler, warmup_ratio=args.warmup_ratio, batch_size=args.batch_size,
-                         grad_accum=args.grad_accum, max_grad_norm=args.max_grad_norm, save_every=args.save_every,
-                         keep_checkpoints=args.keep_checkpoints, seed=args.seed, precision=args.precision)
-    sampling = SamplingOptions(n_per_class=args.balanced, mode=args.sampling, seed=args.seed,
-                               resample_each_epoch=args.resample_each_epoch)
+    train, sampling = _training(args)
     out = Path(args.out) if args.out else (
         Path("runs") / f"finetune-{dataset.name}-{split.name}-{args.strategy}-{args.mode}-{_slug(args.model)}")
-    resume: bool | str = False
-    if args.resume is not None:
-        resume = True if args.resume == "latest" else args.resume
     command = ["msce"] + sys.argv[1:]
     res = finetune_classifier(dataset, split, strategy, args.model, out, mode=args.mode, lora=lora, train=train,
-                              sampling=sampling, num_frames=args.num_frames, device=args.device, resume=resume,
-                              progress=not args.no_progress, command=command)
+                              sampling=sampling, num_frames=args.num_frames, device=args.device,
+                              resume=_resume(args), progress=not args.no_progress, command=command)
     print(f"{res.out_dir}: trained steps {res.start_step}->{res.steps} ({res.steps_per_second:.3f} steps/s); "
           f"model {res.adapter_dir}")
     if args.no_eval:
         return 0
-    cache = None
-    if not args.no_cache:
-        from msce.cli._options import default_cache_path
-        from msce.models.cache import ResponseCache
-
-        cache = ResponseCache(args.cache or default_cache_path())
     opts = {**_kv(args.backend_opt, "--backend-opt"), "device": res.config["device"]}
     if args.num_frames is not None:
         opts["num_frames"] = args.num_frames
-    try:
+    with _response_cache(args) as cache:
         ev = evaluate_classifier(dataset, split, strategy, res.adapter_dir, out / EVAL_DIR, backend_options=opts,
                                  cache=cache, limit=args.eval_limit, seed=args.seed, on_error=args.on_error,
                                  progress=not args.no_progress, n_boot=args.n_boot, base_model=args.model,
                                  command=command)
-    finally:
-        if cache is not None:
-            cache.close()
     return _eval_summary(ev, args.on_error)
 
 

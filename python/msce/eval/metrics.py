@@ -26,7 +26,7 @@ Everything here is plain numpy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -181,8 +181,7 @@ class ConfidenceInterval:
     n_boot: int
 
     def to_dict(self) -> dict:
-        return {"estimate": self.estimate, "low": self.low, "high": self.high, "level": self.level,
-                "n_boot": self.n_boot}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
