@@ -7,12 +7,12 @@ and its arrays into a :class:`FaceTrack`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
 
+from msce._validate import count, number
 from msce.errors import FaceError, TransformError
 from msce.faces._detect import Detection, FaceDetector, detections_to_arrays
 
@@ -76,31 +76,20 @@ class FaceCrop:
     buffer_mb: float = 512.0
 
     def __post_init__(self) -> None:
-        def positive(name: str, v: Any, zero_ok: bool = False) -> None:
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            if not ok or v < 0 or (v == 0 and not zero_ok):
-                raise TransformError(f"FaceCrop.{name} must be a {'non-negative' if zero_ok else 'positive'} "
-                                     f"number (got {v!r})")
-
-        positive("detect_fps", self.detect_fps)
-        positive("sigma", self.sigma, zero_ok=True)
-        positive("hold", self.hold, zero_ok=True)
-        positive("max_gap", self.max_gap, zero_ok=True)
-        positive("buffer_mb", self.buffer_mb, zero_ok=True)
-        if isinstance(self.detect_size, bool) or not isinstance(self.detect_size, int) or self.detect_size < 0:
-            raise TransformError(f"FaceCrop.detect_size must be an int >= 0 (got {self.detect_size!r})")
+        c, err = "FaceCrop", TransformError
+        number(c, "detect_fps", self.detect_fps, error=err)
+        for name in ("sigma", "hold", "max_gap", "buffer_mb"):
+            number(c, name, getattr(self, name), lo_open=False, error=err)
+        number(c, "margin", self.margin, lo=1.0, lo_open=False, error=err)
+        number(c, "min_iou", self.min_iou, hi=1.0, error=err)
+        for name, lo in (("detect_size", 0), ("min_hits", 1)):  # as Python ints: to_dict() is JSON
+            object.__setattr__(self, name, count(c, name, getattr(self, name), lo=lo, error=err))
         if isinstance(self.select, bool) or not (self.select in _SELECT or (isinstance(self.select, int)
                                                                           and self.select >= 0)):
             raise TransformError(f"FaceCrop.select must be 'largest', 'central' or a track id >= 0 "
                                  f"(got {self.select!r})")
         if self.missing not in _MISSING:
             raise TransformError(f"FaceCrop.missing must be one of {sorted(_MISSING)} (got {self.missing!r})")
-        if not (isinstance(self.margin, (int, float)) and self.margin >= 1.0 and math.isfinite(self.margin)):
-            raise TransformError(f"FaceCrop.margin must be >= 1 (got {self.margin!r})")
-        if not (isinstance(self.min_iou, (int, float)) and 0.0 < self.min_iou <= 1.0):
-            raise TransformError(f"FaceCrop.min_iou must lie in (0, 1] (got {self.min_iou!r})")
-        if isinstance(self.min_hits, bool) or not isinstance(self.min_hits, int) or self.min_hits < 1:
-            raise TransformError(f"FaceCrop.min_hits must be an int >= 1 (got {self.min_hits!r})")
         if not isinstance(self.detector, str) and not isinstance(self.detector, FaceDetector):
             raise TransformError("FaceCrop.detector must be a detector name or implement msce.faces.FaceDetector "
                                  f"(got {type(self.detector).__name__})")

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from msce._validate import number
 from msce.errors import ConfigError, PlanError, TransformError
 from msce.plan import Plan, PlanSpec, _positive, _timestamps
 
@@ -76,8 +77,7 @@ class SpotOptions:
 
     def __post_init__(self) -> None:
         for k, v in asdict(self).items():
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-                raise ConfigError(f"SpotOptions.{k} must be a non-negative number (got {v!r})")
+            number("SpotOptions", k, v, lo_open=False)
         if self.k_low > self.k_high:
             raise ConfigError(f"SpotOptions needs k_low <= k_high (got {self.k_low} > {self.k_high})")
         if self.min_s > self.max_s:

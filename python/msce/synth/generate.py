@@ -48,6 +48,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
+from msce._validate import count, number
 from msce.errors import ConfigError, MsceError
 from msce.synth.expressions import ACTIONS, event_intensity, get_action, landmark_sigma
 from msce.synth.faces import LANDMARKS, load_face
@@ -91,27 +92,22 @@ class ClipSpec:
     crf: int = 18
 
     def __post_init__(self) -> None:
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer (got {self.seed!r})")
+        count("ClipSpec", "seed", self.seed, lo=0)
         get_action(self.action)
         if self.baseline_action is not None:
             get_action(self.baseline_action)
-        if not (self.fps > 0 and math.isfinite(self.fps)):
-            raise ConfigError(f"fps must be positive (got {self.fps!r})")
-        if not self.seconds > 0:
-            raise ConfigError(f"seconds must be positive (got {self.seconds!r})")
-        if self.width < 16 or self.height < 16 or self.width % 2 or self.height % 2:
-            raise ConfigError(f"width and height must be even and >= 16 for H.264 4:2:0 "
-                              f"(got {self.width}x{self.height})")
+        number("ClipSpec", "fps", self.fps)
+        number("ClipSpec", "seconds", self.seconds)
+        for name in ("width", "height"):
+            count("ClipSpec", name, getattr(self, name), lo=16)
+        if self.width % 2 or self.height % 2:
+            raise ConfigError(f"width and height must be even for H.264 4:2:0 (got {self.width}x{self.height})")
         if not (0.0 <= self.onset < self.apex < self.offset <= self.seconds):
             raise ConfigError(f"need 0 <= onset < apex < offset <= seconds (got {self.onset}, {self.apex}, "
                               f"{self.offset}, {self.seconds})")
-        if not 0.0 < self.face_fraction <= 1.0:
-            raise ConfigError(f"face_fraction must be in (0, 1] (got {self.face_fraction!r})")
+        number("ClipSpec", "face_fraction", self.face_fraction, hi=1.0)
         for name in ("amplitude", "baseline_amplitude", "drift", "rotation", "zoom", "lighting", "noise"):
-            v = getattr(self, name)
-            if not (v >= 0 and math.isfinite(v)):
-                raise ConfigError(f"{name} must be a non-negative number (got {v!r})")
+            number("ClipSpec", name, getattr(self, name), lo_open=False)
 
     @property
     def num_frames(self) -> int:
