@@ -275,6 +275,28 @@ def _read_folds(path_of, read_rows) -> tuple[dict[str, str], dict[int, Fold], di
             incomplete[k] = str(path_of(k, "test" if "train" in parts else "train"))
     return labelled, folds, incomplete
 
+
+def _load_release(labels: LabelSet, root: Path, split_dir: Path, fold_file, read_rows,
+                  media_dirs: Sequence[tuple[str, Media]], media: Media, media_dir: str | os.PathLike | None,
+                  on_missing: OnMissing) -> Dataset:
+    """DFEW or MAFW (``labels``) from its release under ``root``: the official folds, whose
+    files ``fold_file(k, "train" | "test")`` names relative to ``split_dir`` and ``read_rows``
+    reads (at least one fold must be complete), then each labelled clip's media, found in
+    ``media_dir`` or else the first of ``media_dirs`` that exists."""
+    name = labels.key.upper()
+    if not split_dir.is_dir():
+        raise DatasetError(f"{name} split folder not found: {split_dir}")
+    labelled, folds, incomplete = _read_folds(lambda k, part: split_dir / fold_file(k, part), read_rows)
+    if not folds:
+        train, test = (split_dir / fold_file(1, part) for part in ("train", "test"))
+        raise DatasetError(f"no complete {name} fold: expected {train} and {test}"
+                           + (f"; missing: {', '.join(incomplete.values())}" if incomplete else ""))
+    mdir, kind = _pick_media_dir(root, media_dirs, media, media_dir)
+    samples, skipped = _attach_media(name, root, labelled, mdir, kind, on_missing)
+    return Dataset(labels.key, root, labels, samples, folds=folds, media_dir=mdir, skipped=skipped,
+                   incomplete_folds=incomplete)
+
+
 def _check_root(root: str | os.PathLike, name: str) -> Path:
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -345,21 +367,9 @@ def load_dfew(
     absolute) overrides the choice and ``media`` restricts it to one kind.
     """
     root = _check_root(root, "DFEW")
-    split_dir = root / "EmoLabel_DataSplit"
-    if not split_dir.is_dir():
-        raise DatasetError(f"DFEW split folder not found: {split_dir}")
-    labelled, folds, incomplete = _read_folds(
-        lambda k, part: split_dir / f"{part}(single-labeled)" / f"set_{k}.csv", _read_dfew_csv)
-    if not folds:
-        raise DatasetError(
-            f"no complete DFEW fold: expected {split_dir / 'train(single-labeled)' / 'set_1.csv'} "
-            f"and {split_dir / 'test(single-labeled)' / 'set_1.csv'}"
-            + (f"; missing: {', '.join(incomplete.values())}" if incomplete else "")
-        )
-    mdir, kind = _pick_media_dir(root, _DFEW_MEDIA, media, media_dir)
-    samples, skipped = _attach_media("DFEW", root, labelled, mdir, kind, on_missing)
-    return Dataset("dfew", root, DFEW, samples, folds=folds, media_dir=mdir, skipped=skipped,
-                   incomplete_folds=incomplete)
+    return _load_release(DFEW, root, root / "EmoLabel_DataSplit",
+                         lambda k, part: Path(f"{part}(single-labeled)") / f"set_{k}.csv", _read_dfew_csv,
+                         _DFEW_MEDIA, media, media_dir, on_missing)
 
 
 # --------------------------------------------------------------------------- MAFW
@@ -414,16 +424,8 @@ def load_mafw(
     """
     root = _check_root(root, "MAFW")
     sdir = _resolve_dir(root, split_dir) if split_dir is not None else root / _MAFW_SPLITS
-    if not sdir.is_dir():
-        raise DatasetError(f"MAFW split folder not found: {sdir}")
-    labelled, folds, incomplete = _read_folds(lambda k, part: sdir / f"set_{k}" / f"{part}.txt", _read_mafw_list)
-    if not folds:
-        raise DatasetError(f"no complete MAFW fold: expected {sdir / 'set_1' / 'train.txt'} and test.txt"
-                           + (f"; missing: {', '.join(incomplete.values())}" if incomplete else ""))
-    mdir, kind = _pick_media_dir(root, _MAFW_MEDIA, media, media_dir)
-    samples, skipped = _attach_media("MAFW", root, labelled, mdir, kind, on_missing)
-    return Dataset("mafw", root, MAFW, samples, folds=folds, media_dir=mdir, skipped=skipped,
-                   incomplete_folds=incomplete)
+    return _load_release(MAFW, root, sdir, lambda k, part: Path(f"set_{k}") / f"{part}.txt", _read_mafw_list,
+                         _MAFW_MEDIA, media, media_dir, on_missing)
 
 
 # --------------------------------------------------------------------------- generic
