@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import fields
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from msce._validate import rgb_frames
+from msce._validate import count, number, rgb_frames
 from msce.errors import ConfigError, FaceError
 from msce.models.visual_prompts.face_info import FaceInfo, as_face_info
 
@@ -94,7 +94,7 @@ class FrameTransform(ABC):
     def face_crop(self) -> FaceCrop:
         """The face-finding options used when the caller gives no faces."""
         opts = getattr(self, "face_options", None)
-        return _face_options(type(self).__name__, opts)
+        return _face_options(type(self).__name__, "face_options", opts)
 
     def __call__(self, frames: Any, faces: Any = None) -> np.ndarray:
         arr = _check_frames(frames)
@@ -119,7 +119,7 @@ class FrameTransform(ABC):
         return out
 
 
-def _face_options(cls: str, v: Any) -> Any:
+def _face_options(cls: str, name: str, v: Any) -> Any:
     """A FaceCrop from None (the defaults), a FaceCrop or its to_dict()."""
     from msce.faces import FaceCrop
 
@@ -129,10 +129,38 @@ def _face_options(cls: str, v: Any) -> Any:
         return v
     if isinstance(v, Mapping):
         return FaceCrop(**dict(v))
-    raise ConfigError(f"{cls}.face_options must be a msce.faces.FaceCrop, its to_dict(), or None "
+    raise ConfigError(f"{cls}.{name} must be a msce.faces.FaceCrop, its to_dict(), or None "
                       f"(got {type(v).__name__})")
 
 
-def _set(obj: Any, **values: Any) -> None:
-    for k, v in values.items():
-        object.__setattr__(obj, k, v)
+# A field check: called as check(class name, field name, value), it raises ConfigError naming
+# Class.field or returns the value to keep (a float for a number, a tuple for a colour, ...).
+Check = Callable[[str, str, Any], Any]
+
+
+def _num(**bounds: Any) -> Check:
+    """A number within ``bounds`` (those of :func:`msce._validate.number`)."""
+    return lambda c, name, v: number(c, name, v, **bounds)
+
+
+def _int(**bounds: Any) -> Check:
+    """An int within ``bounds`` (those of :func:`msce._validate.count`)."""
+    return lambda c, name, v: count(c, name, v, **bounds)
+
+
+def _one_of(*allowed: str) -> Check:
+    return lambda c, name, v: _choice(c, name, v, allowed)
+
+
+def _flag(cls: str, name: str, v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ConfigError(f"{cls}.{name} must be a bool (got {v!r})")
+    return v
+
+
+def _check_fields(obj: Any, **checks: Check) -> None:
+    """Check the named fields of a frozen variant, each with its check, and keep what the
+    checks return."""
+    c = type(obj).__name__
+    for name, check in checks.items():
+        object.__setattr__(obj, name, check(c, name, getattr(obj, name)))

@@ -11,10 +11,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from msce._validate import count, number
 from msce.errors import ConfigError, TransformError
 from msce.io import preprocess
-from msce.models.visual_prompts.base import FrameTransform, _choice, _color, _cv2, _face_options, _pair, _set
+from msce.models.visual_prompts.base import (FrameTransform, _check_fields, _color, _cv2, _face_options, _flag, _int,
+                                             _num, _one_of, _pair)
 from msce.models.visual_prompts.drawing import (_blend, _box_window, _draw_segments, _ellipse_window, _stamp,
                                                 colormap)
 from msce.models.visual_prompts.face_info import REGION_NAMES, FaceInfo, _face_side
@@ -43,9 +43,7 @@ class RedCircle(FrameTransform):
     face_options: Any = None
 
     def __post_init__(self) -> None:
-        c = type(self).__name__
-        _set(self, color=_color(c, "color", self.color), thickness=number(c, "thickness", self.thickness, hi=1.0),
-             margin=number(c, "margin", self.margin, hi=10.0), face_options=_face_options(c, self.face_options))
+        _check_fields(self, color=_color, thickness=_num(hi=1.0), margin=_num(hi=10.0), face_options=_face_options)
 
     @property
     def needs_faces(self) -> bool:
@@ -97,17 +95,12 @@ class _Heatmap(FrameTransform):
     face_options: Any = None
 
     def _check_common(self) -> None:
-        c = type(self).__name__
-        _set(self, method=_choice(c, "method", self.method, ("diff", "flow")),
-             alpha=number(c, "alpha", self.alpha, hi=1.0),
-             weighting=_choice(c, "weighting", self.weighting, ("constant", "motion")),
-             colormap=_choice(c, "colormap", self.colormap, ("jet", "hot")),
-             vmax=number(c, "vmax", self.vmax, none_ok=True),
-             smooth=number(c, "smooth", self.smooth, hi=1.0, lo_open=False),
-             levels=count(c, "levels", self.levels), winsize=count(c, "winsize", self.winsize, lo=3),
-             face_options=_face_options(c, self.face_options))
+        _check_fields(self, method=_one_of("diff", "flow"), alpha=_num(hi=1.0),
+                      weighting=_one_of("constant", "motion"), colormap=_one_of("jet", "hot"),
+                      vmax=_num(none_ok=True), smooth=_num(hi=1.0, lo_open=False), levels=_int(),
+                      winsize=_int(lo=3), face_options=_face_options)
         if self.method == "flow":
-            _cv2(f"{c}(method='flow')")
+            _cv2(f"{type(self).__name__}(method='flow')")
 
     @abstractmethod
     def _mask(self, faces: FaceInfo | None, t: int, size: tuple[int, int]):
@@ -174,9 +167,7 @@ class MotionHeatmap(_Heatmap):
 
     def __post_init__(self) -> None:
         self._check_common()
-        c = type(self).__name__
-        _set(self, region=_choice(c, "region", self.region, ("face", "frame")),
-             margin=number(c, "margin", self.margin, hi=10.0))
+        _check_fields(self, region=_one_of("face", "frame"), margin=_num(hi=10.0))
 
     @property
     def needs_faces(self) -> bool:
@@ -196,6 +187,16 @@ class MotionHeatmap(_Heatmap):
         return win, np.ones((y1 - y0, x1 - x0), bool)
 
 
+def _regions(cls: str, name: str, v: Any) -> tuple[str, ...]:
+    try:
+        regs = (v,) if isinstance(v, str) else tuple(v)
+    except TypeError:
+        regs = ()
+    if not regs or any(r not in REGION_NAMES for r in regs):
+        raise ConfigError(f"{cls}.{name} must name one or more of {REGION_NAMES} (got {v!r})")
+    return regs
+
+
 @dataclass(frozen=True)
 class FocusedHeatmap(_Heatmap):
     """A motion heatmap on the eyes and the lips only (Table S1 "Focused Heatmap").
@@ -211,11 +212,7 @@ class FocusedHeatmap(_Heatmap):
 
     def __post_init__(self) -> None:
         self._check_common()
-        c = type(self).__name__
-        regs = (self.regions,) if isinstance(self.regions, str) else tuple(self.regions)
-        if not regs or any(r not in REGION_NAMES for r in regs):
-            raise ConfigError(f"{c}.regions must name one or more of {REGION_NAMES} (got {self.regions!r})")
-        _set(self, regions=regs, region_margin=number(c, "region_margin", self.region_margin, hi=10.0))
+        _check_fields(self, regions=_regions, region_margin=_num(hi=10.0))
 
     @property
     def needs_faces(self) -> bool:
@@ -277,12 +274,8 @@ class Montage(FrameTransform):
     interpolation: str = "bicubic"
 
     def __post_init__(self) -> None:
-        c = type(self).__name__
-        if not isinstance(self.keep_aspect, bool):
-            raise ConfigError(f"{c}.keep_aspect must be a bool (got {self.keep_aspect!r})")
-        _set(self, grid=_pair(c, "grid", self.grid), size=_pair(c, "size", self.size),
-             spacing=count(c, "spacing", self.spacing, lo=0), fill=_color(c, "fill", self.fill),
-             interpolation=_choice(c, "interpolation", self.interpolation, ("bicubic", "bilinear")))
+        _check_fields(self, keep_aspect=_flag, grid=_pair, size=_pair, spacing=_int(lo=0), fill=_color,
+                      interpolation=_one_of("bicubic", "bilinear"))
 
     def shape(self, num_frames: int) -> tuple[int, int]:
         """(rows, cols) for ``num_frames`` frames."""
@@ -366,15 +359,11 @@ class FlowArrows(FrameTransform):
     _HEAD_ANGLE: ClassVar[float] = math.radians(25.0)
 
     def __post_init__(self) -> None:
-        c = type(self).__name__
-        _set(self, grid=count(c, "grid", self.grid), scale=number(c, "scale", self.scale, hi=1000.0),
-             min_magnitude=number(c, "min_magnitude", self.min_magnitude, lo_open=False),
-             head=number(c, "head", self.head, hi=1.0, lo_open=False), color=_color(c, "color", self.color),
-             thickness=number(c, "thickness", self.thickness, hi=1.0),
-             region=_choice(c, "region", self.region, ("face", "frame")),
-             margin=number(c, "margin", self.margin, hi=10.0), levels=count(c, "levels", self.levels),
-             winsize=count(c, "winsize", self.winsize, lo=3), face_options=_face_options(c, self.face_options))
-        _cv2(c)
+        _check_fields(self, grid=_int(), scale=_num(hi=1000.0), min_magnitude=_num(lo_open=False),
+                      head=_num(hi=1.0, lo_open=False), color=_color, thickness=_num(hi=1.0),
+                      region=_one_of("face", "frame"), margin=_num(hi=10.0), levels=_int(), winsize=_int(lo=3),
+                      face_options=_face_options)
+        _cv2(type(self).__name__)
 
     @property
     def needs_faces(self) -> bool:
@@ -471,16 +460,10 @@ class PointTracks(FrameTransform):
     face_options: Any = None
 
     def __post_init__(self) -> None:
+        _check_fields(self, lip_points=_int(lo=0), brow_points=_int(lo=0), lips_color=_color, brows_color=_color,
+                      thickness=_num(hi=1.0), history=_int(none_ok=True), window=_num(hi=1.0), levels=_int(lo=0),
+                      fb_threshold=_num(lo_open=False), face_options=_face_options)
         c = type(self).__name__
-        _set(self, lip_points=count(c, "lip_points", self.lip_points, lo=0),
-             brow_points=count(c, "brow_points", self.brow_points, lo=0),
-             lips_color=_color(c, "lips_color", self.lips_color),
-             brows_color=_color(c, "brows_color", self.brows_color),
-             thickness=number(c, "thickness", self.thickness, hi=1.0),
-             history=count(c, "history", self.history, none_ok=True),
-             window=number(c, "window", self.window, hi=1.0), levels=count(c, "levels", self.levels, lo=0),
-             fb_threshold=number(c, "fb_threshold", self.fb_threshold, lo_open=False),
-             face_options=_face_options(c, self.face_options))
         if self.lip_points + self.brow_points == 0:
             raise ConfigError(f"{c} needs lip_points or brow_points > 0")
         _cv2(c)
