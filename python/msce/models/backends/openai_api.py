@@ -1,10 +1,15 @@
 """OpenAI-compatible chat-completions backend (vLLM, SGLang, Gemini's OpenAI endpoint).
 
 Each request becomes one ``POST {base_url}/chat/completions`` with a single user
-message whose content interleaves text parts and frames in request order; every
-frame is a JPEG ``data:`` URL (a video part is its frames in order, one image each:
-OpenAI-compatible servers take pre-sampled frames as images). Frames must be uint8
-RGB: :meth:`OpenAIBackend.target` asks for ``msce.Frames(layout="NHWC", dtype="uint8")``.
+message whose content interleaves text parts and frames in request order. The
+``server`` preset (``generic``, ``vllm``, ``sglang``, ``gemini``) chooses how frames are
+sent: by default every frame is a ``data:`` URL ``image_url`` part (JPEG for generic and
+Gemini, lossless PNG for vLLM and SGLang), a video part being its frames in order; with
+vLLM, ``frames="video"`` sends a video part as one ``video_url`` part instead. The
+preset also chooses the extra request fields that keep the server's own resize from
+changing msce's pixels (:mod:`msce.models.backends._servers`; docs/api-models.md).
+Frames must be uint8 RGB: :meth:`OpenAIBackend.target` asks for
+``msce.Frames(layout="NHWC", dtype="uint8")``.
 
 Requests of one :meth:`~OpenAIBackend.generate` call run concurrently (at most
 ``concurrency`` at a time). A failed request is retried up to ``max_retries`` times on
@@ -17,9 +22,10 @@ the endpoint, the attempts made and the last status. Every attempt is recorded i
 :attr:`OpenAIBackend.attempt_log`; the clock and the sleep of the backoff are
 constructor arguments, so tests check attempts and delays without waiting.
 
-The API key is read from the environment variable named by ``api_key_env`` at request
-time. It is never stored in the run config, logged, or included in exception text
-(server error bodies are shown with the key redacted). When the variable is unset or
+The API key is read from the environment variable named by ``api_key_env`` (default:
+``GEMINI_API_KEY`` for the gemini preset, else ``OPENAI_API_KEY``) at request time.
+It is never stored in the run config, logged, or included in exception text (server
+error bodies are shown with the key redacted). When the variable is unset or
 empty, no ``Authorization`` header is sent (local vLLM servers need none). Credentials
 in the base URL (userinfo, secret query parameters) are treated the same way: sent,
 never recorded, redacted from error text.
@@ -29,10 +35,8 @@ Only the standard library is used (``urllib``, ``concurrent.futures``) plus Pill
 
 from __future__ import annotations
 
-import base64
 import email.utils
 import http.client
-import io
 import json
 import logging
 import os
@@ -48,8 +52,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence, TypeVar
 
+from msce.models.backends._servers import (check_frame_sizes, content_parts, data_url, request_extras,
+                                           server_options)
 from msce.models.backends._url import parse_base_url
-from msce.models.backends.base import GenerationParams, Request, check_request, is_frames
+from msce.models.backends.base import GenerationParams, Request, check_request
 from msce.errors import BackendError, ConfigError
 from msce.targets import Frames
 
@@ -72,20 +78,7 @@ _LISTING_TIME_SLACK = 120.0
 
 def encode_jpeg_data_url(frame: Any, quality: int = 90) -> str:
     """``data:image/jpeg;base64,...`` for one (H, W, 3) uint8 RGB frame."""
-    import numpy as np
-    from PIL import Image
-
-    if hasattr(frame, "detach"):
-        frame = frame.detach().to("cpu").numpy()
-    arr = np.asarray(frame)
-    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
-        raise ConfigError(
-            f"the openai backend needs uint8 RGB frames (H, W, 3); got dtype {arr.dtype} shape {arr.shape}. "
-            "Load frames with msce.Frames(layout='NHWC', dtype='uint8')."
-        )
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(arr), mode="RGB").save(buf, format="JPEG", quality=int(quality))
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return data_url(frame, "jpeg", quality)
 
 
 class _Failure(Exception):
@@ -169,20 +162,40 @@ class OpenAIBackend:
             sent with every request; neither is ever recorded (see
             :mod:`msce.models.backends._url`): :attr:`base_url` is the public, normalised form.
         model: the served model name (sent as ``model``; also the cache ``model_id``).
-        api_key_env: environment variable holding the API key.
+        api_key_env: environment variable holding the API key (None: ``GEMINI_API_KEY``
+            for ``server="gemini"``, else ``OPENAI_API_KEY``).
         concurrency: requests in flight at once.
         timeout: socket timeout in seconds (connect and each read).
         max_retries: retries after the first attempt.
         backoff_base, backoff_max: exponential backoff in seconds.
         seed: seeds the backoff jitter.
-        jpeg_quality: JPEG quality of the frames (part of the cache fingerprint).
+        jpeg_quality: JPEG quality of the frames when ``image_format`` is ``"jpeg"``
+            (part of the cache fingerprint).
         max_tokens_field: request field carrying ``max_new_tokens`` (``"max_tokens"``, or
             ``"max_completion_tokens"`` for servers that want it).
         system_prompt: optional system message.
         frame_size: ``(height, width)`` the frames are resized to by msce before JPEG
             encoding (None keeps the source size).
-        extra_body: extra JSON fields merged into every request (e.g. vLLM's
-            ``mm_processor_kwargs``); recorded in the fingerprint.
+        extra_body: extra JSON fields merged into every request, over msce's own (one
+            level deep: a dict value such as ``mm_processor_kwargs`` is merged key by key,
+            the user's keys winning); recorded in the fingerprint.
+        server: the preset, ``"generic"``, ``"vllm"``, ``"sglang"`` or ``"gemini"``:
+            the defaults of the options below and the request fields the server needs
+            (Gemini gets no ``seed``, which its endpoint rejects).
+        frames: ``"images"`` (every frame an ``image_url`` part) or, with vLLM only,
+            ``"video"`` (a batch of several frames as one ``video_url`` part). None: images.
+        image_format: ``"jpeg"`` or ``"png"`` (lossless: the server decodes exactly
+            msce's pixels). None: png for vllm and sglang, jpeg otherwise.
+        server_resize: vLLM only: ``"off"`` (default for vllm) sends
+            ``mm_processor_kwargs`` ``min_pixels``/``max_pixels`` equal to the request's
+            frame areas, so the server's Qwen-VL ``smart_resize`` keeps the frames;
+            ``"server"`` sends none (the server's limits apply).
+        resize_factor: with vllm and sglang, frames whose sides are not multiples of it
+            raise ConfigError instead of being resized by the server (28: Qwen2/2.5-VL,
+            32: Qwen3-VL; 0: no check). None: 28 for vllm and sglang, no check otherwise.
+        reasoning_effort: sent as ``reasoning_effort`` (``"none"``, ``"minimal"``,
+            ``"low"``, ``"medium"``, ``"high"``; ``"server"``: not sent). None: ``"none"``
+            for gemini (thinking off), not sent otherwise.
         clock: monotonic clock (seconds) stamping :attr:`attempt_log` entries and timing
             failures; ``sleep``: how the backoff waits. Tests replace both.
 
@@ -198,7 +211,7 @@ class OpenAIBackend:
         self,
         base_url: str,
         model: str,
-        api_key_env: str = "OPENAI_API_KEY",
+        api_key_env: str | None = None,
         concurrency: int = 4,
         timeout: float = 60.0,
         max_retries: int = 5,
@@ -210,6 +223,12 @@ class OpenAIBackend:
         system_prompt: str | None = None,
         frame_size: tuple[int, int] | None = None,
         extra_body: dict | None = None,
+        server: str = "generic",
+        frames: str | None = None,
+        image_format: str | None = None,
+        server_resize: str | None = None,
+        resize_factor: int | None = None,
+        reasoning_effort: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ):
@@ -222,14 +241,15 @@ class OpenAIBackend:
             raise ConfigError(f"timeout must be > 0, got {timeout!r}")
         if int(max_retries) < 0:
             raise ConfigError(f"max_retries must be >= 0, got {max_retries!r}")
-        if not 1 <= int(jpeg_quality) <= 100:
-            raise ConfigError(f"jpeg_quality must be in 1..100, got {jpeg_quality!r}")
         if not callable(clock) or not callable(sleep):
             raise ConfigError("openai backend: clock and sleep must be callables")
+        self.options = server_options(server, frames, image_format, jpeg_quality, server_resize, resize_factor,
+                                      reasoning_effort, api_key_env)
         self.base_url = self._url.public
         self.model = model
         self.model_id = model
-        self.api_key_env = api_key_env
+        self.server = self.options.server
+        self.api_key_env = self.options.api_key_env
         self.concurrency = int(concurrency)
         self.timeout = float(timeout)
         self.max_retries = int(max_retries)
@@ -243,7 +263,14 @@ class OpenAIBackend:
             if len(frame_size) != 2 or any(int(v) <= 0 for v in frame_size):
                 raise ConfigError(f"frame_size must be (height, width) with positive sides, got {frame_size!r}")
             frame_size = (int(frame_size[0]), int(frame_size[1]))
+            factor = self.options.resize_factor
+            if factor is not None and (frame_size[0] % factor or frame_size[1] % factor):
+                raise ConfigError(f"frame_size {list(frame_size)} has a side that is not a multiple of "
+                                  f"resize_factor={factor}: the {self.server} server would resize the frames "
+                                  f"(choose multiples of {factor}, or resize_factor=0)")
         self.frame_size = frame_size
+        if extra_body is not None and not isinstance(extra_body, dict):
+            raise ConfigError(f"extra_body must be a JSON object, got {type(extra_body).__name__}")
         self.extra_body = dict(extra_body or {})
         self._clock = clock
         self._sleep = sleep
@@ -254,7 +281,8 @@ class OpenAIBackend:
         self._listing: dict | None = None
 
     def __repr__(self) -> str:
-        return f"OpenAIBackend(base_url={self.base_url!r}, model={self.model!r}, api_key_env={self.api_key_env!r})"
+        return (f"OpenAIBackend(base_url={self.base_url!r}, model={self.model!r}, server={self.server!r}, "
+                f"api_key_env={self.api_key_env!r})")
 
     # -- the Backend protocol -------------------------------------------------------
     def target(self):
@@ -271,6 +299,7 @@ class OpenAIBackend:
             "frame_size": None if self.frame_size is None else list(self.frame_size),
             "system_prompt": self.system_prompt,
             "extra_body": self.extra_body,
+            **self.options.fingerprint(),
         }
 
     def config(self) -> dict:
@@ -361,14 +390,8 @@ class OpenAIBackend:
 
     # -- internals ------------------------------------------------------------------
     def _body(self, request: Request, params: GenerationParams) -> bytes:
-        content: list[dict] = []
-        for part in request:
-            if isinstance(part, str):
-                content.append({"type": "text", "text": part})
-            elif is_frames(part):
-                for frame in part.data:
-                    content.append({"type": "image_url",
-                                    "image_url": {"url": encode_jpeg_data_url(frame, self.jpeg_quality)}})
+        check_frame_sizes(request, self.options)
+        content = [c for part in request for c in content_parts(part, self.options)]
         messages = []
         if self.system_prompt:
             messages.append({"role": "system", "content": self.system_prompt})
@@ -378,11 +401,15 @@ class OpenAIBackend:
             "messages": messages,
             self.max_tokens_field: params.max_new_tokens,
             "temperature": params.temperature,
-            "seed": params.seed,
         }
+        if self.options.send_seed:
+            body["seed"] = params.seed
         if not params.greedy:
             body["top_p"] = params.top_p
-        body.update(self.extra_body)
+        body.update(request_extras(request, self.options))
+        for key, value in self.extra_body.items():
+            mine = body.get(key)
+            body[key] = {**mine, **value} if isinstance(mine, dict) and isinstance(value, dict) else value
         return json.dumps(body).encode("utf-8")
 
     def _api_key(self) -> str | None:
