@@ -61,6 +61,7 @@ from typing import Any, Mapping, Sequence
 
 from msce.errors import BackendError, ConfigError, UnsupportedError
 from msce.labels import LABEL_SETS, LabelSet, get_label_set
+from msce.models.backends._weights import weights_config
 from msce.models.backends.base import GenerationParams, Request, check_request, is_frames
 from msce.targets import Frames, Target, target_for
 
@@ -347,10 +348,7 @@ class ClassifierBackend:
     def config(self) -> dict:
         return {
             "backend": "classifier",
-            "model": self.model_name,
-            "revision": self.revision,
-            "device": str(self.device),
-            "dtype": self.dtype_name,
+            **weights_config(self),
             "architecture": type(self.model).__name__,
             "processor": type(self.processor).__name__,
             "tensors": "hf-processor" if self.msce_target is None else "msce",
@@ -358,8 +356,6 @@ class ClassifierBackend:
             "config_num_frames": self.config_num_frames,
             "clip_rule": CLIP_RULE,
             "label_map": self.label_map.to_dict(),
-            "model_dir": None if self.model_dir is None else str(self.model_dir),
-            "weights": self._digest,
         }
 
     def generate(self, requests: Sequence[Request], params: GenerationParams) -> list[str]:
