@@ -130,7 +130,7 @@ def test_qwen3_metadata_carries_true_fps_and_indices(clip):
     md = b.video_metadata()
     assert md["fps"] == pytest.approx(25.0)
     assert md["frames_indices"] == [0, 12, 25, 37, 50, 62]  # 1.5 s is a tie: the earlier frame
-    assert md["timestamps"][1] == pytest.approx(0.48)
+    assert b.timestamps[1] == pytest.approx(0.48)
 
 
 def test_sparse_plan_decodes_less_with_short_gop(tmp_path):

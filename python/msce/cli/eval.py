@@ -18,7 +18,6 @@ from msce.models.backends._url import redact_urls
 
 #: Seconds the server check before a run waits for ``GET /models`` at most (or --timeout when shorter).
 PREFLIGHT_TIMEOUT = 10.0
-TINY_MARKER = "msce_tiny.json"  # written by msce.testing.tiny.make_tiny_model
 
 
 def _looks_local(model: str) -> bool:
@@ -63,8 +62,9 @@ def _make_backend(args: argparse.Namespace, name: str):
 
 
 def _tiny_model(model: str) -> bool:
-    path = Path(model).expanduser()
-    return (path / TINY_MARKER).is_file()
+    from msce.testing.tiny import tiny_model_name
+
+    return tiny_model_name(model) is not None
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:

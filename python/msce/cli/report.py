@@ -11,7 +11,7 @@ from typing import Sequence
 
 from msce.cli._options import UsageError
 from msce.eval.report import build_report, compare_table
-from msce.eval.report.compare import default_baseline, tiny_model_runs
+from msce.eval.report.compare import default_baseline, tiny_models
 from msce.eval.runs import Run, load_run
 
 
@@ -57,9 +57,10 @@ def _parse_pairs(items: Sequence[str] | None, runs: Sequence[Run] = ()) -> list[
 
 
 def _warn_tiny(runs: Sequence[Run]) -> None:
-    tiny = tiny_model_runs(runs)
+    tiny = tiny_models(runs)
     if tiny:
-        print(f"note: {', '.join(tiny)}: tiny random-weight model, its scores are meaningless", file=sys.stderr)
+        used = "; ".join(f"{run} ({model})" for run, model in tiny.items())
+        print(f"note: {used}: tiny random-weight model, its scores are meaningless", file=sys.stderr)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

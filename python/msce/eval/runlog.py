@@ -18,14 +18,18 @@ Run directory layout
     (canonical label or null = invalid), ``correct``, and the strategy result
     (``raw_answer``, ``frame_indices``, ``timestamps``, ``prompts``, ``stage1``,
     ``visual_tokens``, ``model_calls``, ``cache_hits``, ``latency_s``, ``extra``: e.g. a
-    shuffled run's ``permutation`` and ``kendall_distance``), plus ``wall_s``. A strategy
-    whose ``run`` takes ``sample_id=`` gets the sample's id.
+    shuffled run's ``permutation`` and ``kendall_distance``), plus ``wall_s``,
+    ``damaged_frames`` (frames the decoder flagged; null where not known) and
+    ``duplicate_frames`` (sent frames that repeat a source frame already sent, as when
+    the requested FPS exceeds the clip's frame rate; the run notes the first such video
+    once). A strategy whose ``run`` takes ``sample_id=`` gets the sample's id.
 ``errors.jsonl``
     Videos skipped with ``on_error="skip"`` (media that cannot be decoded); retried on
     the next run.
 ``metrics.json``
     Written at the end: :class:`msce.eval.metrics.ClassificationReport` with bootstrap
-    intervals, counts, and usage totals.
+    intervals, counts, usage totals and ``frames`` (``duplicate_frames``: the total,
+    ``videos_with_duplicates``).
 ``split.json``
     The split the CLI evaluated (see :mod:`msce.eval.splits`).
 

@@ -53,6 +53,7 @@ __all__ = [
     "Run",
     "load_run",
     "compute_run_metrics",
+    "duplicate_frames",
 ]
 
 #: Exceptions that concern one video's media; ``on_error="skip"`` records and skips them.
@@ -75,6 +76,11 @@ def _backend_config(backend: Any) -> dict:
     base_url = getattr(backend, "base_url", None)
     if isinstance(base_url, str):  # a server backend: which server answered (never its credentials)
         out["base_url"] = redact_urls(base_url)
+    from msce.testing.tiny import tiny_model_name
+
+    tiny = tiny_model_name(out["model_id"]) if isinstance(out["model_id"], str) else None
+    if tiny:  # random weights: reports put a banner over such runs
+        out["tiny_model"] = tiny
     fp = getattr(backend, "fingerprint", None)
     if callable(fp):
         try:
@@ -165,7 +171,41 @@ def _record(sample: Any, result: Any, names: Sequence[str], wall: float, damaged
             rec[k] = v
     rec["wall_s"] = round(wall, 6)
     rec["damaged_frames"] = damaged
+    rec["duplicate_frames"] = duplicate_frames(res.get("frame_indices"))
     return rec
+
+
+def duplicate_frames(frame_indices: Any) -> int | None:
+    """How many of the frames a video's strategy sent repeat a source frame already sent
+    (by frame index): 0 for distinct frames, ``n - distinct`` otherwise (a plan asking
+    for more frames per second than the clip has picks the nearest frame for several
+    times). None when the result lists no frame indices."""
+    if not isinstance(frame_indices, (list, tuple)):
+        return None
+    try:
+        return len(frame_indices) - len({int(i) for i in frame_indices})
+    except (TypeError, ValueError):
+        return None
+
+
+def _rates(rec: Mapping, strat_cfg: Mapping) -> tuple[Any, Any]:
+    """(the clip's frame rate, the requested sampling rate) for a duplicate-frame note: the
+    recorded plan's ``source_fps`` / ``fps`` (``extra["plan"]``), else the strategy's."""
+    extra = rec.get("extra") if isinstance(rec.get("extra"), Mapping) else {}
+    plan = extra.get("plan") if isinstance(extra.get("plan"), Mapping) else {}
+    requested = plan.get("fps") or strat_cfg.get("fps") or strat_cfg.get("keyframe_fps")
+    return plan.get("source_fps"), requested
+
+
+def _duplicate_note(rec: Mapping, strat_cfg: Mapping) -> str:
+    """The once-per-run note of the first video whose planned frames repeat."""
+    clip_fps, requested = _rates(rec, strat_cfg)
+    clip = f"{float(clip_fps):g} FPS" if isinstance(clip_fps, (int, float)) else "a lower frame rate"
+    asked = f"{float(requested):g} FPS" if isinstance(requested, (int, float)) else "a higher rate"
+    return (f"note: {rec['path']}: {asked} requested but the clip has {clip}: {rec['duplicate_frames']} of its "
+            f"{len(rec.get('frame_indices') or [])} planned frames repeat another frame (the model sees them "
+            f"more than once). Each video's count is recorded (duplicate_frames in {PREDICTIONS_FILE}, totals in "
+            f"{METRICS_FILE} and msce report); this note is shown once per run.")
 
 
 def _sequential(todo: Sequence[Any], strategy: Any, labels: Any, backend: Any, cache: Any, pass_id: bool,
@@ -234,6 +274,13 @@ class _Progress:
             acc = correct / scored if scored else 0.0
             self._p.update(self._task, advance=1, stats=f"acc {acc:.3f} inv {invalid}")
 
+    def note(self, text: str) -> None:
+        """One line on stderr, above the bar while it runs."""
+        if self._p is not None:
+            self._p.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        else:
+            print(text, file=sys.stderr)
+
     def close(self) -> None:
         if self._p is not None:
             self._p.stop()
@@ -292,8 +339,11 @@ def compute_run_metrics(
         return float(sum(float(r.get(key) or 0) for r in records))
 
     n = len(records)
+    dups = [int(r["duplicate_frames"]) for r in records if isinstance(r.get("duplicate_frames"), int)]
     return {
         "report": report.to_dict(),
+        "frames": {"duplicate_frames": sum(dups), "videos_with_duplicates": sum(1 for d in dups if d > 0),
+                   "videos_counted": len(dups)},
         "usage": {
             "videos": n,
             "model_calls": total("model_calls"),
@@ -439,6 +489,7 @@ def run_eval(
         bar = _Progress(len(samples), n_resumed, progress, f"{strat_cfg.get('name')}")
         pass_id = _accepts_sample_id(strategy)
         n_new = 0
+        warned_duplicates = False
         try:
             if execution.sequential:
                 outcomes = _sequential(todo, strategy, labels, backend, cache, pass_id, on_error)
@@ -460,6 +511,9 @@ def run_eval(
                         continue
                     rec = _record(s, o.result, names, o.wall_s, o.damaged_frames)
                     log.append(rec)
+                    if rec["duplicate_frames"] and not warned_duplicates:
+                        warned_duplicates = True
+                        bar.note(_duplicate_note(rec, strat_cfg))
                     n_new += 1
                     scored.append(rec)
                     n_correct += int(rec["correct"])

@@ -66,13 +66,29 @@ class FrameBatch:
         """LLM tokens this batch costs (``target.num_tokens``; 0 for targets that do not count)."""
         return self.target.num_tokens(len(self.plan), *self.size)
 
-    def to_hf(self, as_image: bool = False) -> dict[str, torch.Tensor]:
+    def to_hf(self, as_image: bool = False, timing: bool = False) -> dict[str, torch.Tensor]:
         """The tensors the target's Hugging Face model takes for this batch (``target.to_hf``):
-        the keys and tensors its processor returns."""
-        return self.target.to_hf(self, as_image)
+        the keys and tensors its video (``as_image``: image) processor returns.
+
+        ``timing=True`` adds the time inputs the model's full processor computes from the
+        sampling, for a target that has them (``target.hf_timing``): Qwen2.5-VL's
+        ``second_per_grid_ts``. Qwen3-VL's forward takes no time tensor: its frame times are
+        text in the prompt, which its processor renders from :meth:`video_metadata`
+        (docs/api.md)."""
+        out = self.target.to_hf(self, as_image)
+        if timing and not as_image:
+            extra = getattr(self.target, "hf_timing", None)
+            if extra is not None:
+                out = {**out, **extra(self)}
+        return out
 
     def video_metadata(self) -> dict:
-        """Sampling facts Qwen3-VL needs for its timestamp text (true fps and indices)."""
-        return {"fps": float(self.metadata.average_fps), "frames_indices": list(self.plan.indices),
-                "total_num_frames": int(self.metadata.num_frames), "timestamps": list(self.plan.timestamps),
-                "duration": float(self.metadata.duration)}
+        """The sampling as Hugging Face's ``VideoMetadata`` fields (``total_num_frames``,
+        ``fps`` = the clip's true average rate, ``width``, ``height``, ``duration``,
+        ``frames_indices`` = the plan's source indices in output order), for
+        ``processor(..., video_metadata=[batch.video_metadata()], do_sample_frames=False)``:
+        Qwen3-VL's processor writes its ``<t seconds>`` frame times from it, Qwen2.5-VL's
+        its ``second_per_grid_ts``. Frame times are ``batch.timestamps``."""
+        return {"total_num_frames": int(self.metadata.num_frames), "fps": float(self.metadata.average_fps),
+                "width": int(self.metadata.width), "height": int(self.metadata.height),
+                "duration": float(self.metadata.duration), "frames_indices": [int(i) for i in self.plan.indices]}

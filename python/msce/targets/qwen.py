@@ -214,6 +214,21 @@ class QwenVL(Target):
             return {"pixel_values": batch.data, "image_grid_thw": batch.grid_thw}
         return {"pixel_values_videos": batch.data, "video_grid_thw": batch.grid_thw}
 
+    def hf_timing(self, batch: FrameBatch) -> dict[str, Any]:
+        """The time inputs the model's HF processor adds for this video: for Qwen2.5-VL
+        ``second_per_grid_ts`` = tensor([temporal_patch_size / sampled_fps]) as
+        ``Qwen2_5_VLProcessor`` computes it, with HF's ``VideoMetadata.sampled_fps`` =
+        len(frames_indices) / total_num_frames * fps of :meth:`FrameBatch.video_metadata`
+        (24 FPS where the rate is unknown, as HF). Qwen2-VL and Qwen3-VL take none ({})."""
+        if self.version != "2.5":
+            return {}
+        import torch
+
+        md = batch.video_metadata()
+        fps, total, n = md.get("fps"), md.get("total_num_frames"), len(md.get("frames_indices") or ())
+        sampled = n / total * fps if fps and total and n else (fps or 24.0)
+        return {"second_per_grid_ts": torch.tensor([self.temporal / sampled], dtype=torch.float32)}
+
     def native_spec(self, out_h: int, out_w: int) -> dict:
         return {
             "out_h": out_h, "out_w": out_w, "interp": INTERP[self.interpolation], "layout": LAYOUT["qwen"],

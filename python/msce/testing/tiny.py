@@ -17,7 +17,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["make_tiny_model", "TINY_VERSIONS", "SPECIAL_TOKENS", "chat_template", "train_tokenizer"]
+__all__ = ["make_tiny_model", "TINY_VERSIONS", "SPECIAL_TOKENS", "chat_template", "train_tokenizer",
+           "TINY_CONFIG_KEY", "TINY_MARKER_FILE", "mark_tiny", "tiny_model_name"]
+
+#: The key every msce tiny checkpoint's ``config.json`` carries (``true``), beside
+#: ``msce_tiny_name`` (the checkpoint's name, e.g. ``msce-tiny-qwen2.5-vl``).
+TINY_CONFIG_KEY = "msce_tiny"
+#: The file beside it that records how the checkpoint was built (version or family, seed).
+TINY_MARKER_FILE = "msce_tiny.json"
+# Hub checkpoints with random weights made for tests are named so (hf-internal-testing/tiny-random-...).
+_RANDOM_NAME_PARTS = ("tiny-random", "tiny_random")
 
 TINY_VERSIONS = ("2.5", "3")
 
@@ -225,6 +234,50 @@ def greedy_generation(model: Any, eos_ids: Any, pad_id: int | None) -> None:
     gen.top_k = None
 
 
+def mark_tiny(model: Any, name: str) -> None:
+    """Mark a tiny random-weight model before ``save_pretrained``: its config gets
+    ``msce_tiny: true`` and ``msce_tiny_name: name``, so the checkpoint says what it is
+    wherever it is copied (:func:`tiny_model_name` reads it back)."""
+    setattr(model.config, TINY_CONFIG_KEY, True)
+    model.config.msce_tiny_name = name
+
+
+def tiny_model_name(model: str | os.PathLike | None) -> str | None:
+    """The name of a tiny random-weight model, or None for any other model.
+
+    ``model`` is a model folder or a model id (a served model's name, a hub id; a
+    ``+adapter:`` suffix is ignored). A tiny model is: a folder whose ``config.json`` has
+    ``msce_tiny: true`` (every msce builder writes it; the name is its ``msce_tiny_name``),
+    a folder holding ``msce_tiny.json`` (checkpoints made before that key), or an id whose
+    last part names a random-weight test checkpoint (``tiny-random``, as the Hugging Face
+    test checkpoints ``hf-internal-testing/tiny-random-*`` are named). Never raises: an
+    unreadable config counts as no marker."""
+    if model is None:
+        return None
+    text = os.fspath(model).split("+adapter:")[0].strip()
+    if not text:
+        return None
+    path = Path(text).expanduser()
+    try:
+        if path.is_dir():
+            cfg_file = path / "config.json"
+            if cfg_file.is_file():
+                try:
+                    cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    cfg = {}
+                if isinstance(cfg, dict) and cfg.get(TINY_CONFIG_KEY) is True:
+                    return str(cfg.get("msce_tiny_name") or path.name)
+            if (path / TINY_MARKER_FILE).is_file():
+                return path.name or text
+    except OSError:  # e.g. a name too long for the file system: not a folder
+        pass
+    last = text.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    if any(part in last.lower() for part in _RANDOM_NAME_PARTS):
+        return last
+    return None
+
+
 def make_tiny_model(directory: str | os.PathLike, version: str = "2.5", seed: int = 0) -> Path:
     """Write a tiny random-weight Qwen-VL checkpoint + processor to ``directory``.
 
@@ -256,8 +309,9 @@ def make_tiny_model(directory: str | os.PathLike, version: str = "2.5", seed: in
     model = seeded_model(cls, config, seed)
     greedy_generation(model, [ids["<|im_end|>"], ids["<|endoftext|>"]], ids["<|endoftext|>"])
     model.generation_config.bos_token_id = ids["<|endoftext|>"]
+    mark_tiny(model, f"msce-tiny-qwen{version}-vl")
     model.save_pretrained(out)
     processor = _build_processor(version, tokenizer)
     processor.save_pretrained(out)
-    (out / "msce_tiny.json").write_text(json.dumps({"version": version, "seed": seed}, indent=2) + "\n")
+    (out / TINY_MARKER_FILE).write_text(json.dumps({"version": version, "seed": seed}, indent=2) + "\n")
     return out

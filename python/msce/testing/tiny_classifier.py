@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from msce.testing.tiny import seeded_model
+from msce.testing.tiny import TINY_MARKER_FILE, mark_tiny, seeded_model
 
 __all__ = ["make_tiny_videomae", "TINY_VIDEOMAE_SIZE", "TINY_VIDEOMAE_FRAMES"]
 
@@ -59,10 +59,11 @@ def make_tiny_videomae(directory: str | os.PathLike, labels: Sequence[str] = _DE
     model = seeded_model(VideoMAEForVideoClassification, config, seed)
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
+    mark_tiny(model, "msce-tiny-videomae")
     model.save_pretrained(out)
     processor = VideoMAEVideoProcessor(size={"shortest_edge": TINY_VIDEOMAE_SIZE},
                                        crop_size={"height": TINY_VIDEOMAE_SIZE, "width": TINY_VIDEOMAE_SIZE})
     processor.save_pretrained(out)
-    (out / "msce_tiny.json").write_text(json.dumps({"kind": "videomae", "seed": seed, "labels": labels,
+    (out / TINY_MARKER_FILE).write_text(json.dumps({"kind": "videomae", "seed": seed, "labels": labels,
                                                     "num_frames": num_frames}, indent=2) + "\n")
     return out

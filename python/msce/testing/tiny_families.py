@@ -29,7 +29,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from msce.testing.tiny import greedy_generation, seeded_model, train_tokenizer
+from msce.testing.tiny import TINY_MARKER_FILE, greedy_generation, mark_tiny, seeded_model, train_tokenizer
 
 __all__ = ["make_tiny_family", "TINY_FAMILIES"]
 
@@ -277,7 +277,8 @@ def make_tiny_family(directory: str | os.PathLike, family: str, seed: int = 0) -
     tokenizer, config, cls, processor, eos_ids = _BUILDERS[family]()
     model = seeded_model(cls, config, seed)
     greedy_generation(model, eos_ids, tokenizer.pad_token_id)
+    mark_tiny(model, f"msce-tiny-{family.replace('_', '-')}")
     model.save_pretrained(out)
     processor.save_pretrained(out)
-    (out / "msce_tiny.json").write_text(json.dumps({"family": family, "seed": seed}, indent=2) + "\n")
+    (out / TINY_MARKER_FILE).write_text(json.dumps({"family": family, "seed": seed}, indent=2) + "\n")
     return out

@@ -57,6 +57,7 @@ from msce.eval.report.pairs import (
 )
 from msce.eval.report.run_stats import (
     NOT_RECORDED,
+    duplicate_frame_stats,
     parse_reason_counts,
     run_training_counts,
     shuffle_order_stats,
@@ -64,7 +65,7 @@ from msce.eval.report.run_stats import (
 )
 
 __all__ = ["build_report", "compare_table", "pair_shuffled_runs", "fps_groups", "run_training_counts",
-           "parse_reason_counts", "shuffle_order_stats", "visual_tokens_mean", "NOT_RECORDED", "frequency_sources",
+           "parse_reason_counts", "duplicate_frame_stats", "shuffle_order_stats", "visual_tokens_mean", "NOT_RECORDED", "frequency_sources",
            "plot_confusion", "plot_fps", "plot_frequency", "plot_shuffle_bars", "plot_training_counts",
            "predicted_distribution", "plot_predicted_distribution", "find_pairs", "finetune_pairs",
            "plot_confusion_pair"]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from msce.errors import ConfigError, DatasetError
-from msce.eval.report.compare import default_baseline, tiny_model_runs
+from msce.eval.report.compare import default_baseline, tiny_models
 from msce.eval.report.document import Document, fmt_ci, fmt_p
 from msce.eval.report.figures import (
     abbrevs,
@@ -24,7 +24,8 @@ from msce.eval.report.figures import (
 from msce.eval.report.frequency import frequency_sources
 from msce.eval.report.grouping import fold_groups, fps_groups, pair_shuffled_runs
 from msce.eval.report.pairs import distribution_section, finetune_pairs, finetune_section
-from msce.eval.report.run_stats import NOT_RECORDED, parse_reason_counts, run_training_counts, shuffle_order_stats
+from msce.eval.report.run_stats import (NOT_RECORDED, duplicate_frame_stats, parse_reason_counts, run_training_counts,
+                                        shuffle_order_stats)
 from msce.eval.runs import Run
 from msce.labels import LABEL_SETS
 
@@ -92,11 +93,11 @@ def build_report(
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     doc = Document(title)
-    tiny = tiny_model_runs(runs)
+    tiny = tiny_models(runs)
     if tiny:
-        doc.p(f"**Warning: {', '.join(tiny)} used a tiny random-weight model (msce tiny-model): its answers and "
-              f"every number derived from them are meaningless.** Such runs check the pipeline, not emotion "
-              f"recognition.")
+        used = "; ".join(f"{run} used {model}" for run, model in tiny.items())
+        doc.p(f"**Warning: tiny random-weight model ({used}): its answers and every number derived from them are "
+              f"meaningless.** Such runs check the pipeline (msce tiny-model), not emotion recognition.")
 
     # --- summary
     doc.h(1, "Runs")
@@ -117,6 +118,16 @@ def build_report(
                "F1 95% CI", "UAR", "WAR", "invalid"], rows)
     doc.p("Macro averages are unweighted means over classes; invalid answers count as wrong for every metric. "
           "Intervals: percentile bootstrap over videos.")
+    dup_lines = []
+    for r in runs:
+        d = duplicate_frame_stats(r)
+        if d["duplicate_frames"]:
+            dup_lines.append(f"{r.name}: {d['duplicate_frames']} duplicate frame(s) in {d['videos']} of "
+                             f"{d['counted']} videos")
+    if dup_lines:
+        doc.p("**Duplicate frames** (a sampling rate above the clips' frame rate picks the same source frame "
+              "more than once, so the model sees it repeatedly; per video: duplicate_frames in "
+              "predictions.jsonl): " + "; ".join(dup_lines) + ".")
 
     # --- folds: one row per setting, mean and spread over its official folds
     folds = fold_groups(runs)

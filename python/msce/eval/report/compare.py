@@ -11,10 +11,7 @@ from msce.eval.report.document import fmt_p
 from msce.eval.report.run_stats import visual_tokens_mean
 from msce.eval.runs import Run
 
-__all__ = ["compare_table", "default_baseline", "tiny_model_runs"]
-
-TINY_MARKER = "msce_tiny.json"  # written by msce.testing.tiny.make_tiny_model
-
+__all__ = ["compare_table", "default_baseline", "tiny_model_runs", "tiny_models"]
 
 def default_baseline(runs: Sequence[Run]) -> int:
     """The run deltas are measured against when the user names none: the paper's baseline,
@@ -25,18 +22,31 @@ def default_baseline(runs: Sequence[Run]) -> int:
     return next((i for i in sparse if runs[i].fps == 1.0), sparse[0])
 
 
-def tiny_model_runs(runs: Sequence[Run]) -> list[str]:
-    """Names of the runs made with a tiny random-weight model (``msce tiny-model``): recorded
-    by ``msce eval`` (``extra.tiny_model``), or the model folder still holds the marker."""
-    from pathlib import Path
+def tiny_models(runs: Sequence[Run]) -> dict[str, str]:
+    """{run name: model name} of the runs made with a tiny random-weight model (``msce
+    tiny-model``, msce.testing's builders, Hugging Face ``tiny-random-*`` test checkpoints):
+    recorded when the run was made (``backend.tiny_model``, or ``extra.tiny_model`` of
+    older runs), else :func:`msce.testing.tiny.tiny_model_name` of the run's model id now."""
+    from msce.testing.tiny import tiny_model_name
 
-    out = []
+    out = {}
     for r in runs:
         model = str(r.model_id or "")
-        marked = bool((r.config.get("extra") or {}).get("tiny_model"))
-        if marked or (model and (Path(model.split("+adapter:")[0]) / TINY_MARKER).is_file()):
-            out.append(r.name)
+        recorded = (r.config.get("backend") or {}).get("tiny_model")
+        if isinstance(recorded, str) and recorded:
+            out[r.name] = recorded
+        elif (r.config.get("extra") or {}).get("tiny_model") is True:
+            out[r.name] = tiny_model_name(model) or model
+        else:
+            name = tiny_model_name(model) if model else None
+            if name:
+                out[r.name] = name
     return out
+
+
+def tiny_model_runs(runs: Sequence[Run]) -> list[str]:
+    """Names of the runs made with a tiny random-weight model, in order (:func:`tiny_models`)."""
+    return list(tiny_models(runs))
 
 
 def compare_table(runs: Sequence[Run], baseline: int = 0, n_boot: int = 1000, seed: int = 0) -> tuple[str, dict]:

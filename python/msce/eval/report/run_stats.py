@@ -11,7 +11,7 @@ import numpy as np
 from msce.eval.runs import Run
 
 __all__ = ["shuffle_order_stats", "visual_tokens_mean", "run_training_counts", "parse_reason_counts",
-           "NOT_RECORDED"]
+           "duplicate_frame_stats", "NOT_RECORDED"]
 
 
 def _reversed_pairs(order: Sequence[float]) -> float:
@@ -50,6 +50,25 @@ def visual_tokens_mean(run: Run) -> float | None:
     vals = [float(r["visual_tokens"]) for r in run.records
             if isinstance(r.get("visual_tokens"), (int, float)) and not isinstance(r.get("visual_tokens"), bool)]
     return float(np.mean(vals)) if vals else None
+
+
+def duplicate_frame_stats(run: Run) -> dict:
+    """Sent frames that repeat a source frame already sent (``--fps`` above a clip's frame
+    rate): ``duplicate_frames`` (the total), ``videos`` (videos with at least one) and
+    ``counted`` (records that hold a count; runs made before msce recorded it hold none).
+    Per video from the recorded ``duplicate_frames``, else from its ``frame_indices``."""
+    total = videos = counted = 0
+    for rec in run.records:
+        n = rec.get("duplicate_frames")
+        if not isinstance(n, int) or isinstance(n, bool):
+            idx = rec.get("frame_indices")
+            if not isinstance(idx, list):
+                continue
+            n = len(idx) - len(set(idx))
+        counted += 1
+        total += n
+        videos += int(n > 0)
+    return {"duplicate_frames": total, "videos": videos, "counted": counted}
 
 
 def run_training_counts(run: Run) -> tuple[dict[str, int], str] | None:
