@@ -22,6 +22,7 @@ _BY_MODEL_TYPE: dict[str, Callable[[Any], Target]] = {
     "qwen2_vl": lambda p: QwenVL.from_hf(p, "2"),
     "qwen2_5_vl": lambda p: QwenVL.from_hf(p, "2.5"),
     "qwen2_5_omni": lambda p: QwenVL.from_hf(p, "2.5"),  # served by Qwen2VLVideoProcessor
+    "qwen2_5_omni_thinker": lambda p: QwenVL.from_hf(p, "2.5"),  # the thinker alone (AutoModelForImageTextToText)
     "qwen3_vl": lambda p: QwenVL.from_hf(p, "3"),
     "llava_next_video": LlavaNextVideo.from_hf,
     "video_llava": VideoLlava.from_hf,
@@ -72,7 +73,7 @@ _CALL_VIDEO_KWARGS: dict[str, dict[str, Any]] = {
     "Qwen2_5OmniProcessor": {"size": {"shortest_edge": 128 * 28 * 28, "longest_edge": 768 * 28 * 28}},
 }
 # model_type -> the processor class AutoProcessor picks when the directory names none
-_PROCESSOR_BY_MODEL_TYPE = {"qwen2_5_omni": "Qwen2_5OmniProcessor"}
+_PROCESSOR_BY_MODEL_TYPE = {"qwen2_5_omni": "Qwen2_5OmniProcessor", "qwen2_5_omni_thinker": "Qwen2_5OmniProcessor"}
 
 
 def _class_video_kwargs(cls: Any) -> dict[str, Any]:

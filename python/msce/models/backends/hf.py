@@ -1,21 +1,18 @@
 """Hugging Face transformers backend: local weights, msce's token-ready tensors.
 
-For the Qwen-VL family (Qwen2-VL, Qwen2.5-VL, Qwen3-VL) the backend bypasses HF's image
-and video preprocessing entirely ("tokens" mode):
+"tokens" mode (the default for every family msce has exact targets for: Qwen2-VL,
+Qwen2.5-VL, Qwen3-VL, Qwen2.5-Omni's thinker, LLaVA-NeXT-Video, Video-LLaVA,
+LLaVA-OneVision, InternVL 3/3.5, GLM-4.1V) bypasses HF's image and video preprocessing:
 
 1. The conversation (one user turn whose content interleaves the request's text and
-   visual parts) is rendered with the processor's chat template, which writes one
-   ``<|image_pad|>`` / ``<|video_pad|>`` placeholder per visual part.
-2. Each placeholder is expanded to the model's token count: ``t*h*w / merge_size**2``
-   pads for an image or a Qwen2/2.5 video; for Qwen3-VL a video becomes, per temporal
-   patch, ``<{t:.1f} seconds><|vision_start|>`` + ``h*w/merge_size**2`` pads +
-   ``<|vision_end|>``, keeping the template's outer vision markers, exactly as
-   ``Qwen3VLProcessor`` does. The time ``t`` of a temporal patch is the mean of its
-   first and last frame time (the last frame repeats when the count is odd).
-3. ``pixel_values`` / ``pixel_values_videos`` and the grids come straight from
-   ``FrameBatch.to_hf()``; ``mm_token_type_ids`` marks image (1) and video (2) tokens;
-   Qwen2.5-VL also gets ``second_per_grid_ts`` (temporal patch size x the mean frame
-   interval, so MRoPE time positions follow the true clock).
+   visual parts) is rendered with the processor's chat template, which writes one image
+   or video placeholder per visual part.
+2. The backend's target (:meth:`TransformersBackend.target`) loaded every part: the
+   family's exact video target for clips and its image target for one-frame parts.
+3. The family module (``_qwen_family``, ``_llava_family``, ``_internvl_family``,
+   ``_glm4v_family``; chosen by ``config.model_type``) expands each placeholder to the
+   family's token sequence and lays out the pixel tensors, grids and extra inputs exactly
+   as the family's HF processor returns them for the same text and frames.
 
 Frame times: a video is presented on the chronological timeline of its frames (the
 sorted frame timestamps). For ordinary plans this is the frames' own times; a shuffled
@@ -25,103 +22,25 @@ re-encoded as a new video, which is the paper's frame-shuffle probe.
 Other models ("processor" mode) get uint8 frames through their own HF processor with
 frame sampling disabled; msce still chooses the frames.
 
-All requests of one :meth:`TransformersBackend.generate` call go through one batched
-``model.generate`` (left padding), greedy unless ``temperature > 0``; only the new
-tokens are decoded.
+All requests of one :meth:`TransformersBackend.generate` call go through as few batched
+``model.generate`` calls as their tensors allow (left padding; LLaVA families batch videos
+of one shape together), greedy unless ``temperature > 0``; only the new tokens are decoded.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
 from pathlib import Path
 from typing import Any, Sequence
 
+from msce.models.backends._family import TOKEN_MODEL_TYPES, family_for, uint8_frames
+from msce.models.backends._qwen_family import QWEN_VERSIONS, expand_placeholders, qwen3_frame_times
 from msce.models.backends.base import GenerationParams, Request, check_request, is_frames, is_image
 from msce.errors import BackendError, ConfigError
 from msce.targets import Frames
-from msce.targets import QwenVL
 
-__all__ = ["TransformersBackend", "expand_placeholders", "qwen3_frame_times", "QWEN_VERSIONS"]
-
-# model_type -> msce.QwenVL version
-QWEN_VERSIONS = {
-    "qwen2_vl": "2",
-    "qwen2_5_vl": "2.5",
-    "qwen3_vl": "3",
-    "qwen3_vl_moe": "3",
-}
-
-_VISION_TEXT_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>")
-
-
-def qwen3_frame_times(timestamps: Sequence[float], temporal_patch_size: int = 2) -> list[float]:
-    """One time per temporal patch: mean of the patch's first and last frame time.
-
-    The list is padded with its last time to a multiple of ``temporal_patch_size``,
-    as the frames are.
-    """
-    ts = [float(t) for t in timestamps]
-    if not ts:
-        return []
-    if len(ts) % temporal_patch_size:
-        ts += [ts[-1]] * (temporal_patch_size - len(ts) % temporal_patch_size)
-    return [(ts[i] + ts[i + temporal_patch_size - 1]) / 2 for i in range(0, len(ts), temporal_patch_size)]
-
-
-def expand_placeholders(
-    text: str,
-    visuals: Sequence[tuple[str, Sequence[int], Sequence[float] | None]],
-    *,
-    version: str,
-    merge_size: int = 2,
-    temporal_patch_size: int = 2,
-    image_token: str = "<|image_pad|>",
-    video_token: str = "<|video_pad|>",
-    vision_start: str = "<|vision_start|>",
-    vision_end: str = "<|vision_end|>",
-) -> str:
-    """Expand each image/video placeholder of a rendered chat text.
-
-    ``visuals`` lists, in order of appearance, ``(kind, (t, h, w), times)`` with kind
-    ``"image"`` or ``"video"``; ``times`` (frame timestamps in seconds, chronological)
-    is needed for Qwen3-VL videos only.
-    """
-    pattern = re.compile(f"{re.escape(image_token)}|{re.escape(video_token)}")
-    items = iter(visuals)
-    merge = merge_size * merge_size
-    out: list[str] = []
-    last = 0
-    count = 0
-    for m in pattern.finditer(text):
-        kind = "image" if m.group() == image_token else "video"
-        try:
-            vkind, grid, times = next(items)
-        except StopIteration:
-            raise BackendError("chat text has more vision placeholders than visual inputs") from None
-        if vkind != kind:
-            raise BackendError(f"placeholder #{count} is {kind} but visual input #{count} is {vkind}")
-        t, h, w = (int(v) for v in grid)
-        out.append(text[last:m.start()])
-        if kind == "image":
-            out.append(image_token * (t * h * w // merge))
-        elif version == "3":
-            frame_times = qwen3_frame_times(times or [], temporal_patch_size)
-            if len(frame_times) != t:
-                raise BackendError(f"video #{count}: {len(frame_times)} temporal patches from timestamps "
-                                   f"but grid t = {t}")
-            per = h * w // merge
-            out.append("".join(f"<{ft:.1f} seconds>{vision_start}{video_token * per}{vision_end}"
-                               for ft in frame_times))
-        else:
-            out.append(video_token * (t * h * w // merge))
-        last = m.end()
-        count += 1
-    if next(items, None) is not None:
-        raise BackendError("more visual inputs than vision placeholders in the chat text")
-    out.append(text[last:])
-    return "".join(out)
+__all__ = ["TransformersBackend", "expand_placeholders", "qwen3_frame_times", "QWEN_VERSIONS", "TOKEN_MODEL_TYPES"]
 
 
 # Files besides the weights that change what a checkpoint answers: its configs, tokenizer
@@ -244,9 +163,10 @@ class TransformersBackend:
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, or ``"auto"`` (CUDA when available).
         attn_implementation: passed to ``from_pretrained`` (``"sdpa"``, ``"eager"``,
             ``"flash_attention_2"``); None keeps transformers' default.
-        mode: ``"auto"`` (tokens for the Qwen-VL family, processor otherwise),
-            ``"tokens"`` or ``"processor"``.
-        min_pixels, max_pixels: passed to ``msce.QwenVL`` (None = HF video defaults).
+        mode: ``"auto"`` (tokens for every model type in :data:`TOKEN_MODEL_TYPES`,
+            processor otherwise), ``"tokens"`` or ``"processor"``.
+        min_pixels, max_pixels: the video pixel bounds of the Qwen-VL and Qwen2.5-Omni
+            targets (None = the HF processor's); other families take their processor's sizes.
         max_batch_size: split a generate call into model batches of at most this many
             requests (None = all at once).
         adapter: a PEFT adapter directory (``adapter_config.json`` + weights, e.g. from
@@ -311,26 +231,34 @@ class TransformersBackend:
             raise BackendError(f"model {self.model_name!r}: its processor has no tokenizer")
         self.tokenizer.padding_side = "left"
         model_type = getattr(self.model.config, "model_type", "")
+        self.model_type = str(model_type)
         self.qwen_version = QWEN_VERSIONS.get(model_type)
         if mode == "auto":
-            mode = "tokens" if self.qwen_version else "processor"
-        if mode == "tokens" and not self.qwen_version:
-            raise ConfigError(f"tokens mode supports the Qwen-VL family {sorted(QWEN_VERSIONS)}; "
+            mode = "tokens" if model_type in TOKEN_MODEL_TYPES else "processor"
+        if mode == "tokens" and model_type not in TOKEN_MODEL_TYPES:
+            raise ConfigError(f"tokens mode supports model types {', '.join(TOKEN_MODEL_TYPES)}; "
                               f"{self.model_name!r} is {model_type!r}: use mode='processor'")
         self.mode = mode
+        # the family's placeholder and tensor rules (processor mode uses its metadata kwargs)
+        self.family = (family_for(model_type, self.processor, self.model.config, min_pixels=min_pixels,
+                                  max_pixels=max_pixels) if model_type in TOKEN_MODEL_TYPES else None)
         self.dtype_name = str(self.model.dtype).replace("torch.", "")
         self.attn_implementation = getattr(self.model.config, "_attn_implementation", attn_implementation)
         self.model_dir, self._digest = _weights_identity(self.model_name, revision, self.model.config)
         self._lock = threading.Lock()
-        self._suppress = [i for i in (self._token_id(t) for t in _VISION_TEXT_TOKENS) if i is not None]
-        vp = getattr(self.processor, "video_processor", None)
-        ip = getattr(self.processor, "image_processor", None)
-        self.merge_size = int(getattr(vp or ip, "merge_size", 2) or 2)
-        self.temporal_patch_size = int(getattr(vp or ip, "temporal_patch_size", 2) or 2)
+        self._vision_tokens = self._special_tokens()
+        self._suppress = [i for i in (self._token_id(t) for t in self._vision_tokens) if i is not None]
         self.generate_invocations = 0  # model.generate calls made (diagnostics and tests)
 
     def __repr__(self) -> str:
         return f"TransformersBackend(model={self.model_name!r}, device={str(self.device)!r}, mode={self.mode!r})"
+
+    def _special_tokens(self) -> tuple[str, ...]:
+        """Vision tokens user text may not contain and generation may not emit."""
+        if self.family is not None:
+            return tuple(dict.fromkeys(self.family.special_tokens()))
+        names = ("image_token", "video_token", "audio_token")
+        return tuple(t for t in (getattr(self.processor, n, None) for n in names) if isinstance(t, str) and t)
 
     def _token_id(self, token: str) -> int | None:
         ids = self.tokenizer.convert_tokens_to_ids([token])
@@ -341,8 +269,10 @@ class TransformersBackend:
 
     # -- the Backend protocol -------------------------------------------------------
     def target(self):
+        """tokens mode: the family's target (``msce.QwenVL`` for Qwen-VL, else a
+        ``msce.targets.VideoOrImage`` of its video and image paths); processor mode: uint8 frames."""
         if self.mode == "tokens":
-            return QwenVL(version=self.qwen_version, min_pixels=self.min_pixels, max_pixels=self.max_pixels)
+            return self.family.target()
         return Frames(layout="NHWC", dtype="uint8")
 
     def fingerprint(self) -> dict:
@@ -360,6 +290,7 @@ class TransformersBackend:
             "dtype": self.dtype_name,
             "attn_implementation": self.attn_implementation,
             "mode": self.mode,
+            "model_type": self.model_type,
             "qwen_version": self.qwen_version,
             "min_pixels": self.min_pixels,
             "max_pixels": self.max_pixels,
@@ -375,11 +306,24 @@ class TransformersBackend:
         if not requests:
             return []
         step = self.max_batch_size or len(requests)
-        out: list[str] = []
+        out: list[str | None] = [None] * len(requests)
         with self._lock:
-            for start in range(0, len(requests), step):
-                out += self._generate_batch(list(requests[start:start + step]), params)
+            for positions in self._model_batches(requests):
+                for start in range(0, len(positions), step):
+                    chunk = positions[start:start + step]
+                    for k, text in zip(chunk, self._generate_batch([requests[k] for k in chunk], params)):
+                        out[k] = text
         return out
+
+    def _model_batches(self, requests: Sequence[Request]) -> list[list[int]]:
+        """Request positions grouped into batches whose tensors stack (the family's batch
+        key; one group, in order, where any batch works)."""
+        if self.family is None:
+            return [list(range(len(requests)))]
+        groups: dict[Any, list[int]] = {}
+        for k, r in enumerate(requests):
+            groups.setdefault(self.family.batch_key(r), []).append(k)
+        return list(groups.values())
 
     # -- prompt building --------------------------------------------------------------
     def _messages(self, request: Request) -> list[dict]:
@@ -387,7 +331,7 @@ class TransformersBackend:
         for part in request:
             if isinstance(part, str):
                 text = part
-                for tok in _VISION_TEXT_TOKENS:  # text can never smuggle in vision slots
+                for tok in self._vision_tokens:  # text can never smuggle in vision slots
                     text = text.replace(tok, "")
                 content.append({"type": "text", "text": text})
             else:
@@ -400,82 +344,38 @@ class TransformersBackend:
                                                   add_generation_prompt=True)
 
     def expanded_text(self, request: Request) -> str:
-        """Chat text with every placeholder expanded to the model's token count."""
-        visuals = []
-        for part in request:
-            if is_frames(part):
-                grid = _grid(part)
-                times = sorted(float(t) for t in part.timestamps)
-                visuals.append(("image" if is_image(part) else "video", grid, times))
-        return expand_placeholders(
-            self.chat_text(request), visuals, version=self.qwen_version or "", merge_size=self.merge_size,
-            temporal_patch_size=self.temporal_patch_size,
-            image_token=getattr(self.processor, "image_token", "<|image_pad|>"),
-            video_token=getattr(self.processor, "video_token", "<|video_pad|>"),
-        )
+        """Chat text with every placeholder expanded to the model's tokens (tokens mode)."""
+        if self.family is None:
+            raise ConfigError(f"{self.model_name!r} ({self.model_type!r}) has no tokens-mode family")
+        return self.family.expanded_texts([request], [self.chat_text(request)])[0][0]
 
     def build_inputs(self, requests: Sequence[Request]) -> dict:
         """Model inputs for a batch of requests (tokens mode, or processor mode)."""
         if self.mode == "processor":
             return self._processor_inputs(requests)
-        import torch
-
-        texts = [self.expanded_text(r) for r in requests]
-        enc = self.tokenizer(texts, padding=True, return_tensors="pt")
-        ids = enc["input_ids"]
-        image_id = self._token_id(getattr(self.processor, "image_token", "<|image_pad|>"))
-        video_id = self._token_id(getattr(self.processor, "video_token", "<|video_pad|>"))
-        types = torch.zeros_like(ids)
-        if image_id is not None:
-            types[ids == image_id] = 1
-        if video_id is not None:
-            types[ids == video_id] = 2
-        inputs: dict[str, Any] = {"input_ids": ids, "attention_mask": enc["attention_mask"], "mm_token_type_ids": types}
-        pv, igrid, pvv, vgrid, spg = [], [], [], [], []
-        for r in requests:
-            for part in r:
-                if not is_frames(part):
-                    continue
-                if is_image(part):
-                    hf = part.to_hf(as_image=True)
-                    pv.append(torch.as_tensor(hf["pixel_values"]))
-                    igrid.append(torch.as_tensor(hf["image_grid_thw"]).reshape(-1, 3))
-                else:
-                    hf = part.to_hf()
-                    pvv.append(torch.as_tensor(hf["pixel_values_videos"]))
-                    vgrid.append(torch.as_tensor(hf["video_grid_thw"]).reshape(-1, 3))
-                    spg.append(self.temporal_patch_size * _mean_interval(part))
-        if pv:
-            inputs["pixel_values"] = torch.cat(pv, 0)
-            inputs["image_grid_thw"] = torch.cat(igrid, 0).long()
-        if pvv:
-            inputs["pixel_values_videos"] = torch.cat(pvv, 0)
-            inputs["video_grid_thw"] = torch.cat(vgrid, 0).long()
-            if self.qwen_version == "2.5":
-                inputs["second_per_grid_ts"] = torch.tensor(spg, dtype=torch.float32)
-        return inputs
+        return self.family.build_inputs(requests, [self.chat_text(r) for r in requests])
 
     def _processor_inputs(self, requests: Sequence[Request]) -> dict:
         texts = [self.chat_text(r) for r in requests]
-        images, videos, metas = [], [], []
+        images, videos, parts = [], [], []
         for r in requests:
             for part in r:
                 if not is_frames(part):
                     continue
-                frames = _uint8_frames(part)
+                frames = uint8_frames(part)
                 if is_image(part):
                     images.append(frames[0])
                 else:
                     videos.append(frames)
-                    metas.append(_hf_video_metadata(part))
+                    parts.append(part)
         kwargs: dict[str, Any] = {"padding": True, "return_tensors": "pt"}
         if images:
             kwargs["images"] = images
         if videos:
             kwargs["videos"] = videos
             kwargs["do_sample_frames"] = False
-            if self.qwen_version is not None:
-                kwargs["video_metadata"] = metas
+            if self.family is not None:  # true clock: metadata (Qwen-VL, GLM-4.1V), fps (Omni)
+                kwargs.update(self.family.processor_kwargs(parts))
         try:
             enc = self.processor(text=texts, **kwargs)
         except (ValueError, TypeError) as exc:
@@ -515,48 +415,3 @@ class TransformersBackend:
         self.generate_invocations += 1
         new = out[:, inputs["input_ids"].shape[1]:]
         return self.tokenizer.batch_decode(new, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-
-
-def _grid(batch: Any) -> tuple[int, int, int]:
-    grid = getattr(batch, "grid_thw", None)
-    if grid is None:
-        raise ConfigError("tokens mode needs frames loaded with a msce.QwenVL target (batch.grid_thw is None)")
-    vals = grid.reshape(-1).tolist() if hasattr(grid, "reshape") else list(grid)
-    if len(vals) != 3:
-        raise ConfigError(f"expected one (t, h, w) grid per batch, got {vals}")
-    return int(vals[0]), int(vals[1]), int(vals[2])
-
-
-def _mean_interval(batch: Any) -> float:
-    """Mean time between consecutive frames on the sorted timeline (seconds)."""
-    ts = sorted(float(t) for t in batch.timestamps)
-    if len(ts) >= 2 and ts[-1] > ts[0]:
-        return (ts[-1] - ts[0]) / (len(ts) - 1)
-    plan = getattr(batch, "plan", None)
-    fps = getattr(plan, "fps", None) or getattr(plan, "source_fps", None)
-    return 1.0 / float(fps) if fps else 1.0
-
-
-def _uint8_frames(batch: Any):
-    import numpy as np
-
-    data = batch.data
-    if hasattr(data, "detach"):
-        data = data.detach().to("cpu").numpy()
-    arr = np.asarray(data)
-    if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] != 3:
-        raise ConfigError("processor mode needs frames loaded with msce.Frames(layout='NHWC', dtype='uint8'); "
-                          f"got dtype {arr.dtype} shape {arr.shape}")
-    return arr
-
-
-def _hf_video_metadata(batch: Any):
-    """HF VideoMetadata for pre-sampled frames, on the sorted (chronological) timeline."""
-    from transformers.video_utils import VideoMetadata
-
-    meta = getattr(batch, "metadata", None)
-    fps = getattr(meta, "average_fps", None)
-    total = getattr(meta, "num_frames", None)
-    indices = sorted(int(i) for i in batch.indices)
-    return VideoMetadata(total_num_frames=int(total) if total else max(indices) + 1,
-                         fps=float(fps) if fps else None, frames_indices=indices)

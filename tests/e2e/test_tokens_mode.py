@@ -1,0 +1,195 @@
+"""Tokens mode of the transformers backend for every family with a tiny checkpoint
+(``msce.testing.make_tiny_family``: LLaVA-NeXT-Video, Video-LLaVA, LLaVA-OneVision,
+InternVL, GLM-4.1V, Qwen2.5-Omni's thinker).
+
+The reference is each family's own HF processor, called on the same uint8 frames and the
+same chat text: ``processor(text=[chat], videos=[frames], images=[...])``. msce's inputs
+(from its own targets, placeholder expansion and layout) must equal it key by key: the same
+keys, ``input_ids`` / ``attention_mask`` equal, every tensor with max abs difference 0. Then
+greedy generation through tokens mode and processor mode must give the same text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import msce
+from msce.errors import ConfigError
+from msce.models.backends import GenerationParams, get_backend
+from msce.plan import Plan
+from msce.testing import TINY_FAMILIES, make_tiny_family
+
+from _deps import require_module
+
+require_module("transformers", "pip install 'msce[hf]'")
+
+FPS = 10.0
+INDICES = [5, 15, 25, 35, 45]  # 1 s apart, starting at 0.5 s: GLM writes seconds 0, 2, 4
+
+
+@pytest.fixture(scope="module")
+def family_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tokens_families")
+    return {f: make_tiny_family(root / f, f, seed=0) for f in TINY_FAMILIES}
+
+
+@pytest.fixture(scope="module")
+def backends(family_dirs):
+    out = {}
+    for f, d in family_dirs.items():
+        out[f] = {mode: get_backend("transformers", model=str(d), dtype="float32", device="cpu", mode=mode)
+                  for mode in ("auto", "processor")}
+    return out
+
+
+def _frames(n: int, h: int, w: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+
+
+VIDEO = _frames(5, 60, 80, seed=1)  # odd count: the Qwen-layout families repeat the last frame
+IMAGES = [_frames(1, 90, 70, seed=2), _frames(1, 40, 100, seed=3)]  # portrait and wide (anyres grids)
+
+
+def _video_part(target) -> msce.FrameBatch:
+    """VIDEO as frames INDICES of a FPS clip (true timestamps and indices)."""
+    batch = msce.preprocess(VIDEO, target, fps=FPS)
+    p = batch.plan
+    plan = Plan(tuple(INDICES), tuple(i / FPS for i in INDICES), p.roles, p.groups, None, FPS, max(INDICES) + 1,
+                p.spec)
+    return dataclasses.replace(batch, plan=plan)
+
+
+def _requests(target) -> tuple[dict[str, list], dict[int, np.ndarray]]:
+    """Named batches of requests with parts built with ``target``, and each part's uint8 frames."""
+    v = _video_part(target)
+    a, b = (msce.preprocess(x, target) for x in IMAGES)
+    raw = {id(v): VIDEO, id(a): IMAGES[0][0], id(b): IMAGES[1][0]}
+    return {
+        "video": [["Describe the face.", v]],
+        "image": [["Look:", a, "Emotion?"]],
+        # MSCE stage 2: keyframes as interleaved images, then a video-bearing request in the same batch
+        "stage2": [["FrameID 1:", a, "FrameID 2:", b, "Emotion?"], ["Clip:", v, "then", a, "Emotion?"]],
+    }, raw
+
+
+def _hf_reference(be, requests, raw) -> dict:
+    """The family's HF processor on the same uint8 frames and chat texts."""
+    from transformers.video_utils import VideoMetadata
+
+    texts = [be.chat_text(r) for r in requests]
+    parts = [p for r in requests for p in r if not isinstance(p, str)]
+    images = [raw[id(p)] for p in parts if len(p.indices) == 1]
+    videos = [raw[id(p)] for p in parts if len(p.indices) > 1]
+    kwargs = {"padding": True, "return_tensors": "pt"}
+    if images:
+        kwargs["images"] = images
+    if videos:
+        kwargs.update(videos=videos, do_sample_frames=False)
+        if be.model_type == "glm4v":  # the true clock for the per-frame time text
+            kwargs["video_metadata"] = [VideoMetadata(total_num_frames=max(INDICES) + 1, fps=FPS,
+                                                      frames_indices=list(INDICES))] * len(videos)
+        if be.model_type.startswith("qwen2_5_omni"):  # video_second_per_grid = 2 / fps
+            kwargs["fps"] = 1.0 / ((INDICES[-1] - INDICES[0]) / FPS / (len(INDICES) - 1))
+    return dict(be.processor(text=texts, **kwargs))
+
+
+def _assert_same(ours: dict, want: dict) -> None:
+    assert set(ours) == set(want), (sorted(ours), sorted(want))
+    for k, w in want.items():
+        o = ours[k]
+        assert isinstance(o, torch.Tensor) and o.shape == w.shape and o.dtype == w.dtype, (k, o, w)
+        if o.is_floating_point():
+            assert (o - w).abs().max().item() == 0.0, k
+        else:
+            assert torch.equal(o, w), k
+
+
+@pytest.mark.parametrize("family", TINY_FAMILIES)
+def test_auto_mode_is_tokens_with_the_family_target(backends, family):
+    be = backends[family]["auto"]
+    assert be.mode == "tokens" and be.config()["model_type"] == be.model_type
+    t = be.target()
+    assert isinstance(t, msce.targets.VideoOrImage)
+    assert t.video == msce.target_for(be.processor)  # the exact video path
+
+
+@pytest.mark.parametrize("kind", ["video", "image", "stage2"])
+@pytest.mark.parametrize("family", TINY_FAMILIES)
+def test_inputs_equal_hf_processor(backends, family, kind):
+    be = backends[family]["auto"]
+    batches, raw = _requests(be.target())
+    _assert_same(be.build_inputs(batches[kind]), _hf_reference(be, batches[kind], raw))
+
+
+@pytest.mark.parametrize("family", TINY_FAMILIES)
+def test_greedy_text_equal_in_tokens_and_processor_modes(backends, family):
+    params = GenerationParams(max_new_tokens=5)
+    tok, proc = backends[family]["auto"], backends[family]["processor"]
+    a_req, b_req = _requests(tok.target())[0], _requests(proc.target())[0]
+    batches = {"keyframes+video": lambda r: [r["stage2"][0], r["video"][0]], "stage2": lambda r: r["stage2"]}
+    if family == "glm4v":
+        # transformers' GLM-4.1V counts a video's tokens as image tokens: a request holding an
+        # image and a video fails in HF itself (both modes); msce keeps such requests apart
+        del batches["stage2"]
+    for name, pick in batches.items():
+        a = tok.generate(pick(a_req), params)
+        b = proc.generate(pick(b_req), params)
+        assert a == b and all(isinstance(x, str) for x in a), (name, a, b)
+
+
+@pytest.mark.parametrize("family", ["llava_next_video", "llava_onevision"])
+def test_anyres_image_counts_equal_hf_over_many_sizes(family_dirs, family):
+    """msce's anyres token count against the HF processor's own count, for image sizes from
+    narrow strips to wide ones (best grid, letterbox trimming, OneVision's tile cap)."""
+    from transformers import AutoProcessor
+
+    from msce.models.backends._llava_family import anyres_features, best_resolution
+
+    proc = AutoProcessor.from_pretrained(family_dirs[family], local_files_only=True)
+    side = 112
+    # a real checkpoint's grid (up to 6 x 6 tiles, as LLaVA-OneVision's), so the 9-tile cap applies
+    pins = [[side * i, side * j] for i in range(1, 7) for j in range(1, 7)]
+    proc.image_processor.image_grid_pinpoints = pins
+    rng = np.random.default_rng(0)
+    sizes = [(int(h), int(w)) for h, w in rng.integers(8, 900, (150, 2))] + [(112, 112), (224, 112), (50, 400)]
+    for h, w in sizes:
+        want = proc._get_number_of_features(h, w, side, side)
+        bh, bw = best_resolution(h, w, pins)
+        if family == "llava_onevision":
+            s = int(proc.num_image_tokens ** 0.5)
+            feats, rows = anyres_features(h, w, s, s, bh // side, bw // side, max_tiles=9)
+            got = feats + rows + proc.num_image_tokens
+        else:
+            s = side // proc.patch_size
+            feats, rows = anyres_features(h, w, s, s, bh // side, bw // side)
+            got = feats + rows + s * s + proc.num_additional_image_tokens
+        assert got == want, (h, w)
+
+
+def test_unsupported_model_type_names_the_supported_ones():
+    from msce.models.backends._family import TOKEN_MODEL_TYPES, family_for
+
+    with pytest.raises(ConfigError) as err:
+        family_for("smolvlm", None, None)
+    for name in ("glm4v", "internvl", "llava_next_video", "llava_onevision", "qwen2_5_omni_thinker",
+                 "video_llava", "qwen2_5_vl"):
+        assert name in TOKEN_MODEL_TYPES and name in str(err.value)
+
+
+@pytest.mark.parametrize("family", TINY_FAMILIES)
+def test_strategies_end_to_end_match_processor_mode(backends, clips, family):
+    """Sparse (a decoded clip as one video) and MSCE (gap clips, then keyframes as images)
+    from a real file: tokens mode answers as processor mode does."""
+    from msce.labels import DFEW
+    from msce.models.strategies import MSCE, Sparse
+
+    ans, s1 = GenerationParams(max_new_tokens=3), GenerationParams(max_new_tokens=4)
+    for make in (lambda: Sparse(fps=1.0, params=ans), lambda: MSCE(1, 4, params=ans, stage1_params=s1)):
+        a = make().run(str(clips["main"]), DFEW, backends[family]["auto"])
+        b = make().run(str(clips["main"]), DFEW, backends[family]["processor"])
+        assert a.raw_answer == b.raw_answer and a.model_calls == b.model_calls >= 1
+        assert a.frame_indices == b.frame_indices
