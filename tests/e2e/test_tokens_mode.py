@@ -170,6 +170,22 @@ def test_anyres_image_counts_equal_hf_over_many_sizes(family_dirs, family):
         assert got == want, (h, w)
 
 
+def test_processor_beyond_msce_targets_falls_back_in_auto_and_refuses_tokens(family_dirs, tmp_path):
+    """A video processor set to a filter msce does not implement (nearest): auto mode runs it
+    in processor mode and says why; tokens mode refuses it by name."""
+    import json
+    import shutil
+
+    d = shutil.copytree(family_dirs["internvl"], tmp_path / "internvl-nearest")
+    cfg = json.loads((d / "processor_config.json").read_text())
+    cfg["video_processor"]["resample"] = 0
+    (d / "processor_config.json").write_text(json.dumps(cfg))
+    be = get_backend("transformers", model=str(d), dtype="float32", device="cpu")
+    assert be.mode == "processor" and "resample" in be.config()["tokens_unavailable"]
+    with pytest.raises(ConfigError, match="resample"):
+        get_backend("transformers", model=str(d), dtype="float32", device="cpu", mode="tokens")
+
+
 def test_unsupported_model_type_names_the_supported_ones():
     from msce.models.backends._family import TOKEN_MODEL_TYPES, family_for
 

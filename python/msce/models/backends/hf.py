@@ -37,7 +37,7 @@ from typing import Any, Sequence
 from msce.models.backends._family import TOKEN_MODEL_TYPES, family_for, uint8_frames
 from msce.models.backends._qwen_family import QWEN_VERSIONS, expand_placeholders, qwen3_frame_times
 from msce.models.backends.base import GenerationParams, Request, check_request, is_frames, is_image
-from msce.errors import BackendError, ConfigError
+from msce.errors import BackendError, ConfigError, UnsupportedError
 from msce.targets import Frames
 
 __all__ = ["TransformersBackend", "expand_placeholders", "qwen3_frame_times", "QWEN_VERSIONS", "TOKEN_MODEL_TYPES"]
@@ -163,8 +163,9 @@ class TransformersBackend:
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, or ``"auto"`` (CUDA when available).
         attn_implementation: passed to ``from_pretrained`` (``"sdpa"``, ``"eager"``,
             ``"flash_attention_2"``); None keeps transformers' default.
-        mode: ``"auto"`` (tokens for every model type in :data:`TOKEN_MODEL_TYPES`,
-            processor otherwise), ``"tokens"`` or ``"processor"``.
+        mode: ``"auto"`` (tokens for every model type in :data:`TOKEN_MODEL_TYPES` whose
+            processor msce's targets reproduce, processor otherwise: ``config()["tokens_unavailable"]``
+            says why), ``"tokens"`` (ConfigError where it cannot) or ``"processor"``.
         min_pixels, max_pixels: the video pixel bounds of the Qwen-VL and Qwen2.5-Omni
             targets (None = the HF processor's); other families take their processor's sizes.
         max_batch_size: split a generate call into model batches of at most this many
@@ -233,15 +234,25 @@ class TransformersBackend:
         model_type = getattr(self.model.config, "model_type", "")
         self.model_type = str(model_type)
         self.qwen_version = QWEN_VERSIONS.get(model_type)
+        requested = mode
         if mode == "auto":
             mode = "tokens" if model_type in TOKEN_MODEL_TYPES else "processor"
         if mode == "tokens" and model_type not in TOKEN_MODEL_TYPES:
             raise ConfigError(f"tokens mode supports model types {', '.join(TOKEN_MODEL_TYPES)}; "
                               f"{self.model_name!r} is {model_type!r}: use mode='processor'")
-        self.mode = mode
         # the family's placeholder and tensor rules (processor mode uses its metadata kwargs)
         self.family = (family_for(model_type, self.processor, self.model.config, min_pixels=min_pixels,
                                   max_pixels=max_pixels) if model_type in TOKEN_MODEL_TYPES else None)
+        self.tokens_unavailable = None  # why auto mode fell back to processor mode
+        if mode != "processor" and self.family is not None:
+            try:  # a processor configured beyond what msce's targets reproduce
+                self._target = self.family.target()
+            except UnsupportedError as exc:
+                if requested == "tokens":
+                    raise ConfigError(f"{self.model_name!r}: tokens mode cannot reproduce its processor: {exc}; "
+                                      "use mode='processor'") from None
+                mode, self.tokens_unavailable = "processor", str(exc)
+        self.mode = mode
         self.dtype_name = str(self.model.dtype).replace("torch.", "")
         self.attn_implementation = getattr(self.model.config, "_attn_implementation", attn_implementation)
         self.model_dir, self._digest = _weights_identity(self.model_name, revision, self.model.config)
@@ -272,7 +283,7 @@ class TransformersBackend:
         """tokens mode: the family's target (``msce.QwenVL`` for Qwen-VL, else a
         ``msce.targets.VideoOrImage`` of its video and image paths); processor mode: uint8 frames."""
         if self.mode == "tokens":
-            return self.family.target()
+            return self._target
         return Frames(layout="NHWC", dtype="uint8")
 
     def fingerprint(self) -> dict:
@@ -292,6 +303,7 @@ class TransformersBackend:
             "mode": self.mode,
             "model_type": self.model_type,
             "qwen_version": self.qwen_version,
+            "tokens_unavailable": self.tokens_unavailable,
             "min_pixels": self.min_pixels,
             "max_pixels": self.max_pixels,
             "model_dir": None if self.model_dir is None else str(self.model_dir),
