@@ -4,6 +4,7 @@ directory (:func:`msce.eval.runner.run_eval`)."""
 from __future__ import annotations
 
 import argparse
+import functools
 import inspect
 import os
 import sys
@@ -11,13 +12,14 @@ from pathlib import Path
 
 from msce.cli._options import (BACKEND_FLAGS, HelpFormatter, UsageError, _build_split, _dataset_from_args, _kv, _slug,
                                _strategy_options, backend_class, construct, default_cache_path, make_strategy)
-from msce.errors import BackendError
+from msce.errors import BackendError, ConfigError
 from msce.eval.runlog import SPLIT_FILE
 from msce.eval.runner import MEDIA_ERRORS, _split_info, run_eval
 from msce.models.backends._url import redact_urls
 
 #: Seconds the server check before a run waits for ``GET /models`` at most (or --timeout when shorter).
 PREFLIGHT_TIMEOUT = 10.0
+LOCAL_RAY = "local"  # --ray without an address: RAY_ADDRESS, or a new Ray on this machine
 
 
 def _looks_local(model: str) -> bool:
@@ -61,6 +63,56 @@ def _make_backend(args: argparse.Namespace, name: str):
     return backend, opts
 
 
+def _ray_options(args: argparse.Namespace):
+    """The RayOptions of ``--ray`` (None without it); ConfigError when Ray is not installed."""
+    ray_flags = {"--ray-workers": args.ray_workers, "--ray-gpus": args.ray_gpus, "--ray-decode": args.ray_decode,
+                 "--ray-task-videos": args.ray_task_videos}
+    if args.ray is None:
+        given = [flag for flag, value in ray_flags.items() if value is not None]
+        if given:
+            raise UsageError(f"{given[0]} needs --ray")
+        return None
+    from msce.eval.ray_run import RayOptions, require_ray
+
+    require_ray()
+    opts = {"address": None if args.ray == LOCAL_RAY else args.ray}
+    for key in ("workers", "gpus", "decode", "task_videos"):
+        value = getattr(args, f"ray_{key}")
+        if value is not None:
+            opts[key] = value
+    try:
+        return RayOptions(**opts)
+    except ConfigError as exc:
+        raise UsageError(f"--ray: {exc}") from None
+
+
+def _ray_backend(args: argparse.Namespace, name: str):
+    """The BackendSpec a Ray run builds on its workers (the model never loads here; a server is
+    checked from here as for a local run)."""
+    from msce.eval.ray_run import BackendSpec
+
+    cls = backend_class(name)
+    opts, _ = _backend_options(args, name, cls)
+    if hasattr(cls, "preflight"):
+        _make_backend(args, name)
+    elif name in ("transformers", "classifier") and _looks_local(args.model) \
+            and not Path(args.model).expanduser().is_dir():
+        raise UsageError(f"--model: no such model directory: {args.model}")
+    return BackendSpec(name, opts), opts
+
+
+def _rate_tag(strategy, fps_flag: float | None) -> str:
+    """The sampling-rate part of the default run folder, read from the strategy's resolved
+    options so that one configuration gets one name however it was spelled: sparse at 1 FPS
+    is ``-fps1`` whether 1 came from the default, ``--fps 1`` or ``--strategy-opt fps=1.0``
+    (``msce sweep`` names its runs the same way); every frame (``fps=None``) is ``-fpsall``."""
+    cfg = strategy.config() if hasattr(strategy, "config") else {}
+    for key in ("fps", "keyframe_fps"):
+        if key in cfg:
+            return "-fpsall" if cfg[key] is None else f"-fps{float(cfg[key]):g}"
+    return f"-fps{fps_flag:g}" if fps_flag is not None else ""
+
+
 def _tiny_model(model: str) -> bool:
     from msce.testing.tiny import tiny_model_name
 
@@ -79,6 +131,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(f"--skip-missing: dropped {len(skipped)} annotated clip(s) without media "
               f"(first: {', '.join(map(str, skipped[:5]))})", file=sys.stderr)
 
+    ray_options = _ray_options(args)  # before anything loads: a missing Ray says how to install it
     backend_name = args.backend or ("openai" if args.base_url else "transformers")
     if args.adapter and backend_name != "transformers":
         raise UsageError("--adapter needs the transformers backend (a server applies its own adapters)")
@@ -95,7 +148,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     out = args.out
     if out is None:
-        tag = args.strategy + (f"-fps{args.fps:g}" if args.fps is not None else "")
+        tag = args.strategy + _rate_tag(strategy, args.fps)
         if getattr(args, "visual_prompt", None):
             tag += f"-{args.visual_prompt}"
         model_tag = _slug(args.model)
@@ -105,7 +158,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         out = Path("runs") / f"{dataset.name}-{split.name}-{tag}-{model_tag}"
     split_info = _split_info(split)
     # the model loads (and a server is checked) before the run directory exists: a failure leaves nothing behind
-    backend, backend_opts = _make_backend(args, backend_name)
+    if ray_options is None:
+        backend, backend_opts = _make_backend(args, backend_name)
+    else:
+        backend, backend_opts = _ray_backend(args, backend_name)
     Path(out).mkdir(parents=True, exist_ok=True)
     split.save(Path(out) / SPLIT_FILE)
 
@@ -120,8 +176,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         from msce.models.cache import ResponseCache
 
         cache = ResponseCache(args.cache or default_cache_path())
+    run = run_eval
+    if ray_options is not None:
+        from msce.eval.ray_run import run_ray
+
+        run = functools.partial(run_ray, ray=ray_options)
     try:
-        res = run_eval(
+        res = run(
             dataset,
             samples,
             strategy,
@@ -230,7 +291,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
                     help=f"environment variable holding the API key (default: {_server_default('api_key_env')} "
                          f"is read; unset = no Authorization header)")
     o = p.add_argument_group("output")
-    o.add_argument("--out", help="run directory (default runs/<dataset>-<split>-<strategy>-<model>)")
+    o.add_argument("--out", help="run directory (default runs/<dataset>-<split>-<strategy>-fps<rate>-<model>)")
     o.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
     o.add_argument("--cache", help="response cache path (default $MSCE_CACHE or ~/.cache/msce/responses.sqlite)")
     o.add_argument("--on-error", default="raise", choices=["raise", "skip"],
@@ -248,4 +309,25 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--prefetch", type=int, metavar="N",
                    help="videos in flight at most, decoded ahead while the model works (default: "
                         "2 x max(batch size, concurrency, 2) when --batch-size or --concurrency is above 1)")
+    add_ray_flags(p)
     p.set_defaults(func=_cmd_eval)
+
+
+def add_ray_flags(p: argparse.ArgumentParser) -> None:
+    """``--ray [ADDRESS]`` and its options (``msce eval`` and ``msce sweep``; docs/scale.md)."""
+    r = p.add_argument_group("Ray cluster (docs/scale.md; needs pip install 'msce[ray]')")
+    r.add_argument("--ray", nargs="?", const=LOCAL_RAY, metavar="ADDRESS",
+                   help="run the videos on Ray workers: no ADDRESS = $RAY_ADDRESS or a new local Ray; 'auto' = the "
+                        "cluster this machine joined (ray start); or host:6379 / ray://host:10001. The run "
+                        "directory is written here, as for a local run")
+    r.add_argument("--ray-workers", type=int, metavar="N",
+                   help="Ray workers, each with its own model (default 2); --batch-size, --concurrency and "
+                        "--prefetch apply inside each")
+    r.add_argument("--ray-gpus", type=float, metavar="G",
+                   help="GPUs per model worker (default: 1 for transformers/classifier when the cluster has GPUs, "
+                        "else 0)")
+    r.add_argument("--ray-decode", choices=["model", "workers"],
+                   help="where videos are decoded: on the model's worker (default), or on CPU workers that ship "
+                        "preprocessed tensors to a separate pool of model workers")
+    r.add_argument("--ray-task-videos", type=int, metavar="N",
+                   help="videos per Ray task (default 8): a worker that dies reruns its task's videos")

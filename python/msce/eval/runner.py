@@ -375,6 +375,7 @@ def run_eval(
     concurrency: int = 1,
     prefetch: int | None = None,
     decode_workers: int | None = None,
+    executor: Any = None,
 ) -> EvalResult:
     """Run ``strategy`` with ``backend`` over ``samples``, writing and resuming ``out_dir``.
 
@@ -396,6 +397,11 @@ def run_eval(
     calls in flight. Predictions are written in the same order and are the same as the
     sequential runner's (all defaults); batched calls left-pad their prompts
     (docs/evaluation.md, "Throughput"). Each session records its execution in the config.
+
+    ``executor`` runs the videos elsewhere (:func:`msce.eval.ray_run.run_ray` passes a
+    RayExecutor): it gives the backend's config record (``backend_config()``), the session's
+    execution record (``to_dict(execution)``) and the outcomes in order (``outcomes(...)``);
+    this function still writes the run directory alone.
     """
     if on_error not in ("raise", "skip"):
         raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -415,7 +421,7 @@ def run_eval(
     out.mkdir(parents=True, exist_ok=True)
 
     strat_cfg = _strategy_config(strategy)
-    back_cfg = _backend_config(backend)
+    back_cfg = executor.backend_config() if executor is not None else _backend_config(backend)
     if hasattr(dataset, "describe"):
         ds_info = dict(dataset.describe())
     else:
@@ -474,7 +480,7 @@ def run_eval(
                 "requested": len(samples),
                 "already_done": sum(1 for i in ids if i in log.done),
                 "environment": environment_info(),
-                "execution": execution.to_dict(),
+                "execution": executor.to_dict(execution) if executor is not None else execution.to_dict(),
             }
         )
         _write_json_atomic(cfg_path, config)
@@ -491,7 +497,10 @@ def run_eval(
         n_new = 0
         warned_duplicates = False
         try:
-            if execution.sequential:
+            if executor is not None:
+                outcomes = executor.outcomes(todo, strategy, labels, cache, execution, pass_id=pass_id,
+                                             fatal=lambda exc: on_error != "skip" or not isinstance(exc, MEDIA_ERRORS))
+            elif execution.sequential:
                 outcomes = _sequential(todo, strategy, labels, backend, cache, pass_id, on_error)
             else:
                 outcomes = run_pipelined(todo, strategy, labels, backend, cache, execution, pass_id=pass_id,

@@ -172,12 +172,15 @@ def _finished(out_dir: Path, n_videos: int) -> bool:
 
 def run_sweep(sweep: Sweep, *, progress: bool = False, log: Callable[[str], None] = lambda s: None,
               strategy_factory: Callable[..., Any] | None = None,
-              backend_factory: Callable[..., Any] | None = None) -> dict:
+              backend_factory: Callable[..., Any] | None = None, ray: Any = None) -> dict:
     """Run every grid point of ``sweep`` (skipping finished ones) and write one report.
 
     Returns ``{"runs": [run directories], "ran": [...], "skipped": [...], "report": {...}}``.
     ``strategy_factory(name, **options)`` / ``backend_factory(name, **options)`` default to
     :func:`msce.models.strategies.get_strategy` / :func:`msce.models.backends.get_backend`.
+    ``ray``: a :class:`msce.eval.ray_run.RayOptions` runs every grid point on Ray (the backend
+    is built on the workers from ``[backend]``; ``backend_factory`` is not used), one pool of
+    model workers per model at a time (docs/scale.md).
     """
     from msce.eval.datasets import load_dataset
     from msce.eval.report import build_report
@@ -206,6 +209,7 @@ def run_sweep(sweep: Sweep, *, progress: bool = False, log: Callable[[str], None
     sweep.out.mkdir(parents=True, exist_ok=True)
     ran, skipped, dirs = [], [], []
     backends: dict[str, Any] = {}
+    executors: dict[str, Any] = {}  # with ray: one RayExecutor (its model actors) per model, one at a time
     try:
         for p in sweep.points():
             if kind == "official":
@@ -221,7 +225,12 @@ def run_sweep(sweep: Sweep, *, progress: bool = False, log: Callable[[str], None
                 skipped.append(p.name)
                 log(f"{p.name}: finished, skipped")
                 continue
-            if p.model not in backends:
+            if ray is not None and p.model not in executors:
+                from msce.eval.ray_run import BackendSpec, RayExecutor
+
+                _close_all(executors)
+                executors[p.model] = RayExecutor(BackendSpec(back_name, {"model": p.model, **back}), ray)
+            elif ray is None and p.model not in backends:
                 backends.clear()  # one model in memory at a time
                 backends[p.model] = backend_factory(back_name, model=p.model, **back)
             strategy = strategy_factory(p.strategy, **p.strategy_options(sweep.strategy_options))
@@ -231,17 +240,30 @@ def run_sweep(sweep: Sweep, *, progress: bool = False, log: Callable[[str], None
                 out_dir.mkdir(parents=True, exist_ok=True)
                 split.save(out_dir / "split.json")
             log(f"{p.name}: running {len(samples)} videos")
-            run_eval(dataset, samples, strategy, backends[p.model], out_dir, cache, split=split_info,
-                     seed=sweep.seed, extra_config={"sweep": {"model": p.model, "strategy": p.strategy,
-                                                              "fps": p.fps, "fold": p.fold}},
-                     progress=progress, n_boot=sweep.n_boot, **run_opts)
+            extra = {"sweep": {"model": p.model, "strategy": p.strategy, "fps": p.fps, "fold": p.fold}}
+            if ray is not None:
+                from msce.eval.ray_run import run_ray
+
+                executor = executors[p.model]
+                run_ray(dataset, samples, strategy, executor.spec, out_dir, cache, ray=executor, split=split_info,
+                        seed=sweep.seed, extra_config=extra, progress=progress, n_boot=sweep.n_boot, **run_opts)
+            else:
+                run_eval(dataset, samples, strategy, backends[p.model], out_dir, cache, split=split_info,
+                         seed=sweep.seed, extra_config=extra, progress=progress, n_boot=sweep.n_boot, **run_opts)
             ran.append(p.name)
     finally:
+        _close_all(executors)
         if cache is not None:
             cache.close()
     runs = [load_run(d) for d in dirs]
     report = build_report(runs, sweep.out / "report", n_boot=sweep.n_boot, seed=sweep.seed, title=sweep.title)
     return {"runs": [str(d) for d in dirs], "ran": ran, "skipped": skipped, "report": report}
+
+
+def _close_all(executors: dict[str, Any]) -> None:
+    for executor in executors.values():
+        executor.close()
+    executors.clear()
 
 
 def points_table(points: Sequence[SweepPoint]) -> list[list[str]]:
