@@ -110,6 +110,13 @@ void copy_qwen_slot_emulated(const TransformSpec& spec, void* out, int64_t from,
 
 void transform_frame_emulated(const Frame& src, const CropBox& box, const TransformSpec& spec, void* out,
                               int64_t slot) {
+  if (spec.two_stage()) {  // as the CUDA transformer chains them: stage 1 into packed RGB, then stage 2
+    std::vector<uint8_t> first(static_cast<size_t>(spec.pre_h) * spec.pre_w * 3);
+    transform_frame_emulated(src, box, spec.first_stage(), first.data(), 0);
+    transform_frame_emulated(rgb24_frame(first.data(), spec.pre_w, spec.pre_h), CropBox{}, spec.second_stage(), out,
+                             slot);
+    return;
+  }
   const FramePlan plan = plan_frame(src.width, src.height, box, spec);
   std::vector<uint8_t> rgb(plan.rgb_bytes), inter(plan.inter_bytes);
   FrameDesc d = frame_desc(plan, src, spec, out, slot, rgb.data(), inter.data());
