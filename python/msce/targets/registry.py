@@ -30,7 +30,8 @@ _BY_MODEL_TYPE: dict[str, Callable[[Any], Target]] = {
     "videomae": VideoMAE.from_hf,
     "internvl": InternVL.from_hf,
     "glm4v": Glm4V.from_hf,
-    "smolvlm": SmolVLM.from_hf,
+    "smolvlm": SmolVLM.from_hf,  # SmolVLM2 checkpoints' config.json model_type
+    "smolvlm2": SmolVLM.from_hf,
 }
 # HF processor class name -> builder
 _BY_CLASS: dict[str, Callable[[Any], Target]] = {
