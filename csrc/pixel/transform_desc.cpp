@@ -22,6 +22,9 @@ FramePlan plan_frame(int width, int height, const CropBox& box_in, const Transfo
   if (spec.out_w <= 0 || spec.out_h <= 0) {
     throw TransformError("output size must be resolved before the transform runs");
   }
+  if (spec.two_stage()) {  // callers plan spec.first_stage() and spec.second_stage() apart
+    throw TransformError("plan_frame takes one stage of a two-stage transform");
+  }
   p.hx = cached_resample_axis(box.w, spec.full_w(), spec.crop_x, spec.out_w, spec.interp);
   p.vy = cached_resample_axis(box.h, spec.full_h(), spec.crop_y, spec.out_h, spec.interp);
   const ResampleAxis& hx = *p.hx;
