@@ -251,6 +251,13 @@ def _qwen2_5_omni():
 
 
 def _smolvlm2():
+    import importlib.util
+
+    if importlib.util.find_spec("num2words") is None:
+        from msce.errors import ConfigError
+
+        raise ConfigError("make_tiny_family('smolvlm2') needs the num2words package, which transformers' "
+                          "SmolVLMProcessor imports (pip install 'msce[hf]')")
     from transformers import (SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMImageProcessor,
                               SmolVLMProcessor, SmolVLMVideoProcessor)
 
