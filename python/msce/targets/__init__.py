@@ -4,9 +4,9 @@
 family: ``qwen.py`` (:class:`QwenVL`: Qwen2-VL, Qwen2.5-VL, Qwen2.5-Omni, Qwen3-VL patches),
 ``frames.py`` (:class:`Frames`: plain frames), ``resize_crop.py`` (:class:`ResizeCrop`: HF's
 CLIP-style resize + center crop + normalize) with ``llava.py`` (LLaVA-NeXT-Video,
-Video-LLaVA, LLaVA-OneVision), ``internvl.py``, ``videomae.py``, ``glm4v.py`` (GLM-4.1V) and ``smolvlm.py`` (SmolVLM2: two
-Lanczos resizes); ``registry.py`` maps HF
-processors, model directories and model types to them (:func:`target_for`).
+Video-LLaVA, LLaVA-OneVision), ``internvl.py``, ``videomae.py``, ``glm4v.py`` (GLM-4.1V) and
+``smolvlm.py`` (SmolVLM2: two chained Lanczos resizes); ``registry.py`` maps HF processors,
+model directories and model types to them (:func:`target_for`).
 """
 
 from __future__ import annotations
@@ -23,5 +23,5 @@ from msce.targets.smolvlm import SmolVLM
 from msce.targets.videomae import VideoMAE
 
 __all__ = ["Target", "Allocation", "QwenVL", "Frames", "ResizeCrop", "LlavaNextVideo", "VideoLlava",
-           "LlavaOneVision", "InternVL", "VideoMAE", "Glm4V", "SmolVLM", "smart_resize", "smart_resize_video", "patchify",
-           "target_for", "SUPPORTED_MODEL_TYPES"]
+           "LlavaOneVision", "InternVL", "VideoMAE", "Glm4V", "SmolVLM", "smart_resize", "smart_resize_video",
+           "patchify", "target_for", "SUPPORTED_MODEL_TYPES"]
