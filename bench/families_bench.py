@@ -34,6 +34,7 @@ FAMILIES = {
     "internvl": ("InternVLVideoProcessor", {}),
     "glm4v": ("Glm4vVideoProcessor", {"do_sample_frames": False}),
     "videomae": ("VideoMAEVideoProcessor", {}),
+    "smolvlm": ("SmolVLMVideoProcessor", {}),  # SmolVLM2: two Lanczos resizes (longest edge 1456, then 364)
 }
 PLANS = ("fps1", "dense")
 

@@ -156,7 +156,7 @@ TransformSpec spec_from_dict(const py::dict& d) {
   TransformSpec s;
   s.out_h = d["out_h"].cast<int>();
   s.out_w = d["out_w"].cast<int>();
-  s.interp = enum_arg<Interp>(d["interp"], "interp", 2);
+  s.interp = enum_arg<Interp>(d["interp"], "interp", 3);
   s.layout = enum_arg<Layout>(d["layout"], "layout", 3);
   s.dtype = enum_arg<DType>(d["dtype"], "dtype", 3);
   s.normalize = d["normalize"].cast<bool>();
@@ -172,6 +172,10 @@ TransformSpec spec_from_dict(const py::dict& d) {
     s.resize_w = d["resize_w"].cast<int>();
     s.crop_y = d["crop_y"].cast<int>();
     s.crop_x = d["crop_x"].cast<int>();
+  }
+  if (d.contains("pre_h")) {  // two-stage resample (optional keys)
+    s.pre_h = d["pre_h"].cast<int>();
+    s.pre_w = d["pre_w"].cast<int>();
   }
   if (s.layout == Layout::kQwen) {
     s.qwen.patch = d["patch"].cast<int>();
@@ -578,7 +582,8 @@ PYBIND11_MODULE(_C, m) {
       .value("float32", DType::kF32);
   py::enum_<Interp>(m, "Interp")
       .value("bicubic", Interp::kBicubic)
-      .value("bilinear", Interp::kBilinear);
+      .value("bilinear", Interp::kBilinear)
+      .value("lanczos", Interp::kLanczos);
   py::enum_<PixelLayout>(m, "PixelLayout")
       .value("yuv420p", PixelLayout::kYUV420P)
       .value("nv12", PixelLayout::kNV12)
@@ -712,7 +717,7 @@ PYBIND11_MODULE(_C, m) {
 
   // ---- pixel math, exposed for unit tests ------------------------------------------------
   m.def("resample_axis", [](int in_size, int out_size, const py::object& interp) {
-    const ResampleAxis a = make_resample_axis(in_size, out_size, enum_arg<Interp>(interp, "interp", 2));
+    const ResampleAxis a = make_resample_axis(in_size, out_size, enum_arg<Interp>(interp, "interp", 3));
     py::dict d;
     d["first"] = a.first;
     d["count"] = a.count;

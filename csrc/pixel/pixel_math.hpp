@@ -4,6 +4,7 @@
 // must be bit-identical across compilers and devices.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #if defined(__CUDACC__)
@@ -89,6 +90,17 @@ MSCE_HD double cubic_filter(double x) {
 MSCE_HD double linear_filter(double x) {
   x = x < 0 ? -x : x;
   return x < 1.0 ? 1.0 - x : 0.0;
+}
+
+// Lanczos with 3 lobes: sinc(x) * sinc(x / 3) on [-3, 3), 0 outside, sinc(0) = 1.
+MSCE_HD double sinc(double x) {
+  if (x == 0.0) return 1.0;
+  const double t = x * 3.14159265358979323846;
+  return sin(t) / t;
+}
+
+MSCE_HD double lanczos_filter(double x) {
+  return (x >= -3.0 && x < 3.0) ? sinc(x) * sinc(x / 3.0) : 0.0;
 }
 
 // One output sample of a separable fixed-point pass: sum of n taps (int16 weights at

@@ -58,7 +58,7 @@ ResampleAxis make_resample_axis(int in_size, int out_size, Interp interp) {
   ax.in_size = in_size;
   ax.out_size = out_size;
   ax.identity = in_size == out_size;
-  const double interp_size = interp == Interp::kBicubic ? 4.0 : 2.0;
+  const double interp_size = interp == Interp::kBicubic ? 4.0 : (interp == Interp::kLanczos ? 6.0 : 2.0);
   const double scale = static_cast<double>(in_size) / static_cast<double>(out_size);
   const double support = scale >= 1.0 ? (interp_size * 0.5) * scale : interp_size * 0.5;
   const int taps = static_cast<int>(std::ceil(support)) * 2 + 1;
@@ -77,7 +77,9 @@ ResampleAxis make_resample_axis(int in_size, int out_size, Interp interp) {
     double total = 0.0;
     for (int64_t j = 0; j < xsize; ++j) {
       const double x = (j + xmin - center + 0.5) * invscale;
-      const double v = interp == Interp::kBicubic ? px::cubic_filter(x) : px::linear_filter(x);
+      const double v = interp == Interp::kBicubic   ? px::cubic_filter(x)
+                       : interp == Interp::kLanczos ? px::lanczos_filter(x)
+                                                    : px::linear_filter(x);
       wi[j] = v;
       total += v;
     }

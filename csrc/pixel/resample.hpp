@@ -2,6 +2,8 @@
 // computes them (align_corners=False, scale = in/out, PIL-style support, weights
 // normalized in double, then scaled to int16 at the largest precision that keeps the
 // biggest weight below 2^15). Both CPU and CUDA transforms consume these tables.
+// Filters and their support radius in input samples at scale 1: bilinear 1, bicubic 2
+// (a = -0.5), Lanczos 3 (torch's mode="lanczos", which transformers' LANCZOS maps to).
 #pragma once
 
 #include <cstdint>
@@ -10,7 +12,7 @@
 
 namespace msce {
 
-enum class Interp : int { kBicubic = 0, kBilinear = 1 };
+enum class Interp : int { kBicubic = 0, kBilinear = 1, kLanczos = 2 };
 
 struct ResampleAxis {
   int in_size = 0;

@@ -35,6 +35,17 @@ struct TransformSpec {
   int crop_x = 0;
   int full_h() const { return resize_h > 0 ? resize_h : out_h; }
   int full_w() const { return resize_w > 0 ? resize_w : out_w; }
+  // Two-stage resample (SmolVLM's video processor resizes twice): the (cropped) source is
+  // first resampled to pre_h x pre_w and rounded to uint8 as torch does (both passes), and
+  // that picture is then the source of the resample above. pre_h = pre_w = 0: one stage.
+  int pre_h = 0;
+  int pre_w = 0;
+  bool two_stage() const { return pre_h > 0; }
+  // The first stage as a spec of its own (pre_h x pre_w, packed uint8 RGB, no crop or
+  // normalize), and the second: this spec without pre_h / pre_w. CPU, emulator and CUDA
+  // paths chain the two the same way, the second reading the first's output as RGB24.
+  TransformSpec first_stage() const;
+  TransformSpec second_stage() const;
 
   void validate() const;
   size_t element_size() const { return dtype == DType::kU8 ? 1 : (dtype == DType::kF16 ? 2 : 4); }
@@ -55,6 +66,10 @@ struct CropBox {
 // Thread-safe: independent calls may run concurrently on disjoint slots.
 void transform_frame_cpu(const Frame& src, const CropBox& box, const TransformSpec& spec, void* out,
                          int64_t slot);
+
+// A packed RGB24 frame over `data` (width x height, rows 3 * width bytes apart): the
+// first stage's output as the second stage's source.
+Frame rgb24_frame(const uint8_t* data, int width, int height);
 
 // Copies slot `from` of a kQwen buffer to slot `to` (temporal padding repeats the last frame).
 void copy_qwen_slot(const TransformSpec& spec, void* out, int64_t from, int64_t to);

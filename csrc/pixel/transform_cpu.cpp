@@ -43,6 +43,39 @@ void TransformSpec::validate() const {
   for (int c = 0; c < 3; ++c) {
     if (!(std[c] != 0.f)) throw TransformError("std must be non-zero");
   }
+  if (pre_h != 0 || pre_w != 0) {
+    if (pre_h <= 0 || pre_w <= 0 || pre_h > 16384 || pre_w > 16384 || out_h == 0) {
+      throw TransformError("first-stage resize " + std::to_string(pre_w) + "x" + std::to_string(pre_h) +
+                           " must be two positive sizes up to 16384, with an explicit output size");
+    }
+  }
+}
+
+TransformSpec TransformSpec::first_stage() const {
+  TransformSpec s;
+  s.out_h = pre_h;
+  s.out_w = pre_w;
+  s.interp = interp;
+  s.layout = Layout::kNHWC;
+  s.dtype = DType::kU8;
+  return s;
+}
+
+TransformSpec TransformSpec::second_stage() const {
+  TransformSpec s = *this;
+  s.pre_h = 0;
+  s.pre_w = 0;
+  return s;
+}
+
+Frame rgb24_frame(const uint8_t* data, int width, int height) {
+  Frame f;
+  f.layout = PixelLayout::kRGB24;
+  f.data[0] = data;
+  f.linesize[0] = 3 * width;
+  f.width = width;
+  f.height = height;
+  return f;
 }
 
 int64_t TransformSpec::buffer_elements(int64_t slots) const {
@@ -276,6 +309,15 @@ void write_row(const RowKernels* kern, const TransformSpec& spec, const void* lu
 
 void transform_frame_cpu(const Frame& src, const CropBox& box_in, const TransformSpec& spec, void* out,
                          int64_t slot) {
+  if (spec.two_stage()) {
+    // the first stage's picture, kept apart from tls_scratch (which both stages use)
+    thread_local std::vector<uint8_t> first;
+    first.resize(static_cast<size_t>(spec.pre_h) * spec.pre_w * 3);
+    transform_frame_cpu(src, box_in, spec.first_stage(), first.data(), 0);
+    transform_frame_cpu(rgb24_frame(first.data(), spec.pre_w, spec.pre_h), CropBox{}, spec.second_stage(), out,
+                        slot);
+    return;
+  }
   CropBox box = box_in;
   if (box.w <= 0 || box.h <= 0) box = CropBox{0, 0, src.width, src.height};
   if (box.x < 0 || box.y < 0 || box.x + box.w > src.width || box.y + box.h > src.height) {

@@ -152,6 +152,10 @@ struct Transformer::Impl {
     bool staged = false;     // plane pointers are offsets into the slot's staging buffer
     size_t rgb_bytes = 0;
     size_t inter_bytes = 0;
+    // Two-stage specs: the first stage writes packed RGB into first-stage buffer `first`
+    // (stage 1), which the second stage reads as its RGB24 source (stage 2); -1 otherwise.
+    int stage = 0;
+    int first = -1;
   };
   struct Slot {
     uint8_t* host = nullptr;
@@ -174,7 +178,10 @@ struct Transformer::Impl {
   std::array<Slot, kSlots> slots;
   int cur = 0;
   std::vector<Pending> pending;
-  std::map<std::tuple<int, int, int>, DeviceAxis> tables;
+  std::vector<size_t> first_bytes;  // sizes of the pending first-stage buffers
+  // keyed by the cached host axis (held in DeviceAxis::host, so the address stays unique):
+  // cropped axes with equal in/out sizes but different offsets get their own tables
+  std::map<const ResampleAxis*, DeviceAxis> tables;
   uint8_t* scratch = nullptr;
   size_t scratch_cap = 0;
   Stats stats;
@@ -203,8 +210,8 @@ struct Transformer::Impl {
     s.keep.clear();
   }
 
-  const DeviceAxis& axis(const std::shared_ptr<const ResampleAxis>& ax, Interp interp) {
-    const auto key = std::make_tuple(ax->in_size, ax->out_size, static_cast<int>(interp));
+  const DeviceAxis& axis(const std::shared_ptr<const ResampleAxis>& ax) {
+    const ResampleAxis* key = ax.get();
     auto it = tables.find(key);
     if (it != tables.end()) return it->second;
     const size_t n_first = ax->first.size() * sizeof(int32_t);
@@ -311,28 +318,66 @@ struct Transformer::Impl {
         if (p.desc.pitch[k] > 0) p.desc.plane[k] = s.dev + reinterpret_cast<uintptr_t>(p.desc.plane[k]);
       }
     }
-    // Scratch for the largest launch; launches run one after another on the stream.
-    size_t need = 0;
-    for (size_t b = 0; b < pending.size(); b += kLaunchFrames) {
-      size_t sum = 0;
-      for (size_t j = b; j < std::min(pending.size(), b + kLaunchFrames); ++j) {
-        sum += align_up(pending[j].rgb_bytes, 256) + align_up(pending[j].inter_bytes, 256);
-      }
-      need = std::max(need, sum);
+    // First stages run before everything else (their launches complete, in stream order,
+    // before the second stages read their output): a stable partition by stage.
+    std::stable_sort(pending.begin(), pending.end(),
+                     [](const Pending& a, const Pending& b) { return (a.stage == 1) > (b.stage == 1); });
+    const size_t firsts = static_cast<size_t>(
+        std::count_if(pending.begin(), pending.end(), [](const Pending& p) { return p.stage == 1; }));
+    // Scratch: the first-stage buffers (alive for the whole flush), then the per-launch
+    // planes of the largest launch; launches run one after another on the stream.
+    std::vector<size_t> first_off(first_bytes.size());
+    size_t first_total = 0;
+    for (size_t k = 0; k < first_bytes.size(); ++k) {
+      first_off[k] = first_total;
+      first_total += align_up(first_bytes[k], 256);
     }
-    grow_device(&scratch, &scratch_cap, need);
-    for (size_t b = 0; b < pending.size(); b += kLaunchFrames) {
+    size_t need = 0;
+    for (size_t lo : {size_t{0}, firsts}) {
+      const size_t hi = lo == 0 ? firsts : pending.size();
+      for (size_t b = lo; b < hi; b += kLaunchFrames) {
+        size_t sum = 0;
+        for (size_t j = b; j < std::min(hi, b + kLaunchFrames); ++j) {
+          sum += align_up(pending[j].rgb_bytes, 256) + align_up(pending[j].inter_bytes, 256);
+        }
+        need = std::max(need, sum);
+      }
+    }
+    grow_device(&scratch, &scratch_cap, first_total + need);
+    for (Pending& p : pending) {
+      if (p.stage == 1) p.desc.out = scratch + first_off[p.first];
+      if (p.stage == 2) p.desc.plane[0] = scratch + first_off[p.first];
+    }
+    launch(0, firsts, scratch + first_total);
+    launch(firsts, pending.size(), scratch + first_total);
+    MSCE_CUDA_CHECK(cudaEventRecord(s.done, stream));
+    s.in_flight = true;
+    stats.descriptors += static_cast<int64_t>(pending.size() - firsts);
+    ++stats.batches;
+    pending.clear();
+    first_bytes.clear();
+    evict_tables_if_full();
+    cur = (cur + 1) % kSlots;
+    Slot& next = slot();
+    reclaim(next);
+    next.host_used = 0;
+    next.frames = 0;
+  }
+
+  // Enqueues pending[lo, hi) in launches of kLaunchFrames, planes at `base`.
+  void launch(size_t lo, size_t hi, uint8_t* base) {
+    for (size_t b = lo; b < hi; b += kLaunchFrames) {
       LaunchBatch batch;
-      const int n = static_cast<int>(std::min(pending.size() - b, static_cast<size_t>(kLaunchFrames)));
+      const int n = static_cast<int>(std::min(hi - b, static_cast<size_t>(kLaunchFrames)));
       size_t off = 0;
       int64_t most[3] = {0, 0, 0};
       for (int j = 0; j < n; ++j) {
         Pending& p = pending[b + j];
         FrameDesc& d = batch.d[j];
         d = p.desc;
-        d.rgb = scratch + off;
+        d.rgb = base + off;
         off += align_up(p.rgb_bytes, 256);
-        d.inter = d.h.identity ? d.rgb : scratch + off;
+        d.inter = d.h.identity ? d.rgb : base + off;
         off += align_up(p.inter_bytes, 256);
         most[0] = std::max(most[0], gpu::convert_count(d));
         most[1] = std::max(most[1], gpu::hpass_count(d));
@@ -351,17 +396,23 @@ struct Transformer::Impl {
       pass_kernel<kVertical><<<grid(most[2]), kThreads, 0, stream>>>(batch);
       MSCE_CUDA_CHECK(cudaGetLastError());
     }
-    MSCE_CUDA_CHECK(cudaEventRecord(s.done, stream));
-    s.in_flight = true;
-    stats.descriptors += static_cast<int64_t>(pending.size());
-    ++stats.batches;
-    pending.clear();
-    evict_tables_if_full();
-    cur = (cur + 1) % kSlots;
-    Slot& next = slot();
-    reclaim(next);
-    next.host_used = 0;
-    next.frames = 0;
+  }
+
+  // Queues one (frame, target) pass over `src` (staged offsets or device planes).
+  void queue(const gpu::FramePlan& p, const Frame& src, const TransformSpec& spec, void* out, int64_t slot,
+             bool staged, int stage, int first) {
+    Pending pd;
+    pd.desc = gpu::frame_desc(p, src, spec, out, slot, nullptr, nullptr);
+    const auto& hx = axis(p.hx);
+    const auto& vy = axis(p.vy);
+    pd.desc.h = gpu::axis_desc(*p.hx, p.h_lo, p.h_n, hx.first, hx.count, hx.weights);
+    pd.desc.v = gpu::axis_desc(*p.vy, p.v_lo, p.v_n, vy.first, vy.count, vy.weights);
+    pd.staged = staged;
+    pd.rgb_bytes = p.rgb_bytes;
+    pd.inter_bytes = p.inter_bytes;
+    pd.stage = stage;
+    pd.first = first;
+    pending.push_back(pd);
   }
 };
 
@@ -428,12 +479,21 @@ void Transformer::add(const Frame& frame, bool on_device, const std::vector<Slot
   if (targets.empty()) return;
   MSCE_CHECK(impl_->attached, CudaError, "GPU transformer used without a stream (call set_stream first)");
   DeviceScope scope(impl_->device);
-  // Geometry first: a bad crop box throws before anything is staged.
-  std::vector<gpu::FramePlan> plans;
+  // Geometry first: a bad crop box throws before anything is staged. A two-stage spec
+  // plans its first stage on the frame and its second on the first stage's picture.
+  std::vector<gpu::FramePlan> plans, seconds;
   plans.reserve(targets.size());
+  seconds.reserve(targets.size());
   for (const SlotTarget& t : targets) {
     if (!t.spec || !t.out) throw TransformError("GPU transform target without a spec or an output buffer");
-    plans.push_back(gpu::plan_frame(frame.width, frame.height, t.box, *t.spec));
+    const TransformSpec& spec = *t.spec;
+    if (spec.two_stage()) {
+      plans.push_back(gpu::plan_frame(frame.width, frame.height, t.box, spec.first_stage()));
+      seconds.push_back(gpu::plan_frame(spec.pre_w, spec.pre_h, CropBox{}, spec.second_stage()));
+    } else {
+      plans.push_back(gpu::plan_frame(frame.width, frame.height, t.box, spec));
+      seconds.emplace_back();
+    }
   }
   Frame src = frame;
   size_t offsets[3] = {0, 0, 0};
@@ -443,17 +503,17 @@ void Transformer::add(const Frame& frame, bool on_device, const std::vector<Slot
   }
   for (size_t j = 0; j < targets.size(); ++j) {
     const SlotTarget& t = targets[j];
-    const gpu::FramePlan& p = plans[j];
-    Impl::Pending pd;
-    pd.desc = gpu::frame_desc(p, src, *t.spec, t.out, t.slot, nullptr, nullptr);
-    const auto& hx = impl_->axis(p.hx, t.spec->interp);
-    const auto& vy = impl_->axis(p.vy, t.spec->interp);
-    pd.desc.h = gpu::axis_desc(*p.hx, p.h_lo, p.h_n, hx.first, hx.count, hx.weights);
-    pd.desc.v = gpu::axis_desc(*p.vy, p.v_lo, p.v_n, vy.first, vy.count, vy.weights);
-    pd.staged = !on_device;
-    pd.rgb_bytes = p.rgb_bytes;
-    pd.inter_bytes = p.inter_bytes;
-    impl_->pending.push_back(pd);
+    const TransformSpec& spec = *t.spec;
+    if (!spec.two_stage()) {
+      impl_->queue(plans[j], src, spec, t.out, t.slot, !on_device, 0, -1);
+      continue;
+    }
+    // first stage -> a packed RGB buffer in scratch (placed at flush), read by the second
+    const int first = static_cast<int>(impl_->first_bytes.size());
+    impl_->first_bytes.push_back(static_cast<size_t>(spec.pre_h) * spec.pre_w * 3);
+    impl_->queue(plans[j], src, spec.first_stage(), nullptr, 0, !on_device, 1, first);
+    const Frame picture = rgb24_frame(nullptr, spec.pre_w, spec.pre_h);
+    impl_->queue(seconds[j], picture, spec.second_stage(), t.out, t.slot, false, 2, first);
   }
   Impl::Slot& s = impl_->slot();
   if (keep) s.keep.push_back(std::move(keep));
@@ -481,6 +541,7 @@ void Transformer::copy_qwen_slot(const TransformSpec& spec, void* out, int64_t f
 void Transformer::discard() {
   // Nothing queued here was enqueued on the stream yet, so nothing needs waiting for.
   impl_->pending.clear();
+  impl_->first_bytes.clear();
   Impl::Slot& s = impl_->slot();
   s.keep.clear();
   s.host_used = 0;

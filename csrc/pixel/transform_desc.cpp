@@ -22,6 +22,9 @@ FramePlan plan_frame(int width, int height, const CropBox& box_in, const Transfo
   if (spec.out_w <= 0 || spec.out_h <= 0) {
     throw TransformError("output size must be resolved before the transform runs");
   }
+  if (spec.two_stage()) {  // callers plan spec.first_stage() and spec.second_stage() apart
+    throw TransformError("plan_frame takes one stage of a two-stage transform");
+  }
   p.hx = cached_resample_axis(box.w, spec.full_w(), spec.crop_x, spec.out_w, spec.interp);
   p.vy = cached_resample_axis(box.h, spec.full_h(), spec.crop_y, spec.out_h, spec.interp);
   const ResampleAxis& hx = *p.hx;
@@ -110,6 +113,13 @@ void copy_qwen_slot_emulated(const TransformSpec& spec, void* out, int64_t from,
 
 void transform_frame_emulated(const Frame& src, const CropBox& box, const TransformSpec& spec, void* out,
                               int64_t slot) {
+  if (spec.two_stage()) {  // as the CUDA transformer chains them: stage 1 into packed RGB, then stage 2
+    std::vector<uint8_t> first(static_cast<size_t>(spec.pre_h) * spec.pre_w * 3);
+    transform_frame_emulated(src, box, spec.first_stage(), first.data(), 0);
+    transform_frame_emulated(rgb24_frame(first.data(), spec.pre_w, spec.pre_h), CropBox{}, spec.second_stage(), out,
+                             slot);
+    return;
+  }
   const FramePlan plan = plan_frame(src.width, src.height, box, spec);
   std::vector<uint8_t> rgb(plan.rgb_bytes), inter(plan.inter_bytes);
   FrameDesc d = frame_desc(plan, src, spec, out, slot, rgb.data(), inter.data());

@@ -24,6 +24,7 @@ class FaceHeldFrames:
 class Interp:
     bicubic: Interp
     bilinear: Interp
+    lanczos: Interp
     def __int__(self) -> int: ...
 
 class Layout:

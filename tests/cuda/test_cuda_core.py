@@ -132,6 +132,26 @@ def test_emulated_kernels_equal_the_cpu_loop(layout, size, t):
         assert_same(got, ref, f"{layout} {size} {target} crops={crops}")
 
 
+@pytest.mark.parametrize("layout", ["yuv420p", "nv12", "rgb24"])
+def test_emulated_two_stage_resize_equals_the_cpu_loop(layout):
+    """SmolVLM's chained resizes: the kernels' first stage writes packed RGB that the second
+    stage reads as an RGB24 frame, as the CUDA transformer chains them (crops included)."""
+    w, h = 101, 77
+    target = msce.targets.SmolVLM(longest_edge=180, max_image_size=48)
+    frames = make_frames(layout, w, h, 3, seed=11)
+    for crops in (None, [(1, 2, w - 4, h - 3)] * 3):
+        src_h, src_w = (h, w) if crops is None else (h - 3, w - 4)
+        alloc = target.allocation(3, src_h, src_w)
+        assert "pre_h" in alloc.spec  # both stages resample
+        outs = {}
+        for backend in ("cpu", "emulate"):
+            out = torch.full(alloc.shape, 7, dtype=torch.float32)
+            job = {"indices": [2, 0, 1], "crops": crops, "spec": alloc.spec, "out": out.numpy(), "slots": alloc.slots}
+            C.transform_frame_list(frames, [job], backend)
+            outs[backend] = out
+        assert_same(outs["emulate"], outs["cpu"], f"{layout} crops={crops}")
+
+
 def test_emulated_single_frame_qwen_padding():
     frames = make_frames("nv12", 64, 64, 1, seed=5)
     target = msce.QwenVL("2.5", min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 8)

@@ -34,6 +34,9 @@ TARGETS = {
     "frames-nhwc-u8-native": msce.Frames(layout="NHWC"),
     "frames-nhwc-f16-bilinear": msce.Frames(size=(40, 72), layout="NHWC", dtype="float16", interpolation="bilinear"),
     "frames-nchw-f32-raw": msce.Frames(size=(97, 61), dtype="float32", rescale=False),
+    # two chained Lanczos resizes (the first an upscale, its uint8 picture read by the second)
+    "smolvlm-two-stage-lanczos": msce.targets.SmolVLM(longest_edge=262, max_image_size=56),
+    "resize-crop-lanczos": msce.targets.ResizeCrop(shortest_edge=80, crop_size=(64, 72), interpolation="lanczos"),
 }
 
 

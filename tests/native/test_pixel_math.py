@@ -67,9 +67,10 @@ def test_yuv_grey_axis_is_exact():
     assert C.yuv_to_rgb(1, True, 77, 128, 128) == (77, 77, 77)
 
 
+@pytest.mark.parametrize("interp", [0, 1, 2])
 @pytest.mark.parametrize("in_size,out_size", [(1280, 504), (720, 280), (321, 224), (80, 112), (7, 3), (3, 28)])
-def test_resample_weights_are_normalized(in_size, out_size):
-    ax = C.resample_axis(in_size, out_size, 0)
+def test_resample_weights_are_normalized(in_size, out_size, interp):
+    ax = C.resample_axis(in_size, out_size, interp)
     w = np.array(ax["weights"]).reshape(out_size, ax["taps"])
     sums = w.sum(axis=1) / (1 << ax["precision"])
     assert np.all(np.abs(sums - 1) < 2e-3)
@@ -85,10 +86,22 @@ def test_resample_weights_are_normalized(in_size, out_size):
 # bicubic alike, the arithmetic msce reproduces, so msce must equal each of them. The reference is
 # torch in this process (its own choice) and, forced by ATEN_CPU_CAPABILITY, in a subprocess for
 # each lower x86 level this CPU also runs (forcing a level the CPU lacks would crash): so the
-# DEFAULT kernel is always compared, and the AVX2 one whenever the CPU has AVX2.
+# DEFAULT kernel is always compared, and the AVX2 one whenever the CPU has AVX2. Lanczos (3 lobes,
+# what transformers' LANCZOS runs on CPU with torchvision >= 0.27) is compared where torch has it.
 RESIZE_SHAPES = [(360, 640, 252, 448), (241, 321, 224, 308), (50, 70, 140, 112), (33, 47, 33, 20)]
-RESIZE_MODES = ["bicubic", "bilinear"]
+RESIZE_MODES = ["bicubic", "bilinear", "lanczos"]
 _X86_LEVELS = ["DEFAULT", "AVX2", "AVX512"]
+
+
+def _torch_has_lanczos() -> bool:
+    try:
+        F.interpolate(torch.zeros((1, 3, 4, 4), dtype=torch.uint8), size=(2, 2), mode="lanczos", antialias=True)
+    except (NotImplementedError, RuntimeError, ValueError):
+        return False
+    return True
+
+
+_MODES_HERE = [m for m in RESIZE_MODES if m != "lanczos" or _torch_has_lanczos()]
 _TORCH_RESIZE = """
 import sys
 import numpy as np
@@ -120,7 +133,7 @@ def torch_resized(tmp_path_factory) -> dict[str, dict[str, np.ndarray]]:
     """``{capability: {key: torch's NCHW uint8 output}}`` for every kernel path torch runs here."""
     native = torch.backends.cpu.get_cpu_capability()
     forced = _X86_LEVELS[: _X86_LEVELS.index(native)] if native in _X86_LEVELS else ["DEFAULT"]
-    jobs = {_resize_key(m, s): (m, s) for m in RESIZE_MODES for s in RESIZE_SHAPES}
+    jobs = {_resize_key(m, s): (m, s) for m in _MODES_HERE for s in RESIZE_SHAPES}
     results = {native: {}}
     for key, (mode, shape) in jobs.items():
         x = torch.from_numpy(_resize_input(shape)).permute(0, 3, 1, 2).contiguous()
@@ -143,6 +156,8 @@ def torch_resized(tmp_path_factory) -> dict[str, dict[str, np.ndarray]]:
 @pytest.mark.parametrize("interp", RESIZE_MODES)
 @pytest.mark.parametrize("shape", RESIZE_SHAPES)
 def test_resize_bit_exact_vs_torch_uint8_antialias(torch_resized, interp, shape):
+    if interp not in _MODES_HERE:
+        pytest.skip(f"torch {torch.__version__} has no interpolate(mode='lanczos')")
     oh, ow = shape[2:]
     got = msce.preprocess(_resize_input(shape), msce.Frames(size=(oh, ow), interpolation=interp)).data
     assert "DEFAULT" in torch_resized

@@ -1,7 +1,9 @@
 """``msce.preprocess(frames, msce.target_for(processor))`` vs the transformers (5.24) video
 processors on the same uint8 frames: 8 seeded random 360x640 frames, each family at its
-defaults and two other sizes. Every family here computes in torch's uint8 resize kernel and
-float32 fused normalize, which msce reproduces: the bound is max abs difference 0.
+defaults and two other sizes. Every family here computes in torch's uint8 resize kernels
+(bilinear, bicubic, and Lanczos for SmolVLM2, whose two chained resizes msce runs as one
+two-stage native transform) and float32 fused normalize, which msce reproduces: the bound is
+max abs difference 0.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from transformers import (  # noqa: E402
     LlavaOnevisionVideoProcessor,
     Qwen2VLVideoProcessor,
     Qwen3VLVideoProcessor,
+    SmolVLMVideoProcessor,
     VideoLlavaVideoProcessor,
     VideoMAEImageProcessor,
     VideoMAEVideoProcessor,
@@ -50,6 +53,10 @@ CASES = [
       [{}, {"size": {"height": 448, "width": 448}}, {"size": {"height": 256, "width": 320}}]],
     *[("videomae", VideoMAEVideoProcessor, kw) for kw in
       [{}, _crop(160), {**_crop(256, (224, 200)), "resample": 3}]],
+    # first resize to the longest edge (an upscale of 640x360 at the defaults), then to the square
+    *[("smolvlm", SmolVLMVideoProcessor, kw) for kw in
+      [{}, {"size": {"longest_edge": 2 * 384}, "max_image_size": {"longest_edge": 384}},
+       {"size": {"height": 300, "width": 500}, "max_image_size": {"longest_edge": 224}}]],
 ]
 
 
@@ -69,6 +76,67 @@ def test_family_matches_hf_video_processor(frames, model_type, cls, kwargs):
         assert target.to_dict() == msce.target_for(model_type).to_dict()
     got = msce.preprocess(frames, target).to_hf()
     _exact(got, ref, set(ref.keys()))
+
+
+def test_lanczos_resample_of_a_clip_family(frames):
+    """LANCZOS (PIL code 1) in any ResizeCrop family: torch's uint8 Lanczos kernel, then the crop."""
+    proc = LlavaNextVideoVideoProcessor(resample=1, **_crop(256, (224, 240)))
+    ref = proc(videos=[frames], return_tensors="pt")
+    target = msce.target_for(proc)
+    assert target.interpolation == "lanczos"
+    _exact(msce.preprocess(frames, target).to_hf(), ref, {"pixel_values_videos"})
+
+
+# The SmolVLM2 checkpoints' preprocessor_config.json (their only processor config; the video
+# processor reads it too): HuggingFaceTB/SmolVLM2-256M-Video-Instruct (as of its
+# "video_sampling.longest_edge -> 512" revision; SmolVLM2-500M-Video-Instruct has the same values)
+# and SmolVLM2-2.2B-Instruct. The processor's __init__ lets ``size`` override
+# ``video_sampling.video_size``, so the first resize goes to 2048 / 1536, not 512 / 384.
+_SMOL_COMMON = {"do_convert_rgb": True, "do_image_splitting": True, "do_normalize": True, "do_pad": True,
+                "do_rescale": True, "do_resize": True, "image_mean": [0.5, 0.5, 0.5],
+                "image_processor_type": "SmolVLMImageProcessor", "image_std": [0.5, 0.5, 0.5],
+                "processor_class": "SmolVLMProcessor", "resample": 1, "rescale_factor": 0.00392156862745098}
+SMOLVLM2_CONFIGS = {
+    "SmolVLM2-256M-Video-Instruct": {**_SMOL_COMMON, "max_image_size": {"longest_edge": 512},
+                                     "size": {"longest_edge": 2048},
+                                     "video_sampling": {"fps": 1, "max_frames": 64,
+                                                        "video_size": {"longest_edge": 512}}},
+    "SmolVLM2-2.2B-Instruct": {**_SMOL_COMMON, "max_image_size": {"longest_edge": 384},
+                               "size": {"longest_edge": 1536},
+                               "video_sampling": {"fps": 1, "max_frames": 64, "video_size": {"longest_edge": 384}}},
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMOLVLM2_CONFIGS))
+def test_smolvlm2_checkpoint_configs(tmp_path, frames, name):
+    from transformers import AutoVideoProcessor
+
+    config = SMOLVLM2_CONFIGS[name]
+    _write(tmp_path, "config.json", {"model_type": "smolvlm"})
+    _write(tmp_path, "processor_config.json", {"image_seq_len": 64, "processor_class": "SmolVLMProcessor"})
+    _write(tmp_path, "preprocessor_config.json", config)
+    proc = AutoVideoProcessor.from_pretrained(tmp_path, local_files_only=True)
+    assert type(proc) is SmolVLMVideoProcessor
+    target = msce.target_for(tmp_path)
+    assert target == msce.target_for(proc)
+    assert (target.longest_edge, target.max_image_size) == (config["size"]["longest_edge"],
+                                                            config["max_image_size"]["longest_edge"])
+    ref = proc(videos=[frames], return_tensors="pt")
+    _exact(msce.preprocess(frames, target).to_hf(), ref, {"pixel_values", "pixel_attention_mask"})
+
+
+def test_smolvlm_frames_already_at_the_first_size(frames):
+    """A resize that keeps the size is skipped by torch: one stage left (either one)."""
+    small = np.ascontiguousarray(frames[:3, :126, :224])
+    for kw in ({"size": {"longest_edge": 224}, "max_image_size": {"longest_edge": 112}},
+               {"size": {"longest_edge": 448}, "max_image_size": {"longest_edge": 224}}):
+        proc = SmolVLMVideoProcessor(**kw)
+        ref = proc(videos=[small], return_tensors="pt")
+        _exact(msce.preprocess(small, msce.target_for(proc)).to_hf(), ref, {"pixel_values", "pixel_attention_mask"})
+    square = np.ascontiguousarray(frames[:3, :300, :300])
+    proc = SmolVLMVideoProcessor(size={"longest_edge": 200}, max_image_size={"longest_edge": 200})
+    _exact(msce.preprocess(square, msce.target_for(proc)).to_hf(), proc(videos=[square], return_tensors="pt"),
+           {"pixel_values", "pixel_attention_mask"})
 
 
 @pytest.mark.parametrize("kwargs", [{}, _crop(160), {**_crop(256, (224, 200)), "resample": 3}])
@@ -128,15 +196,19 @@ def test_target_for_processor_with_video_part():
     assert msce.target_for(Processor()) == msce.targets.VideoLlava(shortest_edge=336, crop_size=(336, 336))
 
 
-@pytest.mark.parametrize("x", ["smolvlm", "not_a_model", object()])
+@pytest.mark.parametrize("x", ["paligemma", "not_a_model", object()])
 def test_target_for_unknown_names_supported(x):
     with pytest.raises(UnsupportedError, match="llava_next_video.*qwen2_5_vl"):
         msce.target_for(x)
 
 
 def test_unsupported_settings_raise():
-    with pytest.raises(UnsupportedError, match="BICUBIC"):
-        msce.target_for(LlavaNextVideoVideoProcessor(resample=1))
+    with pytest.raises(UnsupportedError, match="LANCZOS.*BICUBIC"):
+        msce.target_for(LlavaNextVideoVideoProcessor(resample=0))
+    with pytest.raises(UnsupportedError, match="LANCZOS.*BICUBIC"):
+        msce.target_for(SmolVLMVideoProcessor(resample=4))
+    with pytest.raises(UnsupportedError, match="do_normalize"):
+        msce.target_for(SmolVLMVideoProcessor(do_normalize=False))
     with pytest.raises(UnsupportedError, match="patch_size"):
         msce.target_for(Qwen2VLVideoProcessor(patch_size=16))
     with pytest.raises(UnsupportedError, match="larger than"):
@@ -172,7 +244,16 @@ def tiny_dirs(tmp_path_factory) -> dict:
     from msce.testing import TINY_FAMILIES, make_tiny_family
 
     root = tmp_path_factory.mktemp("tiny_families")
-    return {f: make_tiny_family(root / f, f, seed=0) for f in TINY_FAMILIES}
+
+    class Lazy(dict):  # built on first use: a -k selection builds only its families
+        def __missing__(self, f):
+            if f == "smolvlm2":  # SmolVLMProcessor imports num2words
+                require_module("num2words", "pip install 'msce[hf]'")
+            self[f] = d = make_tiny_family(root / f, f, seed=0)
+            return d
+
+    assert set(TINY_FAMILIES) >= {"glm4v", "smolvlm2"}
+    return Lazy()
 
 
 def _hf_video_tensors(processor, frames: np.ndarray) -> dict:
@@ -181,13 +262,15 @@ def _hf_video_tensors(processor, frames: np.ndarray) -> dict:
                                                                         {"type": "text", "text": "Emotion?"}]}],
                                          tokenize=False, add_generation_prompt=True)
     out = processor(text=[text], videos=[frames], return_tensors="pt", do_sample_frames=False)
+    if "pixel_attention_mask" in out:  # SmolVLMProcessor: the video processor's own keys
+        return {k: out[k] for k in ("pixel_values", "pixel_attention_mask")}
     if "pixel_values_videos" not in out:  # InternVLProcessor flattens video frames into pixel_values
         return {"pixel_values_videos": out["pixel_values"].unsqueeze(0)}
     return {k: out[k] for k in ("pixel_values_videos", "video_grid_thw") if k in out}
 
 
 @pytest.mark.parametrize("family", ["llava_next_video", "video_llava", "llava_onevision", "internvl", "glm4v",
-                                    "qwen2_5_omni"])
+                                    "qwen2_5_omni", "smolvlm2"])
 def test_tiny_family_directory_equals_its_processor(tiny_dirs, frames, family):
     from transformers import AutoProcessor
 

@@ -13,6 +13,7 @@ from msce.targets.glm4v import Glm4V
 from msce.targets.internvl import InternVL
 from msce.targets.llava import LlavaNextVideo, LlavaOneVision, VideoLlava
 from msce.targets.qwen import QwenVL
+from msce.targets.smolvlm import SmolVLM
 from msce.targets.videomae import VideoMAE
 
 __all__ = ["target_for", "SUPPORTED_MODEL_TYPES", "SUPPORTED_PROCESSORS"]
@@ -30,6 +31,8 @@ _BY_MODEL_TYPE: dict[str, Callable[[Any], Target]] = {
     "videomae": VideoMAE.from_hf,
     "internvl": InternVL.from_hf,
     "glm4v": Glm4V.from_hf,
+    "smolvlm": SmolVLM.from_hf,  # SmolVLM2 checkpoints' config.json model_type
+    "smolvlm2": SmolVLM.from_hf,
 }
 # HF processor class name -> builder
 _BY_CLASS: dict[str, Callable[[Any], Target]] = {
@@ -42,6 +45,7 @@ _BY_CLASS: dict[str, Callable[[Any], Target]] = {
     "VideoMAEImageProcessor": VideoMAE.from_hf,
     "InternVLVideoProcessor": InternVL.from_hf,
     "Glm4vVideoProcessor": Glm4V.from_hf,
+    "SmolVLMVideoProcessor": SmolVLM.from_hf,
 }
 SUPPORTED_MODEL_TYPES = tuple(sorted(_BY_MODEL_TYPE))
 SUPPORTED_PROCESSORS = tuple(sorted(_BY_CLASS))

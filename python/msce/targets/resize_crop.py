@@ -22,8 +22,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["ResizeCrop", "ClipCrop224", "Square384", "shortest_edge_size", "center_crop_offsets", "hf_attrs",
            "check_fixed", "size_dict"]
 
-# PIL resampling codes (PILImageResampling) msce implements -> native filter names.
-PIL_RESAMPLE = {2: "bilinear", 3: "bicubic"}
+# PIL resampling codes (PILImageResampling) msce implements -> native filter names. transformers'
+# torchvision backend maps them to torch's uint8 antialiased kernels (LANCZOS -> mode "lanczos",
+# on CPU with torchvision >= 0.27; older torchvision and CUDA tensors fall back to BICUBIC there).
+PIL_RESAMPLE = {1: "lanczos", 2: "bilinear", 3: "bicubic"}
 
 
 def shortest_edge_size(height: int, width: int, shortest_edge: int) -> tuple[int, int]:
@@ -194,7 +196,7 @@ class ResizeCrop(Target):
             code = int(a["resample"])
             if code not in PIL_RESAMPLE:
                 raise UnsupportedError(f"{cls.__name__}: resample={code} is not supported; msce implements "
-                                       "BILINEAR (2) and BICUBIC (3)")
+                                       "LANCZOS (1), BILINEAR (2) and BICUBIC (3)")
             kw["interpolation"] = PIL_RESAMPLE[code]
         if a.get("do_normalize") is False:
             raise UnsupportedError(f"{cls.__name__}: do_normalize=False is not supported (HF multiplies by "

@@ -17,7 +17,10 @@ llava_onevision    LlavaOnevisionForConditionalGeneration     112 x 112
 internvl           InternVLForConditionalGeneration           112 x 112
 glm4v              Glm4vForConditionalGeneration              Qwen layout, <= 16 patches/frame
 qwen2_5_omni       Qwen2_5OmniThinkerForConditionalGeneration Qwen2-VL, <= 16 patches/frame
+smolvlm2           SmolVLMForConditionalGeneration            longest edge 224, then 112 x 112
 =================  =========================================  ===========================
+
+SmolVLM2's processor needs the ``num2words`` package (``msce[hf]`` installs it).
 
 Outputs are gibberish. The same ``(family, seed)`` always gives byte-identical files.
 """
@@ -33,7 +36,8 @@ from msce.testing.tiny import TINY_MARKER_FILE, greedy_generation, mark_tiny, se
 
 __all__ = ["make_tiny_family", "TINY_FAMILIES"]
 
-TINY_FAMILIES = ("llava_next_video", "video_llava", "llava_onevision", "internvl", "glm4v", "qwen2_5_omni")
+TINY_FAMILIES = ("llava_next_video", "video_llava", "llava_onevision", "internvl", "glm4v", "qwen2_5_omni",
+                 "smolvlm2")
 
 _SIDE = 112  # input side of the fixed-size vision towers (8 x 8 patches of 14)
 _TEXT = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
@@ -246,6 +250,46 @@ def _qwen2_5_omni():
     return tok, config, Qwen2_5OmniThinkerForConditionalGeneration, processor, [eos, pad]
 
 
+def _smolvlm2():
+    import importlib.util
+
+    if importlib.util.find_spec("num2words") is None:
+        from msce.errors import ConfigError
+
+        raise ConfigError("make_tiny_family('smolvlm2') needs the num2words package, which transformers' "
+                          "SmolVLMProcessor imports (pip install 'msce[hf]')")
+    from transformers import (SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMImageProcessor,
+                              SmolVLMProcessor, SmolVLMVideoProcessor)
+
+    named = {"image_token": "<image>", "fake_image_token": "<fake_token_around_image>",
+             "global_image_token": "<global-img>", "end_of_utterance_token": "<end_of_utterance>",
+             "video_token": "<video>"}
+    # SmolVLM's turn format: "<|im_start|>User: ...<end_of_utterance>\nAssistant:"
+    template = _template(prefix="<|im_start|>", open_turn="message['role'] | capitalize + ': '",
+                         close_turn="<end_of_utterance>\n", image="<image>", video="<video>",
+                         generation="Assistant:")
+    tok = train_tokenizer(["<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<image>",
+                           "<fake_token_around_image>", "<global-img>", "<video>"],
+                          eos_token="<end_of_utterance>", pad_token="<|endoftext|>", named_tokens=named,
+                          template=template)
+    pad, eos, image = _ids(tok, "<|endoftext|>", "<end_of_utterance>", "<image>")
+    scale = 2
+    seq = (_SIDE // 14) ** 2 // scale ** 2  # pixel shuffle: scale^2 patches per token
+    config = SmolVLMConfig(
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=_SIDE, patch_size=14),
+        text_config=dict(_TEXT, model_type="llama", vocab_size=len(tok), pad_token_id=pad, eos_token_id=eos),
+        image_token_id=image, scale_factor=scale, pad_token_id=pad, tie_word_embeddings=False)
+    # the real checkpoints' video path at toy sizes: longest edge 2 x 112 first, then 112 x 112
+    sampling = {"fps": 1, "max_frames": 64, "video_size": {"longest_edge": 2 * _SIDE}}
+    kw = dict(size={"longest_edge": 2 * _SIDE}, max_image_size={"longest_edge": _SIDE}, resample=1)
+    processor = SmolVLMProcessor(
+        image_processor=SmolVLMImageProcessor(do_image_splitting=False, **kw),
+        video_processor=SmolVLMVideoProcessor(video_sampling=sampling, **kw), tokenizer=tok,
+        image_seq_len=seq, chat_template=template)
+    return tok, config, SmolVLMForConditionalGeneration, processor, [eos, pad]
+
+
 _BUILDERS: dict[str, Callable[[], tuple[Any, Any, Any, Any, list[int]]]] = {
     "llava_next_video": _llava_next_video,
     "video_llava": _video_llava,
@@ -253,6 +297,7 @@ _BUILDERS: dict[str, Callable[[], tuple[Any, Any, Any, Any, list[int]]]] = {
     "internvl": _internvl,
     "glm4v": _glm4v,
     "qwen2_5_omni": _qwen2_5_omni,
+    "smolvlm2": _smolvlm2,
 }
 
 
