@@ -1,11 +1,13 @@
 """Evaluation throughput (videos/s): the sequential runner vs the pipelined one
-(msce.eval.pipeline), against a local OpenAI-compatible fake server that answers after
-``--delay`` seconds, and with a tiny random-weight Qwen2.5-VL on CPU.
+(msce.eval.pipeline) vs a local Ray with 2 workers (msce.eval.ray_run), against a local
+OpenAI-compatible fake server that answers after ``--delay`` seconds, and with a tiny
+random-weight Qwen2.5-VL on CPU.
 
-    python bench/eval_throughput.py [--videos 32] [--delay 1.0] [--out bench/results/eval_throughput.json]
+    python bench/eval_throughput.py [--videos 32] [--delay 1.0] [--no-ray] [--out bench/results/eval_throughput.json]
 
-Each cell runs ``run_eval`` once into a fresh run directory without a cache and checks that
-its predictions equal the sequential cell's (timing fields aside). Results and run
+Each cell runs ``run_eval`` (``run_ray`` for the Ray cells: see ``ray_cell``) once into a fresh run directory
+without a cache and checks that its predictions equal the sequential cell's (timing fields
+aside). The Ray cells start ``ray.init(num_cpus=2)`` once, before the first of them. Results and run
 metadata (machine, versions, commit) go to a JSON file; bench/README.md quotes them.
 """
 
@@ -62,12 +64,52 @@ def cell(name: str, ds, make_strategy, backend, out: Path, reference: Path | Non
     return row
 
 
+def ray_cell(name: str, ds, make_strategy, spec, options, out: Path, reference: Path, warm: bool = False,
+             **execution) -> list[dict]:
+    """One Ray run with a fresh executor (the wall time includes starting the workers and loading
+    their models); with ``warm``, a second run on the same executor after it (decode="workers"
+    keeps its model actors and its decoding processes stay warm; decode="model" starts its actor
+    pool again for every run)."""
+    from msce.eval.ray_run import RayExecutor, run_ray
+
+    rows = []
+    executor = RayExecutor(spec, options)
+    try:
+        for tag in (("cold", "warm") if warm else ("cold",)):
+            cell_name = f"{name}-{tag}"
+            t0 = time.perf_counter()
+            res = run_ray(ds, ds.samples, make_strategy(), spec, out / cell_name, ray=executor, progress=False,
+                          n_boot=0, **execution)
+            wall = time.perf_counter() - t0
+            same = records(out / cell_name) == records(reference)
+            row = {"cell": cell_name, "videos": res.n_done, "wall_s": round(wall, 3),
+                   "videos_per_s": round(res.n_done / wall, 3),
+                   "execution": {**execution, "ray": {"workers": options.workers, "decode": options.decode,
+                                                      "cpus": options.cpus, "task_videos": options.task_videos}},
+                   "identical_to_sequential": same}
+            print(json.dumps(row), flush=True)
+            if not same:
+                raise SystemExit(f"{cell_name}: predictions differ from the sequential run")
+            rows.append(row)
+    finally:
+        executor.close()
+    return rows
+
+
+def start_ray() -> None:
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--videos", type=int, default=32)
     ap.add_argument("--delay", type=float, default=1.0, help="seconds the fake server takes per answer")
     ap.add_argument("--tiny-videos", type=int, default=16)
     ap.add_argument("--out", type=Path, default=RESULTS_DIR / "eval_throughput.json")
+    ap.add_argument("--no-ray", action="store_true", help="skip the Ray cells")
     args = ap.parse_args()
 
     from backend_fakes import FakeChatServer
@@ -93,6 +135,16 @@ def main() -> int:
             for c in (4, 8, 16):
                 rows.append(cell(f"server/sparse/concurrency{c}", ds, lambda: Sparse(1.0), backend, runs, ref,
                                  concurrency=c))
+            if not args.no_ray:
+                from msce.eval.ray_run import BackendSpec, RayOptions
+
+                start_ray()
+                spec = BackendSpec("openai", {"base_url": server.base_url, "model": "tiny-vlm",
+                                              "api_key_env": "MSCE_UNSET_KEY_VAR"})
+                for decode in ("model", "workers"):  # 2 workers x 4 calls in flight = 8, as concurrency8
+                    rows += ray_cell(f"server/sparse/ray2-{decode}-concurrency4", ds, lambda: Sparse(1.0), spec,
+                                     RayOptions(workers=2, decode=decode, cpus=0.5), runs, ref,
+                                     warm=decode == "workers", concurrency=4)
 
         tiny_ds_root = tmp / "tiny-clips"
         make_clips(tiny_ds_root, args.tiny_videos, 3.2)
@@ -112,6 +164,17 @@ def main() -> int:
         rows.append(cell("tiny/msce/prefetch4", tds, make_msce, tiny, runs, ref, prefetch=4))
         for b in (4, 8):
             rows.append(cell(f"tiny/msce/batch{b}", tds, make_msce, tiny, runs, ref, batch_size=b))
+        if not args.no_ray:
+            from msce.eval.ray_run import BackendSpec, RayOptions
+
+            start_ray()
+            spec = BackendSpec("transformers", {"model": str(model), "dtype": "float32", "device": "cpu",
+                                                "min_pixels": 28 * 28 * 4, "max_pixels": 28 * 28 * 6})
+            for decode in ("model", "workers"):
+                for b in (1, 4):
+                    rows += ray_cell(f"tiny/msce/ray2-{decode}-batch{b}", tds, make_msce, spec,
+                                     RayOptions(workers=2, decode=decode, cpus=0.5), runs, ref,
+                                     warm=decode == "workers", batch_size=b)
     write_json(args.out, {"benchmark": "eval_throughput", "videos": args.videos, "delay_s": args.delay,
                           "tiny_videos": args.tiny_videos, "rows": rows, "metadata": run_metadata()})
     print(f"wrote {args.out}")

@@ -224,5 +224,6 @@ stage1_params = {{max_new_tokens = 6}}
     assert main(["sweep", str(grid), "--ray", "--ray-workers", "2", "--ray-task-videos", "2", "--no-progress"]) == 0
     (run,) = [p for p in (tmp_path / "runs").iterdir() if p.name != "report"]
     assert records(run) == records(reference["msce"])
-    assert json.loads((run / "config.json").read_text())["sessions"][-1]["execution"]["mode"] == "ray"
+    execution = json.loads((run / "config.json").read_text())["sessions"][-1]["execution"]
+    assert (execution["mode"], execution["decode"]) == ("ray", "workers")  # a sweep keeps its model actors
     assert "1 run(s) made" in capsys.readouterr().out

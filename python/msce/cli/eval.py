@@ -327,7 +327,8 @@ def add_ray_flags(p: argparse.ArgumentParser) -> None:
                    help="GPUs per model worker (default: 1 for transformers/classifier when the cluster has GPUs, "
                         "else 0)")
     r.add_argument("--ray-decode", choices=["model", "workers"],
-                   help="where videos are decoded: on the model's worker (default), or on CPU workers that ship "
-                        "preprocessed tensors to a separate pool of model workers")
+                   help="where videos are decoded: on the model's worker (default of msce eval), or on CPU workers "
+                        "that ship preprocessed tensors to a separate pool of model workers, kept from run to run "
+                        "(default of msce sweep)")
     r.add_argument("--ray-task-videos", type=int, metavar="N",
                    help="videos per Ray task (default 8): a worker that dies reruns its task's videos")

@@ -12,16 +12,20 @@ Data flow (Ray Data)::
       -> map_batches(_VideoWorker): decode + preprocess (msce's native core) and the strategy
       -> rows (position, pickled outcome) -> driver: in sample order, once each -> the log
 
-``decode="model"`` (the default): the ``_VideoWorker`` actors ARE the model actors (a fixed
+``decode="model"`` (the default of one run): the ``_VideoWorker`` actors ARE the model actors (a fixed
 pool of ``workers`` actors, ``num_gpus=gpus`` each). Each task runs its videos with the
 in-process executor of :mod:`msce.eval.pipeline`, so a worker decodes upcoming videos in
 native threads while its model works, and ``batch_size``/``concurrency``/``prefetch`` apply
 inside every worker. ``decode="workers"``: Ray tasks (CPU, warm worker processes) decode and
 drive the strategies, and every model step travels as preprocessed tensors through Ray's
 object store to a separate pool of ``model_actors`` model actors, which live as long as the
-executor (a sweep keeps them for all of a model's runs). bench/README.md measures both; with
-the tiny model and with an HTTP server ``decode="model"`` is as fast or faster (no tensor
-copy between processes, no second hop), so it is the default.
+executor (a sweep keeps them for all of a model's runs: the default of ``msce sweep --ray``).
+bench/README.md measures both with the tiny model and the 1-s HTTP server: a single run is
+dominated by starting the workers either way (neither mode was consistently faster), while a
+second run on the same executor, possible only with ``decode="workers"`` (Ray Data starts an
+actor pool afresh for every dataset), runs at about the in-process executor's speed. So one
+run decodes where its model runs (no frames cross processes or nodes), and a sweep ships
+tensors to model actors that it loads once per model.
 
 MSCE's two stages: a video's whole strategy runs in one task (its ``steps`` generator lives
 in one worker: stage 2, which needs stage 1's answers, follows in the same place), in both
@@ -41,6 +45,7 @@ that video's outcome, exactly as in the local runner.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import os
@@ -103,7 +108,7 @@ class RayOptions:
     workers: int = 2
     gpus: float | None = None
     cpus: float = 1.0
-    decode: str = "model"
+    decode: str | None = None  # None: "model" (a sweep makes it "workers")
     task_videos: int = 8
     model_actors: int | None = None
 
@@ -120,7 +125,7 @@ class RayOptions:
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
                 raise ConfigError(f"ray {name} must be a number >= 0, got {v!r}")
-        if self.decode not in DECODE_MODES:
+        if self.decode is not None and self.decode not in DECODE_MODES:
             raise ConfigError(f"ray decode must be one of {DECODE_MODES}, got {self.decode!r}")
 
 
@@ -275,7 +280,8 @@ class RayExecutor:
             raise ConfigError(f"a Ray run builds its backend on the workers: pass a BackendSpec(name, options), "
                               f"not {type(backend).__name__}")
         self.spec = backend
-        self.options = options or RayOptions()
+        options = options or RayOptions()
+        self.options = options if options.decode else dataclasses.replace(options, decode="model")
         self.ray = _connect(self.options.address)
         gpus = self.options.gpus
         if gpus is None:
@@ -293,10 +299,23 @@ class RayExecutor:
             n = self.options.model_actors or self.options.workers
             # a local model answers one call at a time; a server client may have many in flight
             calls = 1 if self.spec.name in LOCAL_MODEL_BACKENDS else SERVER_CALLS_PER_ACTOR
-            cls = self.ray.remote(num_gpus=self.gpus, num_cpus=self.options.cpus, max_restarts=-1,
+            self._check_fits(n, 0.0, "model actors")
+            # like any Ray actor by default, a model actor holds no CPU while it lives: the decoding
+            # tasks get the CPUs (holding them would starve the tasks on a small machine)
+            cls = self.ray.remote(num_gpus=self.gpus, num_cpus=0, max_restarts=-1,
                                   max_task_retries=-1, max_concurrency=calls)(_ModelActor)
             self._actors = [cls.remote(self.spec) for _ in range(n)]
         return self._actors
+
+    def _check_fits(self, n: int, cpus: float, what: str) -> None:
+        """ConfigError when ``n`` actors of ``cpus`` CPUs and ``self.gpus`` GPUs each cannot all be
+        placed at once (a fixed pool would wait for them forever)."""
+        have = self.ray.cluster_resources()
+        for name, each in (("CPU", cpus), ("GPU", self.gpus)):
+            if n * each > float(have.get(name, 0)) + 1e-9:
+                raise ConfigError(f"ray: {n} {what} x {each:g} {name} each need {n * each:g} {name}s, and the "
+                                  f"cluster has {float(have.get(name, 0)):g}: use fewer workers (--ray-workers) or "
+                                  f"fewer {name}s each (--ray-gpus, RayOptions.cpus)")
 
     def _describe(self) -> dict:
         if self._info is None:
@@ -360,6 +379,7 @@ class RayExecutor:
                 "execution": execution, "pass_id": pass_id, "fatal": fatal}
         size = min(self.options.workers, tasks)
         if isinstance(backend, BackendSpec):  # model actors: each builds the model once for the run
+            self._check_fits(size, self.options.cpus, "model workers")
             ds = ds.map_batches(_VideoWorker, batch_size=k, batch_format="numpy", num_cpus=self.options.cpus,
                                 num_gpus=num_gpus, compute=self.ray.data.ActorPoolStrategy(size=size),
                                 fn_constructor_kwargs=work)

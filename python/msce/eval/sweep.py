@@ -35,6 +35,7 @@ is complete for the same number of videos is skipped; an unfinished one resumes.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
@@ -180,7 +181,8 @@ def run_sweep(sweep: Sweep, *, progress: bool = False, log: Callable[[str], None
     :func:`msce.models.strategies.get_strategy` / :func:`msce.models.backends.get_backend`.
     ``ray``: a :class:`msce.eval.ray_run.RayOptions` runs every grid point on Ray (the backend
     is built on the workers from ``[backend]``; ``backend_factory`` is not used), one pool of
-    model workers per model at a time (docs/scale.md).
+    model workers per model at a time, kept for all of that model's runs: its ``decode``
+    defaults to ``"workers"`` here (docs/scale.md).
     """
     from msce.eval.datasets import load_dataset
     from msce.eval.report import build_report
@@ -229,7 +231,8 @@ def run_sweep(sweep: Sweep, *, progress: bool = False, log: Callable[[str], None
                 from msce.eval.ray_run import BackendSpec, RayExecutor
 
                 _close_all(executors)
-                executors[p.model] = RayExecutor(BackendSpec(back_name, {"model": p.model, **back}), ray)
+                options = ray if ray.decode else dataclasses.replace(ray, decode="workers")
+                executors[p.model] = RayExecutor(BackendSpec(back_name, {"model": p.model, **back}), options)
             elif ray is None and p.model not in backends:
                 backends.clear()  # one model in memory at a time
                 backends[p.model] = backend_factory(back_name, model=p.model, **back)
