@@ -134,16 +134,27 @@ class _Interrupt(_Wrapped):
 # tests share them out so that sparse and MSCE each have one plain run and one with a fault.
 
 
-def test_ray_run_equals_single_process(tmp_path, setup, reference):
-    ds, _, executor = setup
-    res = run_ray(ds, ds.samples, STRATEGIES["sparse"](), executor.spec, tmp_path / "ray", ray=executor, **KW)
-    assert res.complete and res.n_new == len(ds.samples)
-    assert records(tmp_path / "ray") == records(reference["sparse"])  # same rows, same order, same answers
-    cfg = json.loads((tmp_path / "ray" / "config.json").read_text())
+def test_ray_run_equals_single_process(tmp_path, setup, reference, tiny_dirs, tree):
+    """``msce eval --ray``: the command line's Ray run gives the rows of the single-process run."""
+    from msce.cli import main
+
+    ds = setup[0]
+    lo, hi = PIXELS["2.5"]
+    out = tmp_path / "ray"
+    code = main(["eval", "--dataset", "generic", "--root", str(tree), "--labels", "happy,sad,angry", "--split", "all",
+                 "--model", str(tiny_dirs["2.5"]), "--dtype", "float32", "--device", "cpu", "--min-pixels", str(lo),
+                 "--max-pixels", str(hi), "--strategy", "sparse", "--fps", "1", "--strategy-opt",
+                 'params={"max_new_tokens": 4}', "--no-cache", "--n-boot", "0", "--no-progress", "--out", str(out),
+                 "--ray", "--ray-workers", "2", "--ray-task-videos", "2"])
+    assert code == 0
+    assert records(out) == records(reference["sparse"])  # same rows, same order, same answers
+    assert len(records(out)) == len(ds.samples)
+    cfg = json.loads((out / "config.json").read_text())
     ref_cfg = json.loads((reference["sparse"] / "config.json").read_text())
-    assert cfg["backend"] == ref_cfg["backend"] and cfg["fingerprint"] == ref_cfg["fingerprint"]
+    assert cfg["backend"] == ref_cfg["backend"] and cfg["strategy"] == ref_cfg["strategy"]
     execution = cfg["sessions"][-1]["execution"]
-    assert execution["mode"] == "ray" and execution["workers"] == 2 and execution["task_videos"] == 2
+    assert (execution["mode"], execution["decode"], execution["workers"], execution["task_videos"]) == \
+        ("ray", "model", 2, 2)
 
 
 def test_killed_worker_loses_and_duplicates_nothing(tmp_path, setup, reference):

@@ -23,7 +23,7 @@ executor (a sweep keeps them for all of a model's runs: the default of ``msce sw
 bench/README.md measures both with the tiny model and the 1-s HTTP server: a single run is
 dominated by starting the workers either way (neither mode was consistently faster), while a
 second run on the same executor, possible only with ``decode="workers"`` (Ray Data starts an
-actor pool afresh for every dataset), runs at about the in-process executor's speed. So one
+actor pool afresh for every dataset), runs within 20-40 % of the in-process executor. So one
 run decodes where its model runs (no frames cross processes or nodes), and a sweep ships
 tensors to model actors that it loads once per model.
 
