@@ -26,7 +26,6 @@
 #include "decode/rotate.hpp"
 
 extern "C" {
-#include <libavutil/display.h>
 #include <libavutil/opt.h>
 #include <libavutil/pixdesc.h>
 }
@@ -41,6 +40,7 @@ using ffmpeg::kMaxReadRetries;
 using ffmpeg::matrix_for;
 using ffmpeg::PacketEntry;
 using ffmpeg::range_for;
+using ffmpeg::rotation_clockwise;
 using ffmpeg::SharedFrame;
 using ffmpeg::without_jpeg_range;
 
@@ -60,40 +60,6 @@ ffmpeg::CodecContextPtr open_decoder(const AVStream* st, const AVCodec* codec, i
   err = avcodec_open2(ctx.get(), codec, nullptr);
   if (err < 0) throw ffmpeg::corrupt_or(path, std::string("cannot open the ") + codec->name + " decoder", err);
   return ctx;
-}
-
-// ---- display matrix ------------------------------------------------------------------
-
-// The stream's display matrix (9 int32 values), or nullptr. FFmpeg 6.1 moved stream side
-// data into AVCodecParameters (libavcodec 60.30); older versions keep it on the AVStream.
-const int32_t* display_matrix(const AVStream* st) {
-#if LIBAVCODEC_VERSION_INT >= AV_VERSION_INT(60, 30, 100)
-  const AVPacketSideData* sd = av_packet_side_data_get(
-      st->codecpar->coded_side_data, st->codecpar->nb_coded_side_data, AV_PKT_DATA_DISPLAYMATRIX);
-  if (sd == nullptr || sd->size < 9 * sizeof(int32_t)) return nullptr;
-  return reinterpret_cast<const int32_t*>(sd->data);
-#else
-#if LIBAVFORMAT_VERSION_MAJOR >= 59
-  size_t size = 0;
-#else
-  int size = 0;
-#endif
-  const uint8_t* data = av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, &size);
-  if (data == nullptr || static_cast<size_t>(size) < 9 * sizeof(int32_t)) return nullptr;
-  return reinterpret_cast<const int32_t*>(data);
-#endif
-}
-
-// Clockwise degrees (0, 90, 180, 270) to apply to decoded frames. av_display_rotation_get
-// reports the counter-clockwise angle the matrix applies, so clockwise = -that. Flips
-// (a mirrored matrix) are ignored.
-int rotation_clockwise(const AVStream* st) {
-  const int32_t* matrix = display_matrix(st);
-  if (matrix == nullptr) return 0;
-  const double ccw = av_display_rotation_get(matrix);
-  if (std::isnan(ccw)) return 0;
-  const long quarter_turns = std::lround(-ccw / 90.0);
-  return static_cast<int>(((quarter_turns % 4) + 4) % 4) * 90;
 }
 
 // ---- colour --------------------------------------------------------------------------
@@ -506,7 +472,7 @@ struct VideoReader::Impl {
 VideoReader::Impl::Impl(const std::string& path, ReaderOptions options)
     : path_(path), options_(options) {
   fmt_ = ffmpeg::open_format(path_, options_.protocols);
-  stream_index_ = ffmpeg::select_video_stream(fmt_.get(), path_, &codec_);
+  stream_index_ = ffmpeg::select_video_stream(fmt_.get(), path_, &codec_, options_.stream);
   ffmpeg::discard_other_streams(fmt_.get(), stream_index_);
 
   ffmpeg::PacketScan scan = ffmpeg::scan_packets(fmt_.get(), stream_index_);
@@ -522,6 +488,8 @@ VideoReader::Impl::Impl(const std::string& path, ReaderOptions options)
   if (pix_fmt == AV_PIX_FMT_NONE) pix_fmt = dec_->pix_fmt;
   meta_.path = path_;
   meta_.protocols = options_.protocols;
+  meta_.stream = stream_index_;
+  meta_.video_streams = ffmpeg::list_video_streams(fmt_.get());
   describe_format(fmt_.get(), stream(), pix_fmt, meta_);
   describe_timing(index_, stream(), meta_);
   rewind();
