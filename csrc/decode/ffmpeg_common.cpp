@@ -342,6 +342,18 @@ void check_frame_dimensions(int width, int height, const std::string& path) {
   }
 }
 
+int64_t avi_header_frame_period_us(const std::string& path) {
+  // "RIFF" size "AVI " "LIST" size "hdrl" "avih" size, then dwMicroSecPerFrame (little endian):
+  // avih is the first chunk of the first list, as the AVI format requires.
+  constexpr std::streamsize kHead = 36;
+  unsigned char b[kHead] = {0};
+  std::ifstream in(path, std::ios::binary);
+  if (!in.read(reinterpret_cast<char*>(b), kHead)) return 0;
+  const auto is = [&b](int at, const char* tag) { return std::memcmp(b + at, tag, 4) == 0; };
+  if (!is(0, "RIFF") || !is(8, "AVI ") || !is(12, "LIST") || !is(20, "hdrl") || !is(24, "avih")) return 0;
+  return int64_t{b[32]} | int64_t{b[33]} << 8 | int64_t{b[34]} << 16 | int64_t{b[35]} << 24;
+}
+
 AVPixelFormat without_jpeg_range(AVPixelFormat f) {
   switch (f) {
     case AV_PIX_FMT_YUVJ420P: return AV_PIX_FMT_YUV420P;

@@ -153,6 +153,12 @@ void check_dimensions(const AVCodecParameters* par, const std::string& path);
 // mid-file): throws DecodeError saying the stream looks corrupt.
 void check_frame_dimensions(int width, int height, const std::string& path);
 
+// The frame period an AVI file's main header (avih.dwMicroSecPerFrame) declares, in
+// microseconds; 0 when `path` is not a RIFF AVI with the standard header layout or the field
+// is 0. libavformat does not use this field (its timestamps come from the stream header strh
+// alone), which makes it an independent check of strh's rate/scale.
+int64_t avi_header_frame_period_us(const std::string& path);
+
 // ---- colour -----------------------------------------------------------------------------
 
 // yuvj* formats are plain YUV layouts that imply full range: the plain format, else `f`.

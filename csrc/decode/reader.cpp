@@ -138,10 +138,20 @@ FrameIndex build_index(std::vector<PacketEntry> packets, bool all_have_pts) {
 //    frames after it is real and kept, as is the raw timestamp used to find the frame);
 //  * the last frame lasts its packet's duration when that is at most kMaxLastIntervals
 //    typical intervals, else one typical interval.
+// AVI packets carry no time of their own: libavformat numbers them in the stream header's
+// (strh) dwScale/dwRate time base, so a corrupt rate or scale stretches every timestamp
+// alike and the packet scan cannot see it. The main header's frame period
+// (avih.dwMicroSecPerFrame, which libavformat ignores) is the independent check: when the
+// file has one video stream and the two periods differ by more than kHeaderAgreement, the
+// avih period replaces strh's if it gives a frame rate in [kMinPlausibleFps,
+// kMaxPlausibleFps] and strh's does not; otherwise strh stands (what FFmpeg reports).
 
 constexpr double kJumpIntervals = 1000.0;
 constexpr double kJumpSeconds = 10.0;
 constexpr double kMaxLastIntervals = 2.0;
+constexpr double kHeaderAgreement = 0.01;
+constexpr double kMinPlausibleFps = 5.0;
+constexpr double kMaxPlausibleFps = 300.0;
 
 // Median of the positive intervals between consecutive entries of ascending `ts`, 0 when none.
 double median_interval(const std::vector<int64_t>& ts) {
@@ -189,16 +199,35 @@ std::vector<double> reported_ticks(const std::vector<int64_t>& ts, double typica
   return out;
 }
 
+bool plausible_period(double seconds) {
+  return seconds > 0.0 && 1.0 / seconds >= kMinPlausibleFps && 1.0 / seconds <= kMaxPlausibleFps;
+}
+
+// Seconds per tick of `st`: its time base, corrected for a lying AVI stream header (see
+// above). `typical` is the typical frame interval in ticks; `m` carries the container, the
+// path and the video stream list.
+double seconds_per_tick(const AVStream* st, double typical, const VideoMetadata& m) {
+  const double tb = av_q2d(st->time_base);
+  size_t videos = 0;
+  for (const VideoStreamInfo& v : m.video_streams) videos += v.attached_pic ? 0 : 1;
+  if (m.container != "avi" || !m.protocols.empty() || videos != 1 || typical <= 0.0 || tb <= 0.0) return tb;
+  const int64_t avih_us = ffmpeg::avi_header_frame_period_us(m.path);
+  if (avih_us <= 0) return tb;
+  const double strh = typical * tb, avih = static_cast<double>(avih_us) * 1e-6;
+  if (std::fabs(strh / avih - 1.0) <= kHeaderAgreement) return tb;
+  return plausible_period(avih) && !plausible_period(strh) ? tb * (avih / strh) : tb;
+}
+
 // Fills num_frames, timestamps, duration, average_fps and variable_frame_rate.
 void describe_timing(const FrameIndex& index, const AVStream* st, VideoMetadata& m) {
   const std::vector<int64_t>& ts = index.ts;
-  const double tb = av_q2d(st->time_base);
   const size_t n = ts.size();
   m.num_frames = static_cast<int64_t>(n);
   m.header_num_frames = st->nb_frames > 0 ? st->nb_frames : -1;
 
   double typical = median_interval(ts);
   if (typical <= 0.0) typical = rate_interval(st);
+  const double tb = seconds_per_tick(st, typical, m);
   const std::vector<double> ticks = reported_ticks(ts, typical, tb);
   m.timestamps.resize(n);
   for (size_t i = 0; i < n; ++i) m.timestamps[i] = (ticks[i] - ticks[0]) * tb;
