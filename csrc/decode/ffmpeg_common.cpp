@@ -409,8 +409,10 @@ PacketScan scan_packets(AVFormatContext* fmt, int stream_index) {
     if (pkt->flags & (AV_PKT_FLAG_DISCARD | AV_PKT_FLAG_CORRUPT)) continue;
     PacketEntry e;
     e.ts = pkt->pts;
+    e.dts = pkt->dts;
     if (e.ts == AV_NOPTS_VALUE) {
       scan.all_have_pts = false;
+      e.has_pts = false;
       e.ts = pkt->dts;
     }
     if (e.ts == AV_NOPTS_VALUE) {  // neither: continue from the previous packet

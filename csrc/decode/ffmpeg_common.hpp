@@ -172,6 +172,8 @@ ColorRange range_for(AVColorRange range, AVPixelFormat format);
 
 struct PacketEntry {
   int64_t ts = 0;        // pts, or dts when the packet has no pts
+  int64_t dts = AV_NOPTS_VALUE;
+  bool has_pts = true;   // ts is the packet's own pts
   int64_t seek_ts = 0;   // what av_seek_frame needs to land on this packet (see seek_timestamp)
   int64_t duration = 0;  // ticks, 0 when unknown
   bool key = false;

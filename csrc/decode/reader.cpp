@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <utility>
@@ -105,8 +106,58 @@ struct FrameIndex {
   int64_t last_duration = 0;          // ticks of the last frame, 0 when unknown
 };
 
+// Presentation timestamps for packets that carry only a dts, in a stream whose frames are
+// reordered (B-frames). MPEG program streams put a timestamp only on pictures that start in
+// a PES packet, so some anchor (I/P) pictures arrive with a dts alone, and an anchor is shown
+// later than it is decoded: its dts is not its pts. With reordering delay D (the number of
+// decode timestamps before the first presentation timestamp), the decoder presents a frame
+// each time it takes a packet after the first D, at that packet's dts, and D more at the
+// end: the presentation times are the dts from the (D+1)-th on, then the last dts plus 1..D
+// frame intervals. The times the packets do carry must all be among them; the remaining
+// ones go, in ascending order, to the packets without a pts in decode order (anchors are
+// shown in decode order). `packets` is in decode order; returns false, changing nothing,
+// when the stream does not fit this model (no reordering, missing or non-increasing dts,
+// carried times outside the derived set).
+bool derive_missing_pts(std::vector<PacketEntry>& packets) {
+  const size_t n = packets.size();
+  int64_t first_pts = std::numeric_limits<int64_t>::max();
+  bool reordered = false;
+  std::vector<int64_t> carried;
+  for (size_t i = 0; i < n; ++i) {
+    const PacketEntry& e = packets[i];
+    if (e.dts == AV_NOPTS_VALUE || (i > 0 && e.dts <= packets[i - 1].dts)) return false;
+    if (!e.has_pts) continue;
+    first_pts = std::min(first_pts, e.ts);
+    reordered = reordered || e.ts != e.dts;
+    carried.push_back(e.ts);
+  }
+  if (!reordered || carried.size() == n) return false;
+  size_t delay = 0;
+  while (delay < n && packets[delay].dts < first_pts) ++delay;
+  if (delay == 0 || delay >= n) return false;
+  std::vector<int64_t> steps;
+  for (size_t i = 1; i < n; ++i) steps.push_back(packets[i].dts - packets[i - 1].dts);
+  std::nth_element(steps.begin(), steps.begin() + static_cast<std::ptrdiff_t>(steps.size() / 2), steps.end());
+  const int64_t step = steps[steps.size() / 2];
+  std::vector<int64_t> shown;
+  shown.reserve(n);
+  for (size_t i = delay; i < n; ++i) shown.push_back(packets[i].dts);
+  for (size_t k = 1; k <= delay; ++k) shown.push_back(packets[n - 1].dts + static_cast<int64_t>(k) * step);
+  std::sort(carried.begin(), carried.end());
+  if (!std::includes(shown.begin(), shown.end(), carried.begin(), carried.end())) return false;
+  std::vector<int64_t> derived;
+  std::set_difference(shown.begin(), shown.end(), carried.begin(), carried.end(), std::back_inserter(derived));
+  if (derived.size() != n - carried.size()) return false;
+  size_t next = 0;
+  for (PacketEntry& e : packets) {
+    if (!e.has_pts) e.ts = derived[next++];
+  }
+  return true;
+}
+
 FrameIndex build_index(std::vector<PacketEntry> packets, bool all_have_pts) {
   FrameIndex index;
+  if (!all_have_pts) derive_missing_pts(packets);
   index.start_seek = std::min_element(packets.begin(), packets.end(), [](const auto& a, const auto& b) {
                        return a.seek_ts < b.seek_ts;
                      })->seek_ts;
