@@ -67,7 +67,7 @@ def _provider_for(crop: Any) -> tuple[CropProvider, Any] | None:
                          "or boxes (x, y, w, h)")
 
 
-def _open(path_or_reader: Any, threads: int | None, stream: int | None) -> VideoReader:
+def _open(path_or_reader: Any, threads: int | None, stream: int | None = None) -> VideoReader:
     if isinstance(path_or_reader, VideoReader):
         if stream is not None and stream_arg(stream) != path_or_reader.metadata.stream:
             raise ConfigError(f"{path_or_reader.path}: stream={stream} but the VideoReader given decodes stream "
