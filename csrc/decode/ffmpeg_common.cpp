@@ -275,12 +275,14 @@ std::vector<VideoStreamInfo> list_video_streams(const AVFormatContext* fmt) {
     v.rotation = rotation_clockwise(st);
     const AVRational rate = st->avg_frame_rate.num > 0 && st->avg_frame_rate.den > 0 ? st->avg_frame_rate
                                                                                     : st->r_frame_rate;
-    v.fps = rate.num > 0 && rate.den > 0 ? av_q2d(rate) : 0.0;
     const double tb = av_q2d(st->time_base);
-    v.duration = st->duration != AV_NOPTS_VALUE && st->duration > 0 && tb > 0.0 ? st->duration * tb : -1.0;
-    v.frames = st->nb_frames > 0 ? st->nb_frames : -1;
-    v.is_default = (st->disposition & AV_DISPOSITION_DEFAULT) != 0;
     v.attached_pic = is_cover_art(st);
+    if (!v.attached_pic) {  // a cover picture has no rate or length of its own
+      v.fps = rate.num > 0 && rate.den > 0 ? av_q2d(rate) : 0.0;
+      v.duration = st->duration != AV_NOPTS_VALUE && st->duration > 0 && tb > 0.0 ? st->duration * tb : -1.0;
+      v.frames = st->nb_frames > 0 ? st->nb_frames : -1;
+    }
+    v.is_default = (st->disposition & AV_DISPOSITION_DEFAULT) != 0;
     out.push_back(std::move(v));
   }
   return out;

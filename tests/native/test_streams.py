@@ -192,6 +192,24 @@ def test_bad_stream_index_names_file_index_and_video_streams(clips, stream, word
             assert w in text
 
 
+def test_cover_picture_is_listed_but_not_decoded(clips, tmp_path) -> None:
+    exe = require_tool("ffmpeg")
+    cover, path = tmp_path / "cover.png", tmp_path / "cover.mp4"
+    subprocess.run([exe, "-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i", "color=c=red:size=64x48",
+                    "-frames:v", "1", str(cover)], check=True, capture_output=True)
+    subprocess.run([exe, "-v", "error", "-nostdin", "-y", "-i", str(clips["mp4"]), "-i", str(cover), "-map", "0:v:0",
+                    "-map", "1", "-c:v:0", "copy", "-c:v:1", "png", "-disposition:v:1", "attached_pic", str(path)],
+                   check=True, capture_output=True)
+    probe = {s["index"]: s for s in ffprobe_streams(path)}
+    assert probe[1]["disposition"]["attached_pic"] == 1
+    m = msce.VideoReader(path).metadata
+    assert m.stream == 0 and [(s.index, s.attached_pic) for s in m.video_streams] == [(0, False), (1, True)]
+    assert (m.video_streams[1].width, m.video_streams[1].height, m.video_streams[1].fps) == (64, 48, 0.0)
+    with pytest.raises(msce.DecodeError, match=r"stream 1 is a cover picture \(attached_pic\), not video") as e:
+        msce.VideoReader(path, stream=1)
+    assert str(path) in str(e.value) and "1 (png 64x48, cover picture)" in str(e.value)
+
+
 @pytest.mark.parametrize("stream", [-1, True, 1.0, "2"])
 def test_stream_argument_type(clips, stream) -> None:
     with pytest.raises(msce.ConfigError, match="stream must be"):
