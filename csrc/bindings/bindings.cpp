@@ -149,6 +149,23 @@ py::dict metadata_dict(const VideoMetadata& m) {
   d["color_matrix"] = static_cast<int>(m.matrix);
   d["full_range"] = m.range == ColorRange::kFull;
   d["timestamps"] = py::array_t<double>(static_cast<py::ssize_t>(m.timestamps.size()), m.timestamps.data());
+  d["stream"] = m.stream;
+  py::list streams;
+  for (const VideoStreamInfo& v : m.video_streams) {
+    py::dict s;
+    s["index"] = v.index;
+    s["codec"] = v.codec;
+    s["width"] = v.width;
+    s["height"] = v.height;
+    s["rotation"] = v.rotation;
+    s["fps"] = v.fps;
+    s["duration"] = v.duration;
+    s["frames"] = v.frames;
+    s["default"] = v.is_default;
+    s["attached_pic"] = v.attached_pic;
+    streams.append(s);
+  }
+  d["video_streams"] = streams;
   return d;
 }
 
@@ -639,17 +656,20 @@ PYBIND11_MODULE(_C, m) {
       py::arg("level"));
 
   py::class_<VideoReader>(m, "VideoReader")
-      .def(py::init([](const py::object& path, int threads, int64_t seek_threshold, const std::string& protocols) {
+      .def(py::init([](const py::object& path, int threads, int64_t seek_threshold, const std::string& protocols,
+                       int stream) {
              FlushFfmpegLog flush;
              ReaderOptions o;
              o.threads = threads;
              o.seek_threshold = seek_threshold;
              o.protocols = protocols;
+             o.stream = stream;
              const std::string native = fs_path(path);
              py::gil_scoped_release release;
              return std::make_unique<VideoReader>(native, o);
            }),
-           py::arg("path"), py::arg("threads") = 0, py::arg("seek_threshold") = 16, py::arg("protocols") = "")
+           py::arg("path"), py::arg("threads") = 0, py::arg("seek_threshold") = 16, py::arg("protocols") = "",
+           py::arg("stream") = -1)
       .def("metadata", [](const VideoReader& r) { return metadata_dict(r.metadata()); })
       .def("last_stats", [](const VideoReader& r) {
         const auto s = r.last_stats();

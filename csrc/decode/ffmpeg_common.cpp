@@ -5,11 +5,16 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <system_error>
 
 #include "common/error.hpp"
+
+extern "C" {
+#include <libavutil/display.h>
+}
 
 namespace msce::ffmpeg {
 
@@ -118,6 +123,61 @@ std::string codec_label(const AVCodecParameters* par) {
 
 bool is_cover_art(const AVStream* st) { return (st->disposition & AV_DISPOSITION_ATTACHED_PIC) != 0; }
 
+// The stream's display matrix (9 int32 values), or nullptr. FFmpeg 6.1 moved stream side
+// data into AVCodecParameters (libavcodec 60.30); older versions keep it on the AVStream.
+const int32_t* display_matrix(const AVStream* st) {
+#if LIBAVCODEC_VERSION_INT >= AV_VERSION_INT(60, 30, 100)
+  const AVPacketSideData* sd = av_packet_side_data_get(
+      st->codecpar->coded_side_data, st->codecpar->nb_coded_side_data, AV_PKT_DATA_DISPLAYMATRIX);
+  if (sd == nullptr || sd->size < 9 * sizeof(int32_t)) return nullptr;
+  return reinterpret_cast<const int32_t*>(sd->data);
+#else
+#if LIBAVFORMAT_VERSION_MAJOR >= 59
+  size_t size = 0;
+#else
+  int size = 0;
+#endif
+  const uint8_t* data = av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, &size);
+  if (data == nullptr || static_cast<size_t>(size) < 9 * sizeof(int32_t)) return nullptr;
+  return reinterpret_cast<const int32_t*>(data);
+#endif
+}
+
+// "0 (h264 320x240), 2 (mpeg4 160x120, cover picture)": the video streams, for messages.
+std::string video_stream_list(const AVFormatContext* fmt) {
+  std::string out;
+  for (const VideoStreamInfo& v : list_video_streams(fmt)) {
+    if (!out.empty()) out += ", ";
+    out += std::to_string(v.index) + " (" + v.codec + " " + std::to_string(v.width) + "x" +
+           std::to_string(v.height) + (v.attached_pic ? ", cover picture" : "") + ")";
+  }
+  return out.empty() ? "none" : out;
+}
+
+// The stream the caller asked for by its absolute index, checked.
+int requested_video_stream(AVFormatContext* fmt, const std::string& path, const AVCodec** decoder, int requested) {
+  const std::string head = file_label(path) + ": stream " + std::to_string(requested);
+  const std::string tail = "; stream= is the container's stream index (as ffprobe numbers streams) and its "
+                           "video streams are: " + video_stream_list(fmt);
+  if (requested >= static_cast<int>(fmt->nb_streams)) {
+    throw DecodeError(head + " does not exist (the file has " + std::to_string(fmt->nb_streams) + " streams)" + tail);
+  }
+  const AVStream* st = fmt->streams[requested];
+  if (st->codecpar->codec_type != AVMEDIA_TYPE_VIDEO) {
+    const char* type = av_get_media_type_string(st->codecpar->codec_type);
+    throw DecodeError(head + " is " + (type != nullptr ? std::string("an ") + type : std::string("a non-video")) +
+                      " stream, not video" + tail);
+  }
+  if (is_cover_art(st)) throw DecodeError(head + " is a cover picture (attached_pic), not video" + tail);
+  const AVCodec* c = avcodec_find_decoder(st->codecpar->codec_id);
+  if (c == nullptr) {
+    throw UnsupportedError(head + ": no decoder for the video codec " + codec_label(st->codecpar) +
+                           " in this FFmpeg build");
+  }
+  *decoder = c;
+  return requested;
+}
+
 }  // namespace
 
 std::string file_label(const std::string& path) {
@@ -188,7 +248,48 @@ FormatContextPtr open_format(const std::string& path, const std::string& protoco
   return fmt;
 }
 
-int select_video_stream(AVFormatContext* fmt, const std::string& path, const AVCodec** decoder) {
+// Clockwise degrees (0, 90, 180, 270) to apply to decoded frames. av_display_rotation_get
+// reports the counter-clockwise angle the matrix applies, so clockwise = -that. Flips
+// (a mirrored matrix) are ignored.
+int rotation_clockwise(const AVStream* st) {
+  const int32_t* matrix = display_matrix(st);
+  if (matrix == nullptr) return 0;
+  const double ccw = av_display_rotation_get(matrix);
+  if (std::isnan(ccw)) return 0;
+  const long quarter_turns = std::lround(-ccw / 90.0);
+  return static_cast<int>(((quarter_turns % 4) + 4) % 4) * 90;
+}
+
+
+std::vector<VideoStreamInfo> list_video_streams(const AVFormatContext* fmt) {
+  std::vector<VideoStreamInfo> out;
+  for (unsigned i = 0; i < fmt->nb_streams; ++i) {
+    const AVStream* st = fmt->streams[i];
+    const AVCodecParameters* par = st->codecpar;
+    if (par->codec_type != AVMEDIA_TYPE_VIDEO) continue;
+    VideoStreamInfo v;
+    v.index = static_cast<int>(i);
+    v.codec = avcodec_get_name(par->codec_id);
+    v.width = par->width;
+    v.height = par->height;
+    v.rotation = rotation_clockwise(st);
+    const AVRational rate = st->avg_frame_rate.num > 0 && st->avg_frame_rate.den > 0 ? st->avg_frame_rate
+                                                                                    : st->r_frame_rate;
+    const double tb = av_q2d(st->time_base);
+    v.attached_pic = is_cover_art(st);
+    if (!v.attached_pic) {  // a cover picture has no rate or length of its own
+      v.fps = rate.num > 0 && rate.den > 0 ? av_q2d(rate) : 0.0;
+      v.duration = st->duration != AV_NOPTS_VALUE && st->duration > 0 && tb > 0.0 ? st->duration * tb : -1.0;
+      v.frames = st->nb_frames > 0 ? st->nb_frames : -1;
+    }
+    v.is_default = (st->disposition & AV_DISPOSITION_DEFAULT) != 0;
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+int select_video_stream(AVFormatContext* fmt, const std::string& path, const AVCodec** decoder, int requested) {
+  if (requested >= 0) return requested_video_stream(fmt, path, decoder, requested);
   const int best = av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, decoder, 0);
   if (best >= 0 && !is_cover_art(fmt->streams[best])) return best;
   const AVStream* undecodable = nullptr;
@@ -241,6 +342,18 @@ void check_frame_dimensions(int width, int height, const std::string& path) {
     throw DecodeError(file_label(path) + ": the decoder produced a " + std::to_string(width) + "x" +
                       std::to_string(height) + " picture; the stream looks corrupt");
   }
+}
+
+int64_t avi_header_frame_period_us(const std::string& path) {
+  // "RIFF" size "AVI " "LIST" size "hdrl" "avih" size, then dwMicroSecPerFrame (little endian):
+  // avih is the first chunk of the first list, as the AVI format requires.
+  constexpr std::streamsize kHead = 36;
+  unsigned char b[kHead] = {0};
+  std::ifstream in(path, std::ios::binary);
+  if (!in.read(reinterpret_cast<char*>(b), kHead)) return 0;
+  const auto is = [&b](int at, const char* tag) { return std::memcmp(b + at, tag, 4) == 0; };
+  if (!is(0, "RIFF") || !is(8, "AVI ") || !is(12, "LIST") || !is(20, "hdrl") || !is(24, "avih")) return 0;
+  return int64_t{b[32]} | int64_t{b[33]} << 8 | int64_t{b[34]} << 16 | int64_t{b[35]} << 24;
 }
 
 AVPixelFormat without_jpeg_range(AVPixelFormat f) {
@@ -298,8 +411,10 @@ PacketScan scan_packets(AVFormatContext* fmt, int stream_index) {
     if (pkt->flags & (AV_PKT_FLAG_DISCARD | AV_PKT_FLAG_CORRUPT)) continue;
     PacketEntry e;
     e.ts = pkt->pts;
+    e.dts = pkt->dts;
     if (e.ts == AV_NOPTS_VALUE) {
       scan.all_have_pts = false;
+      e.has_pts = false;
       e.ts = pkt->dts;
     }
     if (e.ts == AV_NOPTS_VALUE) {  // neither: continue from the previous packet

@@ -24,6 +24,7 @@ extern "C" {
 
 #include "common/error.hpp"
 #include "common/frame.hpp"
+#include "decode/reader.hpp"
 
 namespace msce::ffmpeg {
 
@@ -128,9 +129,20 @@ DecodeError corrupt_or(const std::string& path, const std::string& what, int err
 // Whether FFmpeg's error `err` is what damaged input typically produces.
 bool looks_corrupt(int err);
 
-// The best video stream that FFmpeg can decode (cover art is not video); sets *decoder.
-// Throws UnsupportedError (no decoder in this FFmpeg) or DecodeError (no video stream).
-int select_video_stream(AVFormatContext* fmt, const std::string& path, const AVCodec** decoder);
+// The video stream to decode; sets *decoder. `requested` < 0: the best video stream that
+// FFmpeg can decode (av_find_best_stream; cover art is not video). Otherwise the container's
+// absolute stream index (AVStream::index: ffprobe's "index", `-map 0:<i>`, PyAV's
+// `stream.index`), which must be a video stream that is not a cover picture.
+// Throws UnsupportedError (no decoder in this FFmpeg) or DecodeError (no video stream; a
+// requested index that is out of range, not video or a cover picture: the message names the
+// index and lists the file's video streams).
+int select_video_stream(AVFormatContext* fmt, const std::string& path, const AVCodec** decoder, int requested = -1);
+
+// Every video stream of `fmt`, in index order, from the header (no packets are read).
+std::vector<VideoStreamInfo> list_video_streams(const AVFormatContext* fmt);
+
+// Clockwise degrees (0, 90, 180, 270) to apply to `st`'s decoded frames for display.
+int rotation_clockwise(const AVStream* st);
 
 // Makes the demuxer drop every packet of the other streams.
 void discard_other_streams(AVFormatContext* fmt, int keep);
@@ -140,6 +152,12 @@ void check_dimensions(const AVCodecParameters* par, const std::string& path);
 // The same limits for a decoded frame (a damaged stream can switch to an absurd size
 // mid-file): throws DecodeError saying the stream looks corrupt.
 void check_frame_dimensions(int width, int height, const std::string& path);
+
+// The frame period an AVI file's main header (avih.dwMicroSecPerFrame) declares, in
+// microseconds; 0 when `path` is not a RIFF AVI with the standard header layout or the field
+// is 0. libavformat does not use this field (its timestamps come from the stream header strh
+// alone), which makes it an independent check of strh's rate/scale.
+int64_t avi_header_frame_period_us(const std::string& path);
 
 // ---- colour -----------------------------------------------------------------------------
 
@@ -154,6 +172,8 @@ ColorRange range_for(AVColorRange range, AVPixelFormat format);
 
 struct PacketEntry {
   int64_t ts = 0;        // pts, or dts when the packet has no pts
+  int64_t dts = AV_NOPTS_VALUE;
+  bool has_pts = true;   // ts is the packet's own pts
   int64_t seek_ts = 0;   // what av_seek_frame needs to land on this packet (see seek_timestamp)
   int64_t duration = 0;  // ticks, 0 when unknown
   bool key = false;

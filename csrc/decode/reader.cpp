@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <utility>
@@ -26,7 +27,6 @@
 #include "decode/rotate.hpp"
 
 extern "C" {
-#include <libavutil/display.h>
 #include <libavutil/opt.h>
 #include <libavutil/pixdesc.h>
 }
@@ -41,6 +41,7 @@ using ffmpeg::kMaxReadRetries;
 using ffmpeg::matrix_for;
 using ffmpeg::PacketEntry;
 using ffmpeg::range_for;
+using ffmpeg::rotation_clockwise;
 using ffmpeg::SharedFrame;
 using ffmpeg::without_jpeg_range;
 
@@ -60,40 +61,6 @@ ffmpeg::CodecContextPtr open_decoder(const AVStream* st, const AVCodec* codec, i
   err = avcodec_open2(ctx.get(), codec, nullptr);
   if (err < 0) throw ffmpeg::corrupt_or(path, std::string("cannot open the ") + codec->name + " decoder", err);
   return ctx;
-}
-
-// ---- display matrix ------------------------------------------------------------------
-
-// The stream's display matrix (9 int32 values), or nullptr. FFmpeg 6.1 moved stream side
-// data into AVCodecParameters (libavcodec 60.30); older versions keep it on the AVStream.
-const int32_t* display_matrix(const AVStream* st) {
-#if LIBAVCODEC_VERSION_INT >= AV_VERSION_INT(60, 30, 100)
-  const AVPacketSideData* sd = av_packet_side_data_get(
-      st->codecpar->coded_side_data, st->codecpar->nb_coded_side_data, AV_PKT_DATA_DISPLAYMATRIX);
-  if (sd == nullptr || sd->size < 9 * sizeof(int32_t)) return nullptr;
-  return reinterpret_cast<const int32_t*>(sd->data);
-#else
-#if LIBAVFORMAT_VERSION_MAJOR >= 59
-  size_t size = 0;
-#else
-  int size = 0;
-#endif
-  const uint8_t* data = av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, &size);
-  if (data == nullptr || static_cast<size_t>(size) < 9 * sizeof(int32_t)) return nullptr;
-  return reinterpret_cast<const int32_t*>(data);
-#endif
-}
-
-// Clockwise degrees (0, 90, 180, 270) to apply to decoded frames. av_display_rotation_get
-// reports the counter-clockwise angle the matrix applies, so clockwise = -that. Flips
-// (a mirrored matrix) are ignored.
-int rotation_clockwise(const AVStream* st) {
-  const int32_t* matrix = display_matrix(st);
-  if (matrix == nullptr) return 0;
-  const double ccw = av_display_rotation_get(matrix);
-  if (std::isnan(ccw)) return 0;
-  const long quarter_turns = std::lround(-ccw / 90.0);
-  return static_cast<int>(((quarter_turns % 4) + 4) % 4) * 90;
 }
 
 // ---- colour --------------------------------------------------------------------------
@@ -139,8 +106,58 @@ struct FrameIndex {
   int64_t last_duration = 0;          // ticks of the last frame, 0 when unknown
 };
 
+// Presentation timestamps for packets that carry only a dts, in a stream whose frames are
+// reordered (B-frames). MPEG program streams put a timestamp only on pictures that start in
+// a PES packet, so some anchor (I/P) pictures arrive with a dts alone, and an anchor is shown
+// later than it is decoded: its dts is not its pts. With reordering delay D (the number of
+// decode timestamps before the first presentation timestamp), the decoder presents a frame
+// each time it takes a packet after the first D, at that packet's dts, and D more at the
+// end: the presentation times are the dts from the (D+1)-th on, then the last dts plus 1..D
+// frame intervals. The times the packets do carry must all be among them; the remaining
+// ones go, in ascending order, to the packets without a pts in decode order (anchors are
+// shown in decode order). `packets` is in decode order; returns false, changing nothing,
+// when the stream does not fit this model (no reordering, missing or non-increasing dts,
+// carried times outside the derived set).
+bool derive_missing_pts(std::vector<PacketEntry>& packets) {
+  const size_t n = packets.size();
+  int64_t first_pts = std::numeric_limits<int64_t>::max();
+  bool reordered = false;
+  std::vector<int64_t> carried;
+  for (size_t i = 0; i < n; ++i) {
+    const PacketEntry& e = packets[i];
+    if (e.dts == AV_NOPTS_VALUE || (i > 0 && e.dts <= packets[i - 1].dts)) return false;
+    if (!e.has_pts) continue;
+    first_pts = std::min(first_pts, e.ts);
+    reordered = reordered || e.ts != e.dts;
+    carried.push_back(e.ts);
+  }
+  if (!reordered || carried.size() == n) return false;
+  size_t delay = 0;
+  while (delay < n && packets[delay].dts < first_pts) ++delay;
+  if (delay == 0 || delay >= n) return false;
+  std::vector<int64_t> steps;
+  for (size_t i = 1; i < n; ++i) steps.push_back(packets[i].dts - packets[i - 1].dts);
+  std::nth_element(steps.begin(), steps.begin() + static_cast<std::ptrdiff_t>(steps.size() / 2), steps.end());
+  const int64_t step = steps[steps.size() / 2];
+  std::vector<int64_t> shown;
+  shown.reserve(n);
+  for (size_t i = delay; i < n; ++i) shown.push_back(packets[i].dts);
+  for (size_t k = 1; k <= delay; ++k) shown.push_back(packets[n - 1].dts + static_cast<int64_t>(k) * step);
+  std::sort(carried.begin(), carried.end());
+  if (!std::includes(shown.begin(), shown.end(), carried.begin(), carried.end())) return false;
+  std::vector<int64_t> derived;
+  std::set_difference(shown.begin(), shown.end(), carried.begin(), carried.end(), std::back_inserter(derived));
+  if (derived.size() != n - carried.size()) return false;
+  size_t next = 0;
+  for (PacketEntry& e : packets) {
+    if (!e.has_pts) e.ts = derived[next++];
+  }
+  return true;
+}
+
 FrameIndex build_index(std::vector<PacketEntry> packets, bool all_have_pts) {
   FrameIndex index;
+  if (!all_have_pts) derive_missing_pts(packets);
   index.start_seek = std::min_element(packets.begin(), packets.end(), [](const auto& a, const auto& b) {
                        return a.seek_ts < b.seek_ts;
                      })->seek_ts;
@@ -172,10 +189,20 @@ FrameIndex build_index(std::vector<PacketEntry> packets, bool all_have_pts) {
 //    frames after it is real and kept, as is the raw timestamp used to find the frame);
 //  * the last frame lasts its packet's duration when that is at most kMaxLastIntervals
 //    typical intervals, else one typical interval.
+// AVI packets carry no time of their own: libavformat numbers them in the stream header's
+// (strh) dwScale/dwRate time base, so a corrupt rate or scale stretches every timestamp
+// alike and the packet scan cannot see it. The main header's frame period
+// (avih.dwMicroSecPerFrame, which libavformat ignores) is the independent check: when the
+// file has one video stream and the two periods differ by more than kHeaderAgreement, the
+// avih period replaces strh's if it gives a frame rate in [kMinPlausibleFps,
+// kMaxPlausibleFps] and strh's does not; otherwise strh stands (what FFmpeg reports).
 
 constexpr double kJumpIntervals = 1000.0;
 constexpr double kJumpSeconds = 10.0;
 constexpr double kMaxLastIntervals = 2.0;
+constexpr double kHeaderAgreement = 0.01;
+constexpr double kMinPlausibleFps = 5.0;
+constexpr double kMaxPlausibleFps = 300.0;
 
 // Median of the positive intervals between consecutive entries of ascending `ts`, 0 when none.
 double median_interval(const std::vector<int64_t>& ts) {
@@ -223,16 +250,35 @@ std::vector<double> reported_ticks(const std::vector<int64_t>& ts, double typica
   return out;
 }
 
+bool plausible_period(double seconds) {
+  return seconds > 0.0 && 1.0 / seconds >= kMinPlausibleFps && 1.0 / seconds <= kMaxPlausibleFps;
+}
+
+// Seconds per tick of `st`: its time base, corrected for a lying AVI stream header (see
+// above). `typical` is the typical frame interval in ticks; `m` carries the container, the
+// path and the video stream list.
+double seconds_per_tick(const AVStream* st, double typical, const VideoMetadata& m) {
+  const double tb = av_q2d(st->time_base);
+  size_t videos = 0;
+  for (const VideoStreamInfo& v : m.video_streams) videos += v.attached_pic ? 0 : 1;
+  if (m.container != "avi" || !m.protocols.empty() || videos != 1 || typical <= 0.0 || tb <= 0.0) return tb;
+  const int64_t avih_us = ffmpeg::avi_header_frame_period_us(m.path);
+  if (avih_us <= 0) return tb;
+  const double strh = typical * tb, avih = static_cast<double>(avih_us) * 1e-6;
+  if (std::fabs(strh / avih - 1.0) <= kHeaderAgreement) return tb;
+  return plausible_period(avih) && !plausible_period(strh) ? tb * (avih / strh) : tb;
+}
+
 // Fills num_frames, timestamps, duration, average_fps and variable_frame_rate.
 void describe_timing(const FrameIndex& index, const AVStream* st, VideoMetadata& m) {
   const std::vector<int64_t>& ts = index.ts;
-  const double tb = av_q2d(st->time_base);
   const size_t n = ts.size();
   m.num_frames = static_cast<int64_t>(n);
   m.header_num_frames = st->nb_frames > 0 ? st->nb_frames : -1;
 
   double typical = median_interval(ts);
   if (typical <= 0.0) typical = rate_interval(st);
+  const double tb = seconds_per_tick(st, typical, m);
   const std::vector<double> ticks = reported_ticks(ts, typical, tb);
   m.timestamps.resize(n);
   for (size_t i = 0; i < n; ++i) m.timestamps[i] = (ticks[i] - ticks[0]) * tb;
@@ -506,7 +552,7 @@ struct VideoReader::Impl {
 VideoReader::Impl::Impl(const std::string& path, ReaderOptions options)
     : path_(path), options_(options) {
   fmt_ = ffmpeg::open_format(path_, options_.protocols);
-  stream_index_ = ffmpeg::select_video_stream(fmt_.get(), path_, &codec_);
+  stream_index_ = ffmpeg::select_video_stream(fmt_.get(), path_, &codec_, options_.stream);
   ffmpeg::discard_other_streams(fmt_.get(), stream_index_);
 
   ffmpeg::PacketScan scan = ffmpeg::scan_packets(fmt_.get(), stream_index_);
@@ -522,6 +568,8 @@ VideoReader::Impl::Impl(const std::string& path, ReaderOptions options)
   if (pix_fmt == AV_PIX_FMT_NONE) pix_fmt = dec_->pix_fmt;
   meta_.path = path_;
   meta_.protocols = options_.protocols;
+  meta_.stream = stream_index_;
+  meta_.video_streams = ffmpeg::list_video_streams(fmt_.get());
   describe_format(fmt_.get(), stream(), pix_fmt, meta_);
   describe_timing(index_, stream(), meta_);
   rewind();

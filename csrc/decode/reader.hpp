@@ -17,8 +17,25 @@
 
 namespace msce {
 
+// What the container header says about one video stream (the selected one is described
+// exactly by VideoMetadata's own fields, from the packet scan).
+struct VideoStreamInfo {
+  int index = 0;              // the container's stream index (AVStream::index, ffprobe's "index")
+  std::string codec;          // e.g. "h264"
+  int width = 0;              // coded size
+  int height = 0;
+  int rotation = 0;           // clockwise degrees from the display matrix
+  double fps = 0.0;           // header frame rate (average, else real base), 0 when unknown
+  double duration = -1.0;     // header duration in seconds, -1 when unknown
+  int64_t frames = -1;        // header frame count (nb_frames), -1 when unknown
+  bool is_default = false;    // default disposition
+  bool attached_pic = false;  // a cover picture, not video (never selected)
+};
+
 struct VideoMetadata {
   std::string path;
+  int stream = -1;             // the container's index of the decoded stream (AVStream::index)
+  std::vector<VideoStreamInfo> video_streams;  // every video stream of the file, index order
   std::string container;       // AVInputFormat name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
   std::string codec;           // e.g. "h264"
   std::string pixel_format;    // decoder output format name, e.g. "yuv420p"
@@ -52,12 +69,17 @@ struct ReaderOptions {
   // is a URL: an explicit opt-in, since a dataset listing "concat:", "http:" or "pipe:"
   // entries could make the reader fetch or read anything.
   std::string protocols;
+  // The video stream to decode: -1 (the default) = FFmpeg's best video stream
+  // (av_find_best_stream); otherwise the container's absolute stream index, as ffprobe
+  // numbers streams (`-map 0:<i>`, not `0:v:<i>`). An index that is out of range, not a
+  // video stream or a cover picture throws DecodeError listing the video streams.
+  int stream = -1;
 };
 
 class VideoReader {
  public:
   // Throws DecodeError (missing file, directory, FIFO/socket/device, NUL in the path, not
-  // a video, no video stream, zero frames, corrupt) or UnsupportedError (codec without
+  // a video, no video stream, a bad requested stream, zero frames, corrupt) or UnsupportedError (codec without
   // decoder, absurd dimensions).
   // Messages name the path and carry FFmpeg's error text.
   explicit VideoReader(const std::string& path, ReaderOptions options = {});

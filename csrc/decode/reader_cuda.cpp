@@ -29,11 +29,11 @@ namespace {
 
 using ffmpeg::error_string;
 
-// The stream the CPU reader decodes (the same choice, so the two indexes can agree).
-ffmpeg::FormatContextPtr open_input(const std::string& path, const std::string& protocols, int* stream_index,
-                                   const AVCodec** codec) {
-  ffmpeg::FormatContextPtr fmt = ffmpeg::open_format(path, protocols);
-  *stream_index = ffmpeg::select_video_stream(fmt.get(), path, codec);
+// The stream the CPU reader decodes (`meta.stream`, the same choice, so the two indexes
+// can agree).
+ffmpeg::FormatContextPtr open_input(const VideoMetadata& meta, int* stream_index, const AVCodec** codec) {
+  ffmpeg::FormatContextPtr fmt = ffmpeg::open_format(meta.path, meta.protocols);
+  *stream_index = ffmpeg::select_video_stream(fmt.get(), meta.path, codec, meta.stream);
   ffmpeg::discard_other_streams(fmt.get(), *stream_index);
   return fmt;
 }
@@ -116,7 +116,7 @@ struct NvdecReader::Impl {
   void scan_packets() {
     int si = -1;
     const AVCodec* codec = nullptr;
-    ffmpeg::FormatContextPtr scan_fmt = open_input(meta.path, meta.protocols, &si, &codec);
+    ffmpeg::FormatContextPtr scan_fmt = open_input(meta, &si, &codec);
     const ffmpeg::PacketScan scan = ffmpeg::scan_packets(scan_fmt.get(), si);
     if (scan.read_error != 0) {
       throw UnsupportedError(meta.path + ": packet scan stopped early (" + error_string(scan.read_error) + ")");
@@ -164,7 +164,7 @@ struct NvdecReader::Impl {
                              "-bit video; msce's NVDEC path reads 8-bit NV12 only");
     }
     const AVCodec* codec = nullptr;
-    fmt = open_input(meta.path, meta.protocols, &stream_index, &codec);
+    fmt = open_input(meta, &stream_index, &codec);
     AVStream* st = fmt->streams[stream_index];
     time_base = st->time_base;
     if (hardware) open_device(codec);

@@ -124,17 +124,9 @@ def ffprobe_stream(path) -> dict:
 
 # ---- metadata ---------------------------------------------------------------------------
 
-# Reader bugs these tests found, each marked where it fails (strict: the fix makes the test
-# XPASS, which fails until the mark goes).
-KNOWN_METADATA_BUGS = {
-    "mpeg2_mpg": "the packet index takes dts as pts for MPEG-PS anchor frames stored without pts, "
-                 "so two frames share a timestamp (0.12 s twice; PyAV's decoder reorders them right)",
-}
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=KNOWN_METADATA_BUGS[n])) if n in KNOWN_METADATA_BUGS
-    else n for n in GOOD])
+# MPEG-PS (mpeg2_mpg) stores some anchor pictures with a dts only; the reader derives their
+# presentation times from the reordering delay, which this test checks against PyAV's pts.
+@pytest.mark.parametrize("name", GOOD)
 def test_metadata_matches_pyav(media_clip, name):
     path = media_clip(name)
     meta = msce.VideoReader(path).metadata

@@ -119,11 +119,12 @@ def _detection_job(meta: VideoMetadata, plan: Plan, options: FaceCrop):
 
 
 def track(source: Any, plan: Any, options: FaceCrop | None = None, threads: int | None = None,
-          fps: float | None = None) -> FaceTrack:
+          fps: float | None = None, stream: int | None = None) -> FaceTrack:
     """Find and follow the face over a plan's frames without producing model tensors.
 
     ``source``: a path, a :class:`msce.VideoReader`, or frames uint8 (T, H, W, 3) at
-    ``fps`` frames per second (default 1).
+    ``fps`` frames per second (default 1). ``stream``: the video stream of a path, as
+    ``msce.load`` takes it (None: the best one).
     """
     from msce.faces._detect import check_frames
     from msce.plan import resolve
@@ -137,7 +138,7 @@ def track(source: Any, plan: Any, options: FaceCrop | None = None, threads: int 
         meta = VideoMetadata.synthetic(source.shape[0], float(fps or 1.0), source.shape[1], source.shape[2])
         p = resolve(plan, meta)
         return _track_array(source, meta, p, options, _threads(threads))
-    reader = _open(source, threads)
+    reader = _open(source, threads, stream)
     p = resolve(plan, reader.metadata)
     det_idx, job, batch = _detection_job(reader.metadata, p, options)
     t0 = time.perf_counter()

@@ -127,6 +127,9 @@ def load(path: str | os.PathLike, plan: Any, target: Any, crop: Any = None, devi
     meta = reader.metadata
     if meta.rotation:
         raise UnsupportedError(f"{path}: rotated video ({meta.rotation} degrees) is not supported by the DALI path")
+    if len(meta.video_streams) > 1:  # DALI picks a stream of its own, which may not be msce's
+        raise UnsupportedError(f"{path}: the file has {len(meta.video_streams)} video streams and the DALI path "
+                               "cannot choose one; use msce.load(..., stream=i)")
     p = resolve(plan, meta)
     crops = _crops_for(crop, p, meta)
     job, batch = _allocate(target, p, crops, meta, False, dev)

@@ -3,18 +3,42 @@ the true frame count and every frame's timestamp."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-__all__ = ["VideoMetadata"]
+__all__ = ["VideoMetadata", "VideoStreamInfo"]
+
+
+@dataclass(frozen=True)
+class VideoStreamInfo:
+    """One video stream of a file as its container header describes it (no packets read;
+    the decoded stream's exact frame count and timing are :class:`VideoMetadata`'s own
+    fields). ``index`` is the container's stream index (ffprobe's ``index``, the ``stream=``
+    msce takes); ``width``/``height`` the coded size; ``fps`` the header's average (else
+    base) rate, 0.0 when absent; ``duration`` seconds and ``frames`` the header's values,
+    -1 when absent; ``default`` and ``attached_pic`` the dispositions (a cover picture is
+    never decoded as video)."""
+
+    index: int
+    codec: str
+    width: int
+    height: int
+    rotation: int
+    fps: float
+    duration: float
+    frames: int
+    default: bool
+    attached_pic: bool
 
 
 @dataclass(frozen=True)
 class VideoMetadata:
     """What the reader found in a file. ``width``/``height`` are the display size (after
     rotation); ``num_frames`` is the true count from a packet scan; ``timestamps`` are the
-    presentation times of every frame, seconds from the first."""
+    presentation times of every frame, seconds from the first. ``stream`` is the
+    container's index of the decoded video stream (-1 for frames not read from a file) and
+    ``video_streams`` every video stream of the file."""
 
     path: str
     container: str
@@ -34,6 +58,8 @@ class VideoMetadata:
     color_space: str
     color_range: str
     timestamps: tuple[float, ...] = field(repr=False)
+    stream: int = -1
+    video_streams: tuple[VideoStreamInfo, ...] = ()
 
     @classmethod
     def _from_native(cls, d: dict) -> VideoMetadata:
@@ -41,6 +67,7 @@ class VideoMetadata:
         d.pop("color_matrix", None)
         d.pop("full_range", None)
         d["timestamps"] = tuple(float(t) for t in np.asarray(d["timestamps"]))
+        d["video_streams"] = tuple(VideoStreamInfo(**dict(s)) for s in d.get("video_streams", ()))
         return cls(**d)
 
     @classmethod
@@ -52,4 +79,5 @@ class VideoMetadata:
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "timestamps"}
+        d["video_streams"] = [asdict(s) for s in self.video_streams]
         return d

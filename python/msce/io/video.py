@@ -15,13 +15,13 @@ import numpy as np
 import torch
 
 from msce._validate import rgb_frames
-from msce.errors import TransformError
+from msce.errors import ConfigError, TransformError
 from msce.io import cuda as _cuda
 from msce.io.batch import CropArg, FrameBatch, Target
 from msce.io.damage import DEFAULT_ON_DAMAGE, apply_on_damage, check_on_damage, record_damage
 from msce.io.jobs import allocate, check_target, crops_for, pin, run, threads_arg, to_device
 from msce.io.metadata import VideoMetadata
-from msce.io.reader import VideoReader
+from msce.io.reader import VideoReader, stream_arg
 from msce.plan import Plan, PlanSpec, at_indices, resolve
 
 __all__ = ["VideoMetadata", "VideoReader", "FrameBatch", "load", "load_segments", "preprocess",
@@ -68,15 +68,19 @@ def _provider_for(crop: Any) -> tuple[CropProvider, Any] | None:
                          "or boxes (x, y, w, h)")
 
 
-def _open(path_or_reader: Any, threads: int | None) -> VideoReader:
+def _open(path_or_reader: Any, threads: int | None, stream: int | None = None) -> VideoReader:
     if isinstance(path_or_reader, VideoReader):
+        if stream is not None and stream_arg(stream) != path_or_reader.metadata.stream:
+            raise ConfigError(f"{path_or_reader.path}: stream={stream} but the VideoReader given decodes stream "
+                              f"{path_or_reader.metadata.stream}; open it with VideoReader(path, stream={stream})")
         return path_or_reader
-    return VideoReader(path_or_reader, threads=threads)
+    return VideoReader(path_or_reader, threads=threads, stream=stream)
 
 
 def load(path: str | os.PathLike | VideoReader, plan: PlanSpec | Plan, target: Target, crop: CropArg = None,
          threads: int | None = None, pin_memory: bool | None = None,
-         device: str | torch.device | None = None, on_damage: str = DEFAULT_ON_DAMAGE) -> FrameBatch:
+         device: str | torch.device | None = None, on_damage: str = DEFAULT_ON_DAMAGE,
+         stream: int | None = None) -> FrameBatch:
     """Decode the planned frames of ``path`` into ``target``'s tensors.
 
     ``crop``: None, one (x, y, w, h) box for every frame, one box per planned frame, or
@@ -88,8 +92,11 @@ def load(path: str | os.PathLike | VideoReader, plan: PlanSpec | Plan, target: T
     ``on_damage``: frames the decoder flagged as corrupt or error-concealed (``batch.damaged``)
     -> "raise" (DecodeError naming the file and frames), "warn" (default: one
     DamagedFramesWarning per call, frames kept) or "keep" (kept silently).
+    ``stream``: the video stream of a file with several, as for :class:`VideoReader`: None
+    = FFmpeg's best, else the container's stream index (ffprobe's ``index``).
     """
-    done, video = _load_start(path, plan, target, crop, threads, pin_memory, device, on_damage, segments=False)
+    done, video = _load_start(path, plan, target, crop, threads, pin_memory, device, on_damage, stream,
+                              segments=False)
     if done is not None:
         return done[0]
     reader, p, dev = video
@@ -98,7 +105,7 @@ def load(path: str | os.PathLike | VideoReader, plan: PlanSpec | Plan, target: T
     return batches[0]
 
 
-def _load_start(path, plan, target, crop, threads, pin_memory, device, on_damage, segments: bool):
+def _load_start(path, plan, target, crop, threads, pin_memory, device, on_damage, stream, segments: bool):
     """What load and load_segments share: the checks, then (batches, None) for a frame folder
     or a crop provider (damage applied, on the device), else (None, (reader, resolved plan,
     device)) for the caller's own decode of the video."""
@@ -106,9 +113,11 @@ def _load_start(path, plan, target, crop, threads, pin_memory, device, on_damage
     check_on_damage(on_damage)
     folder = _as_folder(path)
     if folder is not None:
+        if stream is not None:
+            raise ConfigError(f"{folder.path}: stream={stream!r} was given, but a frame folder has no streams")
         return _load_folder(folder, plan, target, crop, threads, pin_memory, device, segments=segments), None
     dev = _cuda.resolve_device(device)
-    reader = _open(path, threads)
+    reader = _open(path, threads, stream)
     p = resolve(plan, reader.metadata)
     mode = _provider_for(crop)
     if mode is None:
@@ -163,11 +172,12 @@ def load_segments(path: str | os.PathLike | VideoReader, plan: PlanSpec | Plan, 
                   crop: CropArg = None, threads: int | None = None,
                   pin_memory: bool | None = None,
                   device: str | torch.device | None = None,
-                  on_damage: str = DEFAULT_ON_DAMAGE) -> list[FrameBatch]:
+                  on_damage: str = DEFAULT_ON_DAMAGE, stream: int | None = None) -> list[FrameBatch]:
     """One FrameBatch per ``plan.segments()`` (e.g. keyframe, gap, keyframe, ...), each
-    transformed as its own clip, all from a single decode pass. ``device`` and ``on_damage``
-    as for ``load`` (one warning or error for the whole call)."""
-    done, video = _load_start(path, plan, target, crop, threads, pin_memory, device, on_damage, segments=True)
+    transformed as its own clip, all from a single decode pass. ``device``, ``on_damage``
+    and ``stream`` as for ``load`` (one warning or error for the whole call)."""
+    done, video = _load_start(path, plan, target, crop, threads, pin_memory, device, on_damage, stream,
+                              segments=True)
     if done is not None:
         return done
     reader, p, dev = video

@@ -177,7 +177,7 @@ def _size(size: int | Sequence[int]) -> tuple[int, int]:
 
 def analyze(source: Any, fps: float | None = None, crop: Any = None, size: int | Sequence[int] = DEFAULT_SIZE,
             threads: int | None = None, block: int = DEFAULT_BLOCK, top_fraction: float = DEFAULT_TOP_FRACTION,
-            regularization: float = DEFAULT_REGULARIZATION) -> MotionCurve:
+            regularization: float = DEFAULT_REGULARIZATION, stream: int | None = None) -> MotionCurve:
     """Motion energy of every frame of ``source``.
 
     ``source``: a video path or :class:`msce.VideoReader` (decoded once, every frame, at
@@ -185,6 +185,7 @@ def analyze(source: Any, fps: float | None = None, crop: Any = None, size: int |
     ``crop``: the face region, as ``msce.load`` takes it (one (x, y, w, h) box, one box per
     frame, or a face-crop option where the faces module provides one); None = whole frame.
     ``size``: analysis (height, width), or one int for a square.
+    ``stream``: the video stream of a path, as ``msce.load`` takes it (None: the best one).
     """
     from msce.plan import dense
     from msce.targets import Frames
@@ -194,7 +195,7 @@ def analyze(source: Any, fps: float | None = None, crop: Any = None, size: int |
     target = Frames(size=hw, layout="NHWC", dtype="uint8")
     t0 = time.perf_counter()
     if isinstance(source, (str, os.PathLike, VideoReader)):
-        batch = load(source, dense(), target, crop=crop, threads=threads, pin_memory=False)
+        batch = load(source, dense(), target, crop=crop, threads=threads, pin_memory=False, stream=stream)
         meta = batch.metadata
         clip_fps = float(meta.average_fps)
         ts = np.asarray(batch.timestamps, dtype=np.float64)
@@ -259,16 +260,18 @@ _CACHE: OrderedDict = OrderedDict()
 _CACHE_SIZE = 32
 
 
-def _cached_analyze(path: str, crop: Any, size: tuple[int, int], threads: int | None) -> MotionCurve:
+def _cached_analyze(path: str, crop: Any, size: tuple[int, int], threads: int | None,
+                    stream: int | None = None) -> MotionCurve:
+    """analyze(path, ...) memoized per file version, crop, size and video stream."""
     try:
         st = os.stat(path)
-        key: tuple | None = (os.path.abspath(path), st.st_mtime_ns, st.st_size, repr(crop), size)
+        key: tuple | None = (os.path.abspath(path), st.st_mtime_ns, st.st_size, repr(crop), size, stream)
     except OSError:
         key = None
     if key is not None and key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
-    curve = analyze(path, crop=crop, size=size, threads=threads)
+    curve = analyze(path, crop=crop, size=size, threads=threads, stream=stream)
     if key is not None:
         _CACHE[key] = curve
         while len(_CACHE) > _CACHE_SIZE:
@@ -319,7 +322,8 @@ class MotionAwareGaps(PlanSpec):
             if not os.path.exists(meta.path):
                 raise PlanError(f"{meta.path}: motion_aware_gaps needs the video file or a motion curve "
                                 "(resolve(meta, motion=msce.motion.analyze(...)))")
-            m = _cached_analyze(meta.path, self.crop, self.size, self.threads)
+            stream = meta.stream if meta.stream >= 0 else None  # the stream the plan is for
+            m = _cached_analyze(meta.path, self.crop, self.size, self.threads, stream)
         if isinstance(m, MotionCurve):
             energy, info = m.energy, {"motion_size": list(m.size)}
         else:
