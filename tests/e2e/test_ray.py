@@ -238,3 +238,18 @@ stage1_params = {{max_new_tokens = 6}}
     execution = json.loads((run / "config.json").read_text())["sessions"][-1]["execution"]
     assert (execution["mode"], execution["decode"]) == ("ray", "workers")  # a sweep keeps its model actors
     assert "1 run(s) made" in capsys.readouterr().out
+
+
+def test_killed_decoding_task_with_model_actors(tmp_path, setup, reference):
+    """``decode="workers"`` (the sweep's mode): a decoding task that dies is retried by Ray Data,
+    the model actors it was calling stay up, and the rows are those of the single-process run."""
+    ds, _, executor = setup
+    marker = tmp_path / "fired"
+    strategy = _ExitOnce(STRATEGIES["sparse"](), str(ds.samples[1].id), marker)
+    workers = RayExecutor(executor.spec, RayOptions(workers=2, task_videos=2, cpus=0.5, decode="workers"))
+    try:
+        res = run_ray(ds, ds.samples, strategy, workers.spec, tmp_path / "ray", ray=workers, **KW)
+    finally:
+        workers.close()
+    assert marker.exists() and res.complete
+    assert records(tmp_path / "ray") == records(reference["sparse"])
