@@ -62,9 +62,12 @@ def _with_times(batch, indices: list[int], fps: float):
 
 
 def _hf_inputs(be, request, videos, images, metas):
-    kwargs = {"return_tensors": "pt", "do_resize": False, "padding": True}
+    """The HF processor on the same frames: videos at the size msce chose with the backend's
+    video bounds (kept: do_resize=False), images through the image processor's own resize."""
+    kwargs = {"return_tensors": "pt", "padding": True}
     if videos:
-        kwargs.update(videos=videos, do_sample_frames=False, video_metadata=metas)
+        kwargs.update(videos=videos, do_sample_frames=False, video_metadata=metas,
+                      videos_kwargs={"do_resize": False})
     if images:
         kwargs["images"] = images
     return be.processor(text=[be.chat_text(r) for r in request], **kwargs)
@@ -76,7 +79,8 @@ def test_input_ids_equal_hf_processor(v, tiny_backends) -> None:
 
     be = tiny_backends[v]
     # odd frame count (the last frame pads the final temporal patch), non-zero start time
-    # sizes the small test budgets keep as they are, so do_resize=False is comparable
+    # video sizes the small test budgets keep as they are, so do_resize=False is comparable;
+    # the image is resized by the image processor's bounds (not the backend's video bounds)
     vid = _frames(5, v, seed=1, w_mult=3 if v == "2.5" else 2)
     indices = [12, 15, 18, 21, 24]
     vb = _with_times(msce.preprocess(vid, be.target(), fps=10.0), indices, 10.0)
@@ -178,6 +182,12 @@ def test_backend_records(tiny_backends, tiny_dirs, tmp_path) -> None:
     be = tiny_backends["3"]
     cfg = be.config()
     assert cfg["mode"] == "tokens" and cfg["qwen_version"] == "3" and cfg["dtype"] == "float32"
+    # the keys every run has recorded (the checkpoint's under the names the classifier backend uses)
+    assert set(cfg) == {"backend", "model", "revision", "device", "dtype", "model_dir", "weights",
+                        "attn_implementation", "mode", "model_type", "qwen_version", "tokens_unavailable",
+                        "min_pixels", "max_pixels", "adapter", "adapter_digest"}
+    assert (cfg["model"], cfg["device"], cfg["weights"]) == (str(tiny_dirs["3"]), "cpu", _weights_digest(tiny_dirs["3"]))
+    assert (cfg["min_pixels"], cfg["max_pixels"], cfg["adapter"]) == (32 * 32 * 4, 32 * 32 * 16, None)
     fp = be.fingerprint()
     assert fp["weights"] != tiny_backends["2.5"].fingerprint()["weights"]
     # the weights digest identifies content, not location: a byte-for-byte copy elsewhere
@@ -189,4 +199,12 @@ def test_backend_records(tiny_backends, tiny_dirs, tmp_path) -> None:
     raw[-1] ^= 0x01
     weights.write_bytes(bytes(raw))
     assert _weights_digest(copy) != fp["weights"]
-    assert be.target() == msce.QwenVL(version="3", min_pixels=32 * 32 * 4, max_pixels=32 * 32 * 16)
+    # clips take the backend's video bounds; one-frame parts the checkpoint's image processor
+    # (tiny Qwen3-VL: Qwen2VLImageProcessor with patch 16 and shortest/longest edge 65536/16777216)
+    assert be.target() == msce.targets.VideoOrImage(
+        video=msce.QwenVL(version="3", min_pixels=32 * 32 * 4, max_pixels=32 * 32 * 16),
+        image=msce.QwenVL(version="3", min_pixels=65536, max_pixels=16777216, image=True))
+    assert be.target().to_dict()["video"] == {
+        "kind": "qwenvl", "version": "3", "min_pixels": 4096, "max_pixels": 16384, "cap_pixels_per_frame": False,
+        "max_video_tokens": 768, "dtype": "float32", "interpolation": "bicubic"}  # the video record is unchanged
+    assert be.target().to_dict()["image"]["image"] is True

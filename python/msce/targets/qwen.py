@@ -37,6 +37,9 @@ _HF_DEFAULTS = {
     "3": {"patch": 16, "mean": HALF, "std": HALF, "min_pixels": 128 * 32 * 32, "max_pixels": 32 * 32 * 768,
           "max_video_tokens": 768},
 }
+# Qwen2VLImageProcessor's own pixel bounds (it serves the images of every version, Qwen3-VL's
+# with patch 16): min 56*56, max 28*28*1280, per image
+_IMAGE_PIXELS = (56 * 56, 28 * 28 * 1280)
 
 
 
@@ -94,6 +97,12 @@ class QwenVL(Target):
     per-frame token ceiling (768; each frame may use ``max_video_tokens * factor**2``
     pixels). Frame sampling (HF's fps / num_frames) is not a target setting: msce plans
     choose the frames.
+
+    ``image=True`` follows the image processor instead (``Qwen2VLImageProcessor``, which HF
+    uses for the images of Qwen2-VL, Qwen2.5-VL and, with patch 16 and mean = std = 0.5,
+    Qwen3-VL): ``smart_resize`` of each frame within ``min_pixels`` / ``max_pixels`` (default
+    its own 56*56 and 28*28*1280), for every version; the layout is the same (one frame is
+    repeated to the temporal patch, as the image processor tiles it).
     """
 
     version: str = "2.5"
@@ -103,6 +112,7 @@ class QwenVL(Target):
     max_video_tokens: int | None = None
     dtype: str = "float32"
     interpolation: str = "bicubic"
+    image: bool = False
 
     def __post_init__(self) -> None:
         if self.version not in _HF_DEFAULTS:
@@ -145,8 +155,14 @@ class QwenVL(Target):
         return 1 / 255
 
     @property
+    def clip_budget(self) -> bool:
+        """True where the pixel budget covers the whole clip (Qwen3-VL videos)."""
+        return self.version == "3" and not self.image
+
+    @property
     def resolved_pixels(self) -> tuple[int, int]:
-        lo, hi = _HF_DEFAULTS[self.version]["min_pixels"], _HF_DEFAULTS[self.version]["max_pixels"]
+        lo, hi = _IMAGE_PIXELS if self.image else (_HF_DEFAULTS[self.version]["min_pixels"],
+                                                    _HF_DEFAULTS[self.version]["max_pixels"])
         return (self.min_pixels if self.min_pixels is not None else lo,
                 self.max_pixels if self.max_pixels is not None else hi)
 
@@ -154,6 +170,8 @@ class QwenVL(Target):
         """Resized (height, width) for a clip of ``num_frames`` frames of height x width."""
         lo, hi = self.resolved_pixels
         f = self.factor
+        if self.image:
+            return smart_resize(height, width, f, lo, hi)
         if self.version == "3":
             if self.cap_pixels_per_frame:
                 per_frame = max(min(self.max_video_tokens * f * f, hi // num_frames), int(lo * 1.05))
@@ -183,10 +201,10 @@ class QwenVL(Target):
         f = self.factor
         gt = -(-n // self.temporal)
         budget = (max_tokens // gt) * self.merge * self.merge * self.patch * self.patch
-        frame_pixels = min(hi if self.version != "3" else hi // max(n, self.temporal), budget)
+        frame_pixels = min(hi if not self.clip_budget else hi // max(n, self.temporal), budget)
         if frame_pixels < f * f:
             return None
-        if self.version == "3":
+        if self.clip_budget:
             if frame_pixels * max(n, 2) >= hi:
                 h, w = self.output_size(n, height, width)
             else:
@@ -238,17 +256,23 @@ class QwenVL(Target):
         }
 
     @classmethod
-    def from_hf(cls, processor: Any, version: str | None = None) -> QwenVL:
+    def from_hf(cls, processor: Any, version: str | None = None, image: bool = False) -> QwenVL:
         """The QwenVL target of a HF Qwen2-VL / Qwen3-VL video processor (object or config
         dict): version from the class (or ``version``), min/max pixels from ``size``
         (shortest_edge / longest_edge) or ``min_pixels`` / ``max_pixels`` (which win, as in
-        HF). Patch sizes, mean/std and the filter must be the version's HF defaults."""
+        HF). Patch sizes, mean/std and the filter must be the version's HF defaults.
+        ``image=True`` reads a ``Qwen2VLImageProcessor`` (an ``image=True`` target; the
+        version from its patch size, 16 for Qwen3-VL, unless given)."""
         from msce.targets.resize_crop import check_fixed, hf_attrs, size_dict
 
         if version is None:
             name = processor.get("video_processor_type", processor.get("image_processor_type", "")) \
                 if isinstance(processor, dict) else type(processor).__name__
             version = "3" if name.startswith("Qwen3VL") else "2.5"
+            if image:
+                patch = processor.get("patch_size") if isinstance(processor, dict) else \
+                    getattr(processor, "patch_size", None)
+                version = "3" if patch == 16 else "2.5"
         a = hf_attrs(processor, ("size", "min_pixels", "max_pixels", "patch_size", "temporal_patch_size",
                                  "merge_size", "image_mean", "image_std", "resample", "do_resize", "do_rescale",
                                  "rescale_factor", "do_normalize", "do_center_crop"))
@@ -256,19 +280,23 @@ class QwenVL(Target):
         fixed = {"patch_size": d["patch"], "temporal_patch_size": 2, "merge_size": 2, "image_mean": d["mean"],
                  "image_std": d["std"], "resample": 3, "do_resize": True, "do_rescale": True,
                  "rescale_factor": 1 / 255, "do_normalize": True}
-        check_fixed(a, fixed, f"Qwen-VL {version} video processor", "msce.QwenVL")
+        what = "image" if image else "video"
+        check_fixed(a, fixed, f"Qwen-VL {version} {what} processor", "msce.QwenVL")
         if a.get("do_center_crop"):
-            raise UnsupportedError("Qwen-VL video processor with do_center_crop=True is not supported")
+            raise UnsupportedError(f"Qwen-VL {what} processor with do_center_crop=True is not supported")
         size = size_dict(a["size"]) if "size" in a else {}
         lo = a.get("min_pixels", size.get("shortest_edge"))
         hi = a.get("max_pixels", size.get("longest_edge"))
         return cls(version=version, min_pixels=None if lo is None else int(lo),
-                   max_pixels=None if hi is None else int(hi))
+                   max_pixels=None if hi is None else int(hi), image=bool(image))
 
     def to_dict(self) -> dict:
-        return {"kind": "qwenvl", "version": self.version, "min_pixels": self.resolved_pixels[0],
-                "max_pixels": self.resolved_pixels[1], "cap_pixels_per_frame": self.cap_pixels_per_frame,
-                "max_video_tokens": self.max_video_tokens, "dtype": self.dtype, "interpolation": self.interpolation}
+        d = {"kind": "qwenvl", "version": self.version, "min_pixels": self.resolved_pixels[0],
+             "max_pixels": self.resolved_pixels[1], "cap_pixels_per_frame": self.cap_pixels_per_frame,
+             "max_video_tokens": self.max_video_tokens, "dtype": self.dtype, "interpolation": self.interpolation}
+        if self.image:  # video targets keep the dict (and the run records) they had
+            d["image"] = True
+        return d
 
 
 def patchify(frames: "np.ndarray", patch: int, temporal: int = 2, merge: int = 2) -> "np.ndarray":

@@ -13,7 +13,7 @@ Placeholders are expanded as transformers' ``ProcessorMixin`` does: the i-th ima
 placeholder of the batch gets the i-th image's replacement, the i-th video placeholder the
 i-th video's, scanning the texts in order. One module per family holds its replacement
 text and tensor layout (``_qwen_family``, ``_llava_family``, ``_internvl_family``,
-``_glm4v_family``); :func:`family_for` picks one by ``config.model_type``.
+``_glm4v_family``, ``_smolvlm_family``); :func:`family_for` picks one by ``config.model_type``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from msce.targets import Target
 
 __all__ = ["TokenFamily", "family_for", "TOKEN_MODEL_TYPES", "uint8_frames", "hf_video_metadata", "mean_interval",
-           "check_batch_target"]
+           "check_batch_target", "token_id", "merged_kwargs"]
 
 
 class TokenFamily(ABC):
@@ -139,16 +139,12 @@ class TokenFamily(ABC):
         return self.finish(inputs, requests)
 
     def token_id(self, token: str) -> int | None:
-        ids = self.tokenizer.convert_tokens_to_ids([token])
-        tid = ids[0] if ids else None
-        if tid is None or tid == getattr(self.tokenizer, "unk_token_id", None):
-            return None
-        return int(tid)
+        return token_id(self.tokenizer, token)
 
     def hf_images(self, images: Sequence[Any], **kwargs: Any) -> dict[str, Any]:
         """The family's HF image processor on the uint8 frames of one-frame parts, with the
         kwargs its composite processor passes (``_merge_kwargs``'s images_kwargs)."""
-        merged = dict(_merged_kwargs(self.processor).get("images_kwargs") or {})
+        merged = dict(merged_kwargs(self.processor).get("images_kwargs") or {})
         merged.update(kwargs, return_tensors="pt")
         frames = [uint8_frames(p, "image parts of this family")[0] for p in images]
         try:
@@ -157,7 +153,18 @@ class TokenFamily(ABC):
             raise BackendError(f"{type(self.processor.image_processor).__name__} failed: {exc}") from exc
 
 
-def _merged_kwargs(processor: Any) -> dict[str, Any]:
+def token_id(tokenizer: Any, token: str) -> int | None:
+    """The id of one token in ``tokenizer``'s vocabulary; None when it has none (or maps it to unk)."""
+    ids = tokenizer.convert_tokens_to_ids([token])
+    tid = ids[0] if ids else None
+    if tid is None or tid == getattr(tokenizer, "unk_token_id", None):
+        return None
+    return int(tid)
+
+
+def merged_kwargs(processor: Any) -> dict[str, Any]:
+    """The composite processor's kwargs per modality as its ``__call__`` merges them (class
+    defaults, its processors' settings, the tokenizer's init kwargs); {} where it cannot say."""
     tokenizer = getattr(processor, "tokenizer", None)
     try:
         return processor._merge_kwargs(tokenizer_init_kwargs=getattr(tokenizer, "init_kwargs", None) or {})
@@ -201,15 +208,20 @@ def mean_interval(batch: Any) -> float:
 
 def hf_video_metadata(batch: Any):
     """HF ``VideoMetadata`` for pre-sampled frames, on the sorted (chronological) timeline:
-    the clip's average fps and frame count, the sorted frame indices."""
+    the clip's average fps, frame count and duration (seconds; frame count / fps where the
+    clip has no duration, None without an fps), the sorted frame indices."""
     from transformers.video_utils import VideoMetadata
 
     meta = getattr(batch, "metadata", None)
     fps = getattr(meta, "average_fps", None)
     total = getattr(meta, "num_frames", None)
     indices = sorted(int(i) for i in batch.indices)
-    return VideoMetadata(total_num_frames=int(total) if total else max(indices) + 1,
-                         fps=float(fps) if fps else None, frames_indices=indices)
+    total = int(total) if total else max(indices) + 1
+    duration = getattr(meta, "duration", None)
+    if not duration and fps:
+        duration = total / float(fps)
+    return VideoMetadata(total_num_frames=total, fps=float(fps) if fps else None, frames_indices=indices,
+                         duration=float(duration) if duration else None)
 
 
 # model_type -> "module:class" (imported when a backend of that type is built)
@@ -225,6 +237,7 @@ _FAMILIES = {
     "llava_onevision": "msce.models.backends._llava_family:LlavaOneVisionFamily",
     "internvl": "msce.models.backends._internvl_family:InternVLFamily",
     "glm4v": "msce.models.backends._glm4v_family:Glm4vFamily",
+    "smolvlm": "msce.models.backends._smolvlm_family:SmolVLMFamily",
 }
 TOKEN_MODEL_TYPES = tuple(sorted(_FAMILIES))
 

@@ -7,6 +7,14 @@ per temporal patch, ``<{t:.1f} seconds><|vision_start|>`` + ``h*w/merge_size**2`
 writes it. The time ``t`` of a temporal patch is the mean of its first and last frame time
 (the last frame repeats when the count is odd).
 
+Targets (``backend.target()``, a VideoOrImage): clips through msce.QwenVL of the video path
+(the backend's ``min_pixels`` / ``max_pixels``, else the version's video defaults), one-frame
+parts (MSCE's stage-2 keyframes) through msce.QwenVL of the checkpoint's own image processor
+(``image=True``: its ``min_pixels`` / ``max_pixels``, per image; Qwen3-VL's with patch 16),
+so images equal what the HF processor makes of them. The backend's pixel bounds are video
+bounds: HF's processor applies its image processor's bounds to images whatever the videos
+get, and msce does the same (msce's choice where the paper is silent).
+
 Tensors: ``pixel_values`` / ``pixel_values_videos`` and the grids from
 ``FrameBatch.to_hf()``; the Qwen-VL models also get ``mm_token_type_ids`` (image 1, video
 2) and Qwen2.5-VL ``second_per_grid_ts`` (temporal patch size x the mean frame interval,
@@ -127,7 +135,8 @@ def grid_of(batch: Any) -> tuple[int, int, int]:
 
 
 class QwenFamily(TokenFamily):
-    """Qwen2-VL, Qwen2.5-VL, Qwen3-VL: one msce.QwenVL target for clips and images."""
+    """Qwen2-VL, Qwen2.5-VL, Qwen3-VL: msce.QwenVL of the video path for clips (the backend's
+    min/max_pixels, else the version's video defaults) and of the image processor for images."""
 
     model_types = tuple(QWEN_VERSIONS)
 
@@ -144,7 +153,16 @@ class QwenFamily(TokenFamily):
         self.temporal_patch_size = int(getattr(vp or ip, "temporal_patch_size", 2) or 2)
 
     def target(self) -> Target:
-        return QwenVL(version=self.version, min_pixels=self.min_pixels, max_pixels=self.max_pixels)
+        video = QwenVL(version=self.version, min_pixels=self.min_pixels, max_pixels=self.max_pixels)
+        return VideoOrImage(video=video, image=self.image_target())
+
+    def image_target(self) -> QwenVL:
+        """The image processor's own target (its pixel bounds, patch and mean/std): the
+        backend's min/max_pixels are video bounds and do not reach images."""
+        ip = getattr(self.processor, "image_processor", None)
+        if ip is None:
+            return QwenVL(version=self.version, image=True)
+        return QwenVL.from_hf(ip, self.version, image=True)
 
     def special_tokens(self) -> tuple[str, ...]:
         return _QWEN_VISION_TOKENS
@@ -211,8 +229,7 @@ class OmniFamily(QwenFamily):
             lo, hi = video.resolved_pixels
             video = dataclasses.replace(video, min_pixels=self.min_pixels if self.min_pixels is not None else lo,
                                         max_pixels=self.max_pixels if self.max_pixels is not None else hi)
-        image = QwenVL.from_hf(self.processor.image_processor, "2.5")
-        return VideoOrImage(video=video, image=image)
+        return VideoOrImage(video=video, image=self.image_target())
 
     def special_tokens(self) -> tuple[str, ...]:
         names = ("image_token", "video_token", "audio_token", "vision_bos_token", "vision_eos_token",

@@ -2,7 +2,7 @@
 
 "tokens" mode (the default for every family msce has exact targets for: Qwen2-VL,
 Qwen2.5-VL, Qwen3-VL, Qwen2.5-Omni's thinker, LLaVA-NeXT-Video, Video-LLaVA,
-LLaVA-OneVision, InternVL 3/3.5, GLM-4.1V) bypasses HF's image and video preprocessing:
+LLaVA-OneVision, InternVL 3/3.5, GLM-4.1V, SmolVLM2) bypasses HF's image and video preprocessing:
 
 1. The conversation (one user turn whose content interleaves the request's text and
    visual parts) is rendered with the processor's chat template, which writes one image
@@ -10,7 +10,7 @@ LLaVA-OneVision, InternVL 3/3.5, GLM-4.1V) bypasses HF's image and video preproc
 2. The backend's target (:meth:`TransformersBackend.target`) loaded every part: the
    family's exact video target for clips and its image target for one-frame parts.
 3. The family module (``_qwen_family``, ``_llava_family``, ``_internvl_family``,
-   ``_glm4v_family``; chosen by ``config.model_type``) expands each placeholder to the
+   ``_glm4v_family``, ``_smolvlm_family``; chosen by ``config.model_type``) expands each placeholder to the
    family's token sequence and lays out the pixel tensors, grids and extra inputs exactly
    as the family's HF processor returns them for the same text and frames.
 
@@ -34,8 +34,9 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-from msce.models.backends._family import TOKEN_MODEL_TYPES, family_for, uint8_frames
+from msce.models.backends._family import TOKEN_MODEL_TYPES, family_for, token_id, uint8_frames
 from msce.models.backends._qwen_family import QWEN_VERSIONS, expand_placeholders, qwen3_frame_times
+from msce.models.backends._weights import weights_config
 from msce.models.backends.base import GenerationParams, Request, check_request, is_frames, is_image
 from msce.errors import BackendError, ConfigError, UnsupportedError
 from msce.targets import Frames
@@ -167,7 +168,9 @@ class TransformersBackend:
             processor msce's targets reproduce, processor otherwise: ``config()["tokens_unavailable"]``
             says why), ``"tokens"`` (ConfigError where it cannot) or ``"processor"``.
         min_pixels, max_pixels: the video pixel bounds of the Qwen-VL and Qwen2.5-Omni
-            targets (None = the HF processor's); other families take their processor's sizes.
+            targets (None = the HF processor's); their images take the image processor's own
+            bounds, as HF's processor gives them (msce's choice, docs/families.md); other
+            families take their processor's sizes.
         max_batch_size: split a generate call into model batches of at most this many
             requests (None = all at once).
         adapter: a PEFT adapter directory (``adapter_config.json`` + weights, e.g. from
@@ -258,7 +261,7 @@ class TransformersBackend:
         self.model_dir, self._digest = _weights_identity(self.model_name, revision, self.model.config)
         self._lock = threading.Lock()
         self._vision_tokens = self._special_tokens()
-        self._suppress = [i for i in (self._token_id(t) for t in self._vision_tokens) if i is not None]
+        self._suppress = [i for i in (token_id(self.tokenizer, t) for t in self._vision_tokens) if i is not None]
         self.generate_invocations = 0  # model.generate calls made (diagnostics and tests)
 
     def __repr__(self) -> str:
@@ -271,17 +274,10 @@ class TransformersBackend:
         names = ("image_token", "video_token", "audio_token")
         return tuple(t for t in (getattr(self.processor, n, None) for n in names) if isinstance(t, str) and t)
 
-    def _token_id(self, token: str) -> int | None:
-        ids = self.tokenizer.convert_tokens_to_ids([token])
-        tid = ids[0] if ids else None
-        if tid is None or tid == getattr(self.tokenizer, "unk_token_id", None):
-            return None
-        return int(tid)
-
     # -- the Backend protocol -------------------------------------------------------
     def target(self):
-        """tokens mode: the family's target (``msce.QwenVL`` for Qwen-VL, else a
-        ``msce.targets.VideoOrImage`` of its video and image paths); processor mode: uint8 frames."""
+        """tokens mode: the family's target (a ``msce.targets.VideoOrImage`` of its video and
+        image paths); processor mode: uint8 frames."""
         if self.mode == "tokens":
             return self._target
         return Frames(layout="NHWC", dtype="uint8")
@@ -295,10 +291,7 @@ class TransformersBackend:
     def config(self) -> dict:
         return {
             "backend": "transformers",
-            "model": self.model_name,
-            "revision": self.revision,
-            "device": str(self.device),
-            "dtype": self.dtype_name,
+            **weights_config(self),
             "attn_implementation": self.attn_implementation,
             "mode": self.mode,
             "model_type": self.model_type,
@@ -306,8 +299,6 @@ class TransformersBackend:
             "tokens_unavailable": self.tokens_unavailable,
             "min_pixels": self.min_pixels,
             "max_pixels": self.max_pixels,
-            "model_dir": None if self.model_dir is None else str(self.model_dir),
-            "weights": self._digest,
             "adapter": self.adapter,
             "adapter_digest": self._adapter_digest,
         }
@@ -382,11 +373,12 @@ class TransformersBackend:
                     parts.append(part)
         kwargs: dict[str, Any] = {"padding": True, "return_tensors": "pt"}
         if images:
-            kwargs["images"] = images
+            nest = getattr(self.family, "processor_images", None)  # SmolVLM counts images per text sample
+            kwargs["images"] = nest(requests, images) if nest is not None else images
         if videos:
             kwargs["videos"] = videos
             kwargs["do_sample_frames"] = False
-            if self.family is not None:  # true clock: metadata (Qwen-VL, GLM-4.1V), fps (Omni)
+            if self.family is not None:  # true clock: metadata (Qwen-VL, GLM-4.1V, SmolVLM2), fps (Omni)
                 kwargs.update(self.family.processor_kwargs(parts))
         try:
             enc = self.processor(text=texts, **kwargs)
