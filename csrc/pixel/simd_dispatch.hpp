@@ -44,20 +44,31 @@ struct HPassTables {
 // Row kernels of one SIMD level. Each handles a prefix of its row in whole vectors and
 // returns the first index it did not write; the caller finishes the rest with the scalar
 // pixel_math.hpp code.
+//
+// The horizontal pass writes, and the vertical pass reads, a "pair row": two source rows
+// (2p and 2p + 1, relative to the first row read) interleaved column by column as int16,
+// i.e. element 2x + r is row 2p + r, column x (0..255, the uint8 result of the horizontal
+// pass). One pmaddwd of a pair row with a broadcast weight pair then applies two vertical
+// taps to a whole vector of columns without unpacking.
 struct RowKernels {
   // 4:2:0 row to planar R, G, B for pixels [0, n): luma yp[sx0 + i]; chroma sample j at
   // up[j * cstep], vp[j * cstep] serves luma columns 2j, 2j + 1. sx0 must be even.
   int (*yuv_row)(const px::ColorCoeffs& cc, const uint8_t* yp, const uint8_t* up, const uint8_t* vp, int cstep,
                  int sx0, int n, uint8_t* r, uint8_t* g, uint8_t* b);
-  // Horizontal pass of three planar rows (shared weights); src rows hold crop columns
-  // [col0, ...) and are readable taps_padded + 32 bytes past the last column read.
-  int (*horizontal3)(const HPassTables& t, const uint8_t* const src[3], int col0, uint8_t* const dst[3]);
-  // One output row of the vertical pass over `width` columns: n taps `w`, rows `row_stride`
-  // bytes apart from `base`.
-  int (*vertical)(const int16_t* w, int n, int precision, const uint8_t* base, int64_t row_stride, int width,
-                  uint8_t* dst);
+  // Horizontal pass of two source rows x three planar channels (shared weights) into one
+  // pair row per channel: src = {R0, G0, B0, R1, G1, B1}, rows holding crop columns
+  // [col0, ...), readable taps_padded + 32 bytes past the last column read.
+  int (*horizontal2)(const HPassTables& t, const uint8_t* const src[6], int col0, int16_t* const dst[3]);
+  // One output row of the vertical pass over `width` columns: output x is
+  // sum_k (rows[k][2x] * lo(w[k]) + rows[k][2x + 1] * hi(w[k])) over `pairs` pair rows, with
+  // w[k] two int16 weights packed low, high; rounded, shifted by `precision`, clamped.
+  int (*vertical)(const int32_t* w, const int16_t* const* rows, int pairs, int precision, int width, uint8_t* dst);
   // (v - mean) / sd in float32 for a uint8 row (the two IEEE operations of px::normalize_u8).
   int (*normalize_f32)(const uint8_t* s, int n, float mean, float sd, float* out);
+  // The same for `patches` runs of `patch` values: run p (s + p * patch) goes to out + offs[p]
+  // (Qwen patch rows). Returns the runs written (all or none).
+  int (*normalize_runs_f32)(const uint8_t* s, int patches, int patch, const int64_t* offs, float mean, float sd,
+                            float* out);
 };
 
 // Kernels of the active level (nullptr for scalar).

@@ -40,8 +40,8 @@ def _bt601_limited_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarra
 
 
 # (width, height, crop (x, y, w, h) or None, output (h, w), layout): the 720p and 1080p
-# Qwen2.5-VL 448x448-budget sizes, odd crops and widths, an upscale, and downscales strong
-# enough to leave the shuffle kernel (per-output and scalar fallbacks).
+# Qwen2.5-VL 448x448-budget sizes, odd crops and widths, an upscale, downscales strong
+# enough to leave the shuffle kernel (per-output and scalar fallbacks), no resize at all.
 CASES = [
     (1280, 720, None, (336, 588), "yuv420p"),
     (1920, 1080, None, (336, 588), "nv12"),
@@ -50,6 +50,11 @@ CASES = [
     (700, 90, (1, 0, 699, 90), (20, 100), "nv12"),
     (1000, 40, None, (8, 30), "yuv420p"),
     (45, 33, (1, 1, 43, 31), (31, 43), "yuv420p"),
+    # one axis unresized (width only, with an odd row count; height only), and a vertical
+    # filter longer than the unrolled kernels (> 8 pair rows)
+    (200, 51, None, (51, 90), "yuv420p"),
+    (64, 90, (0, 1, 64, 87), (40, 64), "nv12"),
+    (600, 300, None, (35, 300), "yuv420p"),
 ]
 
 
