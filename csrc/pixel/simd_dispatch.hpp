@@ -1,8 +1,10 @@
 // Which SIMD path the CPU transform runs. The default build targets baseline x86-64; the
-// SSE4.1 and AVX2 row kernels live in their own translation units (transform_sse41.cpp,
-// transform_avx2.cpp, compiled with -msse4.1 / -mavx2 only) and are chosen at run time from
-// what the CPU supports. MSCE_SIMD=scalar|sse41|avx2 in the environment forces a path (read
-// once, on first use); asking for a path this CPU or build lacks raises TransformError.
+// SSE4.1, AVX2 and AVX-512 row kernels live in their own translation units
+// (transform_sse41.cpp, transform_avx2.cpp, transform_avx512.cpp, compiled with -msse4.1 /
+// -mavx2 / -mavx512{f,bw,vl,vnni} only) and are chosen at run time from what the CPU supports
+// (the AVX-512 path needs F, BW, VL and VNNI: Ice Lake, Zen 4 and later).
+// MSCE_SIMD=scalar|sse41|avx2|avx512 in the environment forces a path (read once, on first
+// use); asking for a path this CPU or build lacks raises TransformError.
 // Every path gives bit-identical output: the kernels (simd_kernels.inl) compute exactly the
 // pixel_math.hpp integer arithmetic, and the scalar loops finish every row they leave.
 //
@@ -17,7 +19,7 @@
 
 namespace msce {
 
-enum class SimdLevel : int { kScalar = 0, kSSE41 = 1, kAVX2 = 2 };
+enum class SimdLevel : int { kScalar = 0, kSSE41 = 1, kAVX2 = 2, kAVX512 = 3 };
 
 // Best level both the build and the CPU support.
 SimdLevel detected_simd_level();
@@ -28,7 +30,8 @@ const char* simd_level_name(SimdLevel level);
 // Horizontal pass tables of one axis (see ResampleAxis::shuffle_*): outputs in blocks of 4;
 // block b, tap pair k has a 16-byte pshufb mask that picks (and zero-extends) the pair's two
 // source bytes for each of the 4 outputs from a 16-byte window at first[4b] + window(k), and
-// 8 int16 weights (the pair's weights for each output, 0 past its count).
+// 8 int16 weights (the pair's weights for each output, 0 past its count). The tables cover
+// whole quads of blocks (zero weights past the last block) so a 4-block step may read them.
 struct HPassTables {
   const int32_t* first;
   int out_size;
@@ -77,5 +80,6 @@ const RowKernels* active_row_kernels();
 // Per-level tables (nullptr when the build has no such level).
 const RowKernels* sse41_row_kernels();
 const RowKernels* avx2_row_kernels();
+const RowKernels* avx512_row_kernels();
 
 }  // namespace msce

@@ -88,12 +88,12 @@ static int horizontal2_pairs(const HPassTables& t, const uint8_t* const src[6], 
       }
       const V mk = load_masks(m + 32 * k, P);
       const V wk = load_weights(w + 16 * k, P);
-      a0 = add32(a0, madd(shuffle8(w0, mk), wk));
-      a1 = add32(a1, madd(shuffle8(w1, mk), wk));
-      a2 = add32(a2, madd(shuffle8(w2, mk), wk));
-      a3 = add32(a3, madd(shuffle8(w3, mk), wk));
-      a4 = add32(a4, madd(shuffle8(w4, mk), wk));
-      a5 = add32(a5, madd(shuffle8(w5, mk), wk));
+      a0 = madd_acc(a0, shuffle8(w0, mk), wk);
+      a1 = madd_acc(a1, shuffle8(w1, mk), wk);
+      a2 = madd_acc(a2, shuffle8(w2, mk), wk);
+      a3 = madd_acc(a3, shuffle8(w3, mk), wk);
+      a4 = madd_acc(a4, shuffle8(w4, mk), wk);
+      a5 = madd_acc(a5, shuffle8(w5, mk), wk);
     }
     store_pair_blocks(d0 + 8 * b, sra32(a0, precision), sra32(a3, precision), nb);
     store_pair_blocks(d1 + 8 * b, sra32(a1, precision), sra32(a4, precision), nb);
@@ -133,7 +133,7 @@ static int vertical_pairs(const int32_t* wp, const int16_t* const* rows, int pai
   constexpr int kStep = 4 * kLanes32;
   if (width < kStep) return 0;
   const int n = P > 0 ? P : pairs;
-  V w[P > 0 ? P : 1];
+  V w[P > 0 ? P : 1] = {};
   if constexpr (P > 0) {
     for (int k = 0; k < P; ++k) w[k] = set1_32(wp[k]);
   }
@@ -151,10 +151,10 @@ static int vertical_pairs(const int32_t* wp, const int16_t* const* rows, int pai
     for (int k = 0; k < n; ++k) {
       const V wk = weight(k);
       const int16_t* r = rows[k] + 2 * x;
-      a0 = add32(a0, madd(load_i16(r), wk));
-      a1 = add32(a1, madd(load_i16(r + 2 * kLanes32), wk));
-      a2 = add32(a2, madd(load_i16(r + 4 * kLanes32), wk));
-      a3 = add32(a3, madd(load_i16(r + 6 * kLanes32), wk));
+      a0 = madd_acc(a0, load_i16(r), wk);
+      a1 = madd_acc(a1, load_i16(r + 2 * kLanes32), wk);
+      a2 = madd_acc(a2, load_i16(r + 4 * kLanes32), wk);
+      a3 = madd_acc(a3, load_i16(r + 6 * kLanes32), wk);
     }
     store_cols_u8(dst + x, sra32(a0, precision), sra32(a1, precision), sra32(a2, precision), sra32(a3, precision));
   };
@@ -185,16 +185,16 @@ static int normalize_f32_kernel(const uint8_t* s, int n, float mean, float sd, f
   return x;
 }
 
-// Runs of `patch` >= kLanesF values; a run's last partial vector overlaps the previous one.
+// Runs of `patch` >= kMinRun values; a run's last partial vector is store_norm_tail's.
 static int normalize_runs_f32_kernel(const uint8_t* s, int patches, int patch, const int64_t* offs, float mean,
                                      float sd, float* out) {
-  if (patch < kLanesF) return 0;
+  if (patch < kMinRun) return 0;
   for (int p = 0; p < patches; ++p) {
     const uint8_t* sp = s + static_cast<int64_t>(p) * patch;
     float* op = out + offs[p];
     int i = 0;
     for (; i + kLanesF <= patch; i += kLanesF) store_norm(op + i, sp + i, mean, sd);
-    if (i < patch) store_norm(op + patch - kLanesF, sp + patch - kLanesF, mean, sd);
+    if (i < patch) store_norm_tail(op, sp, i, patch, mean, sd);
   }
   return patches;
 }

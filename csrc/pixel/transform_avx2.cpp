@@ -15,6 +15,7 @@ constexpr int kLanes16 = 16;  // int16 lanes = pixels per yuv step
 constexpr int kLanes32 = 8;
 constexpr int kBlocks = 2;    // 4-output blocks per horizontal step
 constexpr int kLanesF = 8;
+constexpr int kMinRun = kLanesF;  // normalize_runs_f32: tails overlap the previous vector
 
 inline V set1_16(int32_t v) { return _mm256_set1_epi16(static_cast<int16_t>(v)); }
 inline V set1_32(int32_t v) { return _mm256_set1_epi32(v); }
@@ -24,12 +25,14 @@ inline V slli3(V a) { return _mm256_slli_epi16(a, 3); }
 inline V mulhi16(V a, V b) { return _mm256_mulhi_epi16(a, b); }
 inline V add32(V a, V b) { return _mm256_add_epi32(a, b); }
 inline V madd(V a, V b) { return _mm256_madd_epi16(a, b); }
+inline V madd_acc(V acc, V a, V b) { return add32(acc, madd(a, b)); }
 inline V shuffle8(V a, V m) { return _mm256_shuffle_epi8(a, m); }
 inline V sra32(V a, int s) { return _mm256_sra_epi32(a, _mm_cvtsi32_si128(s)); }
 inline V load_u8_i16(const uint8_t* p) { return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+inline V load_pair_table(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 // Shuffle masks / weights of tap pair k for the block(s) of one step (see simd_kernels.inl).
-inline V load_masks(const uint8_t* p, int) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
-inline V load_weights(const int16_t* p, int) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+inline V load_masks(const uint8_t* p, int) { return load_pair_table(p); }
+inline V load_weights(const int16_t* p, int) { return load_pair_table(p); }
 inline V load_i16(const int16_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 
 // 16 luma pixels from luma column x = 2j: chroma samples j..j+7, each duplicated.
@@ -87,6 +90,12 @@ inline void store_cols_u8(uint8_t* dst, V a0, V a1, V a2, V a3) {
 inline void store_norm(float* out, const uint8_t* s, float mean, float sd) {
   const __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s))));
   _mm256_storeu_ps(out, _mm256_div_ps(_mm256_sub_ps(v, _mm256_set1_ps(mean)), _mm256_set1_ps(sd)));
+}
+
+// Values [i, n) of a run of n >= kLanesF: the run's last kLanesF values (same results where
+// they overlap the previous vector).
+inline void store_norm_tail(float* out, const uint8_t* s, int, int n, float mean, float sd) {
+  store_norm(out + n - kLanesF, s + n - kLanesF, mean, sd);
 }
 
 // Dot product of 16*CHUNKS taps for one output: uint8 samples widened to int16 times weights.

@@ -353,7 +353,9 @@ void transform_frame_cpu(const Frame& src, const CropBox& box_in, const Transfor
   s.ring.resize(static_cast<size_t>(3 * slots * pair_len));
   s.wpairs.resize(static_cast<size_t>(max_pairs));
   s.pair_rows.resize(static_cast<size_t>(max_pairs));
-  auto pair_row = [&](int c, int p) { return s.ring.data() + (static_cast<int64_t>(c) * slots + p % slots) * pair_len; };
+  auto pair_row = [&](int c, int p) {
+    return s.ring.data() + (static_cast<int64_t>(c) * slots + p % slots) * pair_len;
+  };
 
   // each planar source row is followed by zeros the SIMD horizontal pass may read past its end
   const int row_stride = ncols + hx.taps_padded + 32;

@@ -15,6 +15,7 @@ constexpr int kLanes16 = 8;
 constexpr int kLanes32 = 4;
 constexpr int kBlocks = 1;
 constexpr int kLanesF = 4;
+constexpr int kMinRun = kLanesF;  // normalize_runs_f32: tails overlap the previous vector
 
 inline V set1_16(int32_t v) { return _mm_set1_epi16(static_cast<int16_t>(v)); }
 inline V set1_32(int32_t v) { return _mm_set1_epi32(v); }
@@ -24,12 +25,14 @@ inline V slli3(V a) { return _mm_slli_epi16(a, 3); }
 inline V mulhi16(V a, V b) { return _mm_mulhi_epi16(a, b); }
 inline V add32(V a, V b) { return _mm_add_epi32(a, b); }
 inline V madd(V a, V b) { return _mm_madd_epi16(a, b); }
+inline V madd_acc(V acc, V a, V b) { return add32(acc, madd(a, b)); }
 inline V shuffle8(V a, V m) { return _mm_shuffle_epi8(a, m); }
 inline V sra32(V a, int s) { return _mm_sra_epi32(a, _mm_cvtsi32_si128(s)); }
 inline V load_u8_i16(const uint8_t* p) { return _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }
+inline V load_pair_table(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
 // Shuffle masks / weights of tap pair k for the block(s) of one step (see simd_kernels.inl).
-inline V load_masks(const uint8_t* p, int) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
-inline V load_weights(const int16_t* p, int) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+inline V load_masks(const uint8_t* p, int) { return load_pair_table(p); }
+inline V load_weights(const int16_t* p, int) { return load_pair_table(p); }
 inline V load_i16(const int16_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
 
 // 8 luma pixels from luma column x = 2j: chroma samples j..j+3, each duplicated.
@@ -74,6 +77,12 @@ inline void store_norm(float* out, const uint8_t* s, float mean, float sd) {
   std::memcpy(&four, s, 4);
   const __m128 v = _mm_cvtepi32_ps(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(four)));
   _mm_storeu_ps(out, _mm_div_ps(_mm_sub_ps(v, _mm_set1_ps(mean)), _mm_set1_ps(sd)));
+}
+
+// Values [i, n) of a run of n >= kLanesF: the run's last kLanesF values (same results where
+// they overlap the previous vector).
+inline void store_norm_tail(float* out, const uint8_t* s, int, int n, float mean, float sd) {
+  store_norm(out + n - kLanesF, s + n - kLanesF, mean, sd);
 }
 
 // Strong downscales (no shuffle tables) go to the scalar loop.

@@ -18,7 +18,7 @@ import msce
 from msce._native import C
 
 ROOT = Path(__file__).resolve().parents[2]
-LEVELS = ["scalar", "sse41", "avx2"]
+LEVELS = ["scalar", "sse41", "avx2", "avx512"]
 _ORDER = {name: i for i, name in enumerate(LEVELS)}
 
 
@@ -109,11 +109,11 @@ def test_simd_level_reports_and_validates_msce_simd():
         assert proc.stdout.split() == [level, detected]
     bad = subprocess.run([sys.executable, "-c", code], env={**env, "MSCE_SIMD": "avx9"}, capture_output=True,
                          text=True, timeout=120)
-    assert bad.returncode != 0 and "MSCE_SIMD must be scalar, sse41 or avx2" in bad.stderr
-    if detected != "avx2":
-        above = subprocess.run([sys.executable, "-c", code], env={**env, "MSCE_SIMD": "avx2"}, capture_output=True,
+    assert bad.returncode != 0 and "MSCE_SIMD must be scalar, sse41, avx2 or avx512" in bad.stderr
+    for level in LEVELS[_ORDER[detected] + 1 :]:
+        above = subprocess.run([sys.executable, "-c", code], env={**env, "MSCE_SIMD": level}, capture_output=True,
                                text=True, timeout=120)
-        assert above.returncode != 0 and "MSCE_SIMD=avx2" in above.stderr
+        assert above.returncode != 0 and f"MSCE_SIMD={level}" in above.stderr
 
 
 # What each forced path must pass: the references above, torch's resize and the colour path,
@@ -129,12 +129,14 @@ FORCED_TESTS = [
 
 
 @pytest.mark.skipif("MSCE_SIMD" in os.environ, reason="already running on a forced SIMD path")
-@pytest.mark.parametrize("level", ["scalar", "sse41"])
+@pytest.mark.parametrize("level", LEVELS)
 def test_forced_path_matches_references(level):
     """Forces each path below the default (the default path runs the whole suite) and reruns the
     reference tests in a subprocess."""
     if _ORDER[level] > _ORDER[_detected()]:
         pytest.skip(f"this CPU/build has no {level} path")
+    if level == _detected():
+        pytest.skip(f"{level} is this CPU's default path (the whole suite runs on it)")
     env = {**os.environ, "MSCE_SIMD": level}
     check = subprocess.run([sys.executable, "-c", "from msce._native import C; print(C.simd_level()[0])"], env=env,
                            capture_output=True, text=True, timeout=120)
