@@ -68,10 +68,11 @@ struct RowKernels {
   int (*vertical)(const int32_t* w, const int16_t* const* rows, int pairs, int precision, int width, uint8_t* dst);
   // (v - mean) / sd in float32 for a uint8 row (the two IEEE operations of px::normalize_u8).
   int (*normalize_f32)(const uint8_t* s, int n, float mean, float sd, float* out);
-  // The same for `patches` runs of `patch` values: run p (s + p * patch) goes to out + offs[p]
-  // (Qwen patch rows). Returns the runs written (all or none).
-  int (*normalize_runs_f32)(const uint8_t* s, int patches, int patch, const int64_t* offs, float mean, float sd,
-                            float* out);
+  // The same for a block of `rows` runs of `len` values, run r read from s + r * src_stride,
+  // written contiguously to out + r * len (one channel of a Qwen patch). Returns the runs
+  // written (all or none).
+  int (*normalize_block_f32)(const uint8_t* s, int64_t src_stride, int rows, int len, float mean, float sd,
+                             float* out);
 };
 
 // Kernels of the active level (nullptr for scalar).

@@ -185,16 +185,16 @@ static int normalize_f32_kernel(const uint8_t* s, int n, float mean, float sd, f
   return x;
 }
 
-// Runs of `patch` >= kMinRun values; a run's last partial vector is store_norm_tail's.
-static int normalize_runs_f32_kernel(const uint8_t* s, int patches, int patch, const int64_t* offs, float mean,
-                                     float sd, float* out) {
-  if (patch < kMinRun) return 0;
-  for (int p = 0; p < patches; ++p) {
-    const uint8_t* sp = s + static_cast<int64_t>(p) * patch;
-    float* op = out + offs[p];
+// Runs of `len` >= kMinRun values; a run's last partial vector is store_norm_tail's.
+static int normalize_block_f32_kernel(const uint8_t* s, int64_t src_stride, int rows, int len, float mean, float sd,
+                                      float* out) {
+  if (len < kMinRun) return 0;
+  for (int r = 0; r < rows; ++r) {
+    const uint8_t* sp = s + r * src_stride;
+    float* op = out + static_cast<int64_t>(r) * len;
     int i = 0;
-    for (; i + kLanesF <= patch; i += kLanesF) store_norm(op + i, sp + i, mean, sd);
-    if (i < patch) store_norm_tail(op, sp, i, patch, mean, sd);
+    for (; i + kLanesF <= len; i += kLanesF) store_norm(op + i, sp + i, mean, sd);
+    if (i < len) store_norm_tail(op, sp, i, len, mean, sd);
   }
-  return patches;
+  return rows;
 }

@@ -15,7 +15,7 @@ constexpr int kLanes16 = 16;  // int16 lanes = pixels per yuv step
 constexpr int kLanes32 = 8;
 constexpr int kBlocks = 2;    // 4-output blocks per horizontal step
 constexpr int kLanesF = 8;
-constexpr int kMinRun = kLanesF;  // normalize_runs_f32: tails overlap the previous vector
+constexpr int kMinRun = kLanesF;  // normalize_block_f32: tails overlap the previous vector
 
 inline V set1_16(int32_t v) { return _mm256_set1_epi16(static_cast<int16_t>(v)); }
 inline V set1_32(int32_t v) { return _mm256_set1_epi32(v); }
@@ -155,7 +155,7 @@ int horizontal2_fallback(const HPassTables& t, const uint8_t* const src[6], int 
 #include "pixel/simd_kernels.inl"
 
 const RowKernels kKernels = {yuv_row_kernel, horizontal2_kernel, vertical_kernel, normalize_f32_kernel,
-                             normalize_runs_f32_kernel};
+                             normalize_block_f32_kernel};
 
 }  // namespace
 

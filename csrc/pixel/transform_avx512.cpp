@@ -15,7 +15,7 @@ constexpr int kLanes16 = 32;  // int16 lanes = pixels per yuv step
 constexpr int kLanes32 = 16;
 constexpr int kBlocks = 4;    // 4-output blocks per horizontal step
 constexpr int kLanesF = 16;
-constexpr int kMinRun = 1;  // normalize_runs_f32: masked tails serve runs of any length
+constexpr int kMinRun = 1;  // normalize_block_f32: masked tails serve runs of any length
 
 inline V set1_16(int32_t v) { return _mm512_set1_epi16(static_cast<int16_t>(v)); }
 inline V set1_32(int32_t v) { return _mm512_set1_epi32(v); }
@@ -127,7 +127,7 @@ int horizontal2_fallback(const HPassTables& t, const uint8_t* const src[6], int 
 #include "pixel/simd_kernels.inl"
 
 const RowKernels kKernels = {yuv_row_kernel, horizontal2_kernel, vertical_kernel, normalize_f32_kernel,
-                             normalize_runs_f32_kernel};
+                             normalize_block_f32_kernel};
 
 }  // namespace
 

@@ -57,11 +57,9 @@ namespace {
 struct Scratch {
   std::vector<uint8_t> row;     // 2 source rows x 3 planar channels of the source columns read
   std::vector<int16_t> ring;    // 3 channels x ring slots x pair row (2 * out_w)
-  std::vector<uint8_t> line;    // 3 planar rows of the final uint8 output row
+  std::vector<uint8_t> line;    // final uint8 output: 3 planar rows, or 3 x patch rows (Qwen float32)
   std::vector<int32_t> wpairs;  // packed vertical weight pairs of one output row
   std::vector<const int16_t*> pair_rows;  // the pair rows they apply to (one channel)
-  std::vector<float> norm;      // one normalized row (Qwen layout, scalar path)
-  std::vector<int64_t> dst;     // per patch column: offset of its Qwen row (Qwen layout)
 };
 
 thread_local Scratch tls_scratch;
@@ -190,38 +188,12 @@ void write_row_float(const RowKernels* kern, const TransformSpec& spec, const Le
   T* o = static_cast<T*>(out);
   const int height = spec.out_h;
   if constexpr (std::is_same_v<T, float>) {
-    if (spec.layout != Layout::kNHWC) {
-      // normalize whole rows with SIMD, then copy patch-wide runs (Qwen) or the row (NCHW)
-      Scratch& s = tls_scratch;
+    if (spec.layout == Layout::kNCHW) {  // normalize whole rows with SIMD
       const int64_t plane = static_cast<int64_t>(height) * width;
-      const px::QwenGeometry& g = spec.qwen;
-      const int64_t rw = px::qwen_row_width(g);
-      const int patches = spec.layout == Layout::kQwen ? width / g.patch : 0;
-      if (patches) {
-        s.norm.resize(static_cast<size_t>(width));
-        s.dst.resize(static_cast<size_t>(patches));
-        for (int p = 0; p < patches; ++p) s.dst[p] = px::qwen_row(g, slot, oy, p * g.patch) * rw;
-      }
       for (int c = 0; c < 3; ++c) {
         const float m = spec.normalize ? spec.mean[c] : 0.f, sd = spec.normalize ? spec.std[c] : 1.f;
-        if (spec.layout == Layout::kNCHW) {
-          normalize_row_f32(kern, planes[c], width, lut.v[c], m, sd,
-                            o + (slot * 3 + c) * plane + static_cast<int64_t>(oy) * width);
-          continue;
-        }
-        const int64_t col = px::qwen_col(g, slot, c, oy, 0);  // the same for every patch of the row
-        if (kern && kern->normalize_runs_f32(planes[c], patches, g.patch, s.dst.data(), m, sd, o + col) == patches) {
-          continue;
-        }
-        normalize_row_f32(kern, planes[c], width, lut.v[c], m, sd, s.norm.data());
-        const float* src = s.norm.data();
-        if (g.patch == 14) {
-          for (int p = 0; p < patches; ++p) std::memcpy(o + s.dst[p] + col, src + 14 * p, sizeof(float) * 14);
-        } else {
-          for (int p = 0; p < patches; ++p) {
-            std::memcpy(o + s.dst[p] + col, src + g.patch * p, sizeof(float) * g.patch);
-          }
-        }
+        normalize_row_f32(kern, planes[c], width, lut.v[c], m, sd,
+                          o + (slot * 3 + c) * plane + static_cast<int64_t>(oy) * width);
       }
       return;
     }
@@ -281,6 +253,30 @@ void write_row(const RowKernels* kern, const TransformSpec& spec, const void* lu
   }
 }
 
+// Qwen float32: writes a band of `patch` final uint8 rows (3 channels x patch rows x width,
+// output rows y0..) patch by patch. One channel of one patch is patch*patch contiguous floats,
+// so the stores run sequentially through whole cache lines instead of scattering one
+// patch-wide run per row over the output.
+void write_qwen_band(const RowKernels* kern, const TransformSpec& spec, const LevelTable<float>& lut,
+                     const uint8_t* band, int width, int y0, void* out, int64_t slot) {
+  const px::QwenGeometry& g = spec.qwen;
+  const int P = g.patch;
+  const int64_t rw = px::qwen_row_width(g);
+  float* o = static_cast<float*>(out);
+  for (int p = 0; p < width / P; ++p) {
+    float* row = o + px::qwen_row(g, slot, y0, p * P) * rw;
+    for (int c = 0; c < 3; ++c) {
+      const float m = spec.normalize ? spec.mean[c] : 0.f, sd = spec.normalize ? spec.std[c] : 1.f;
+      const uint8_t* src = band + static_cast<int64_t>(c) * P * width + p * P;
+      float* dst = row + px::qwen_col(g, slot, c, y0, 0);
+      if (kern && kern->normalize_block_f32(src, width, P, P, m, sd, dst) == P) continue;
+      for (int i = 0; i < P; ++i) {
+        for (int x = 0; x < P; ++x) dst[i * P + x] = lut.v[c][src[static_cast<int64_t>(i) * width + x]];
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void transform_frame_cpu(const Frame& src, const CropBox& box_in, const TransformSpec& spec, void* out,
@@ -324,13 +320,29 @@ void transform_frame_cpu(const Frame& src, const CropBox& box_in, const Transfor
     lut16 = std::make_unique<LevelTable<uint16_t>>(spec);
     lut = lut16.get();
   }
-  s.line.resize(static_cast<size_t>(out_w) * 3);
-  uint8_t* const lines[3] = {s.line.data(), s.line.data() + out_w, s.line.data() + 2 * out_w};
-  const uint8_t* const planes[3] = {lines[0], lines[1], lines[2]};
+  // Final uint8 rows: one row at a time, or for Qwen float32 a band of `patch` rows written
+  // patch by patch (write_qwen_band).
+  const bool banded = spec.layout == Layout::kQwen && spec.dtype == DType::kF32 && out_h % spec.qwen.patch == 0;
+  const int band_rows = banded ? spec.qwen.patch : 1;
+  s.line.resize(static_cast<size_t>(out_w) * 3 * band_rows);
+  uint8_t* lines[3];
+  auto start_row = [&](int oy) {
+    const int r = oy % band_rows;
+    for (int c = 0; c < 3; ++c) lines[c] = s.line.data() + (static_cast<int64_t>(c) * band_rows + r) * out_w;
+  };
+  auto finish_row = [&](int oy) {
+    if (!banded) {
+      const uint8_t* const planes[3] = {lines[0], lines[1], lines[2]};
+      write_row(kern, spec, lut, planes, oy, out_w, out, slot);
+    } else if (oy % band_rows == band_rows - 1) {
+      write_qwen_band(kern, spec, *lut32, s.line.data(), out_w, oy - band_rows + 1, out, slot);
+    }
+  };
   if (hx.identity && vy.identity) {  // no resampling: convert each row straight into the output row
     for (int oy = 0; oy < out_h; ++oy) {
+      start_row(oy);
       convert_row(kern, src, cc, box.y + oy, box.x, out_w, lines[0], lines[1], lines[2]);
-      write_row(kern, spec, lut, planes, oy, out_w, out, slot);
+      finish_row(oy);
     }
     return;
   }
@@ -408,6 +420,7 @@ void transform_frame_cpu(const Frame& src, const CropBox& box_in, const Transfor
       }
     }
     for (; next_pair < p0 + pairs; ++next_pair) produce(next_pair);
+    start_row(oy);
     for (int c = 0; c < 3; ++c) {
       if (vy.identity) {
         const int16_t* pr = pair_row(c, p0) + (oy & 1);
@@ -417,7 +430,7 @@ void transform_frame_cpu(const Frame& src, const CropBox& box_in, const Transfor
       for (int k = 0; k < pairs; ++k) s.pair_rows[k] = pair_row(c, p0 + k);
       vertical(kern, s.wpairs.data(), s.pair_rows.data(), pairs, vy.precision, out_w, lines[c]);
     }
-    write_row(kern, spec, lut, planes, oy, out_w, out, slot);
+    finish_row(oy);
   }
 }
 
