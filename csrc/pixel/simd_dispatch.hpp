@@ -54,10 +54,11 @@ struct HPassTables {
 // pass). One pmaddwd of a pair row with a broadcast weight pair then applies two vertical
 // taps to a whole vector of columns without unpacking.
 struct RowKernels {
-  // 4:2:0 row to planar R, G, B for pixels [0, n): luma yp[sx0 + i]; chroma sample j at
-  // up[j * cstep], vp[j * cstep] serves luma columns 2j, 2j + 1. sx0 must be even.
-  int (*yuv_row)(const px::ColorCoeffs& cc, const uint8_t* yp, const uint8_t* up, const uint8_t* vp, int cstep,
-                 int sx0, int n, uint8_t* r, uint8_t* g, uint8_t* b);
+  // 4:2:0 rows (1 or 2 luma rows sharing one chroma row) to planar R, G, B for pixels
+  // [0, n): luma yp[r][sx0 + i]; chroma sample j at up[j * cstep], vp[j * cstep] serves luma
+  // columns 2j, 2j + 1; row r goes to dst[3r], dst[3r + 1], dst[3r + 2]. sx0 must be even.
+  int (*yuv_rows)(const px::ColorCoeffs& cc, const uint8_t* const yp[2], int rows, const uint8_t* up,
+                  const uint8_t* vp, int cstep, int sx0, int n, uint8_t* const dst[6]);
   // Horizontal pass of two source rows x three planar channels (shared weights) into one
   // pair row per channel: src = {R0, G0, B0, R1, G1, B1}, rows holding crop columns
   // [col0, ...), readable taps_padded + 32 bytes past the last column read.

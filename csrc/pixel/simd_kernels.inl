@@ -4,7 +4,7 @@
 // once over them.
 //
 // Exactness (every kernel equals the scalar pixel_math.hpp arithmetic bit for bit):
-// - yuv_row: px::yuv_to_rgb computes ((8*Y - y_off) * y_coeff) >> 16 and (d * k) >> 16 in
+// - yuv_rows: px::yuv_to_rgb computes ((8*Y - y_off) * y_coeff) >> 16 and (d * k) >> 16 in
 //   int32, where every operand fits in int16 (8*Y - y_off in [-128, 2040], 8*U - 1024 in
 //   [-1024, 1016], |coefficients| < 2^15, checked below). For int16 operands the exact
 //   product fits in int32 and pmulhw returns its high half, i.e. the same floor(p / 2^16).
@@ -17,8 +17,8 @@
 //   does the row before a vertical filter that starts on an odd row of its pair.
 // - normalize_f32: float(v) - mean, then / sd: the same two IEEE single operations.
 
-static int yuv_row_kernel(const px::ColorCoeffs& cc, const uint8_t* yp, const uint8_t* up, const uint8_t* vp,
-                          int cstep, int sx0, int n, uint8_t* r, uint8_t* g, uint8_t* b) {
+static int yuv_rows_kernel(const px::ColorCoeffs& cc, const uint8_t* const yp[2], int rows, const uint8_t* up,
+                           const uint8_t* vp, int cstep, int sx0, int n, uint8_t* const dst[6]) {
   const int32_t coeffs[6] = {cc.y_off, cc.y_coeff, cc.vr, cc.ub, cc.ug, cc.vg};
   for (int32_t c : coeffs) {
     if (c < -32768 || c > 32767) return 0;
@@ -28,15 +28,18 @@ static int yuv_row_kernel(const px::ColorCoeffs& cc, const uint8_t* yp, const ui
   int i = 0;
   for (; i + kLanes16 <= n; i += kLanes16) {
     const int x = sx0 + i;
-    V y = load_u8_i16(yp + x);
     V u, v;
     load_chroma_dup(up, vp, cstep, x >> 1, &u, &v);
-    y = mulhi16(sub16(slli3(y), yoff), ycoef);
     u = sub16(slli3(u), c1024);
     v = sub16(slli3(v), c1024);
-    store_u8_sat(r + i, add16(y, mulhi16(v, vr)));
-    store_u8_sat(g + i, add16(add16(y, mulhi16(u, ug)), mulhi16(v, vg)));
-    store_u8_sat(b + i, add16(y, mulhi16(u, ub)));
+    // chroma terms, shared by the rows (int16 sums in range: the same values in any order)
+    const V rc = mulhi16(v, vr), gc = add16(mulhi16(u, ug), mulhi16(v, vg)), bc = mulhi16(u, ub);
+    for (int r = 0; r < rows; ++r) {
+      const V y = mulhi16(sub16(slli3(load_u8_i16(yp[r] + x)), yoff), ycoef);
+      store_u8_sat(dst[3 * r] + i, add16(y, rc));
+      store_u8_sat(dst[3 * r + 1] + i, add16(y, gc));
+      store_u8_sat(dst[3 * r + 2] + i, add16(y, bc));
+    }
   }
   return i;
 }

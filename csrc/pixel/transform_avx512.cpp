@@ -126,7 +126,7 @@ int horizontal2_fallback(const HPassTables& t, const uint8_t* const src[6], int 
 
 #include "pixel/simd_kernels.inl"
 
-const RowKernels kKernels = {yuv_row_kernel, horizontal2_kernel, vertical_kernel, normalize_f32_kernel,
+const RowKernels kKernels = {yuv_rows_kernel, horizontal2_kernel, vertical_kernel, normalize_f32_kernel,
                              normalize_block_f32_kernel};
 
 }  // namespace

@@ -64,37 +64,49 @@ struct Scratch {
 
 thread_local Scratch tls_scratch;
 
-// Source row `sy`, columns [x0, x0 + n) of the frame, to planar R, G, B.
-void convert_row(const RowKernels* kern, const Frame& f, const px::ColorCoeffs& cc, int sy, int x0, int n,
-                 uint8_t* __restrict r, uint8_t* __restrict g, uint8_t* __restrict b) {
+// Source rows sy .. sy + rows - 1 (rows = 1 or 2), columns [x0, x0 + n) of the frame, to
+// planar R, G, B: row r into dst[3r], dst[3r + 1], dst[3r + 2]. Two 4:2:0 rows that share a
+// chroma row (sy even) are converted together.
+void convert_rows(const RowKernels* kern, const Frame& f, const px::ColorCoeffs& cc, int sy, int rows, int x0,
+                  int n, uint8_t* const dst[6]) {
+  if (rows == 2 && (f.layout == PixelLayout::kRGB24 || (sy & 1))) {
+    convert_rows(kern, f, cc, sy, 1, x0, n, dst);
+    convert_rows(kern, f, cc, sy + 1, 1, x0, n, dst + 3);
+    return;
+  }
   uint8_t rgb[3];
   switch (f.layout) {
     case PixelLayout::kYUV420P:
     case PixelLayout::kNV12: {
       const bool nv12 = f.layout == PixelLayout::kNV12;
-      const uint8_t* yp = f.data[0] + static_cast<int64_t>(sy) * f.linesize[0];
+      const uint8_t* const yp[2] = {f.data[0] + static_cast<int64_t>(sy) * f.linesize[0],
+                                    f.data[0] + static_cast<int64_t>(sy + rows - 1) * f.linesize[0]};
       const uint8_t* up = f.data[1] + static_cast<int64_t>(sy >> 1) * f.linesize[1];
       const uint8_t* vp = nv12 ? up + 1 : f.data[2] + static_cast<int64_t>(sy >> 1) * f.linesize[2];
       const int cstep = nv12 ? 2 : 1;  // chroma sample stride in bytes
-      int i = 0;
       auto scalar = [&](int k) {
         const int x = x0 + k;
-        px::yuv_to_rgb(cc, yp[x], up[(x >> 1) * cstep], vp[(x >> 1) * cstep], rgb);
-        r[k] = rgb[0];
-        g[k] = rgb[1];
-        b[k] = rgb[2];
+        for (int r = 0; r < rows; ++r) {
+          px::yuv_to_rgb(cc, yp[r][x], up[(x >> 1) * cstep], vp[(x >> 1) * cstep], rgb);
+          for (int c = 0; c < 3; ++c) dst[3 * r + c][k] = rgb[c];
+        }
       };
+      int i = 0;
       if (x0 & 1) scalar(i++);  // align luma x to an even column so pairs share chroma
-      if (kern) i += kern->yuv_row(cc, yp, up, vp, cstep, x0 + i, n - i, r + i, g + i, b + i);
+      if (kern) {
+        uint8_t* const d[6] = {dst[0] + i, dst[1] + i, dst[2] + i, rows == 2 ? dst[3] + i : nullptr,
+                               rows == 2 ? dst[4] + i : nullptr, rows == 2 ? dst[5] + i : nullptr};
+        i += kern->yuv_rows(cc, yp, rows, up, vp, cstep, x0 + i, n - i, d);
+      }
       for (; i < n; ++i) scalar(i);
       break;
     }
     case PixelLayout::kRGB24: {
       const uint8_t* p = f.data[0] + static_cast<int64_t>(sy) * f.linesize[0] + 3 * static_cast<int64_t>(x0);
       for (int i = 0; i < n; ++i) {
-        r[i] = p[3 * i];
-        g[i] = p[3 * i + 1];
-        b[i] = p[3 * i + 2];
+        dst[0][i] = p[3 * i];
+        dst[1][i] = p[3 * i + 1];
+        dst[2][i] = p[3 * i + 2];
       }
       break;
     }
@@ -341,7 +353,7 @@ void transform_frame_cpu(const Frame& src, const CropBox& box_in, const Transfor
   if (hx.identity && vy.identity) {  // no resampling: convert each row straight into the output row
     for (int oy = 0; oy < out_h; ++oy) {
       start_row(oy);
-      convert_row(kern, src, cc, box.y + oy, box.x, out_w, lines[0], lines[1], lines[2]);
+      convert_rows(kern, src, cc, box.y + oy, 1, box.x, out_w, lines);
       finish_row(oy);
     }
     return;
@@ -376,15 +388,13 @@ void transform_frame_cpu(const Frame& src, const CropBox& box_in, const Transfor
   for (int i = 0; i < 6; ++i) srows[i] = s.row.data() + static_cast<int64_t>(i) * row_stride;
   const HPassTables ht = hpass_tables(hx);
   auto produce = [&](int p) {
-    for (int r = 0; r < 2; ++r) {
-      uint8_t* rgb[3];
-      for (int c = 0; c < 3; ++c) rgb[c] = s.row.data() + static_cast<int64_t>(3 * r + c) * row_stride;
-      const int y = row0 + 2 * p + r;
-      if (y < row1) {
-        convert_row(kern, src, cc, box.y + y, box.x + col0, ncols, rgb[0], rgb[1], rgb[2]);
-      } else {  // odd row count: the pair's second row is never weighted; keep it zero
-        for (int c = 0; c < 3; ++c) std::memset(rgb[c], 0, ncols);
-      }
+    uint8_t* rgb[6];
+    for (int i = 0; i < 6; ++i) rgb[i] = s.row.data() + static_cast<int64_t>(i) * row_stride;
+    const int y = row0 + 2 * p;
+    const int rows = std::min(2, row1 - y);
+    convert_rows(kern, src, cc, box.y + y, rows, box.x + col0, ncols, rgb);
+    if (rows == 1) {  // odd row count: the pair's second row is never weighted; keep it zero
+      for (int c = 3; c < 6; ++c) std::memset(rgb[c], 0, ncols);
     }
     int16_t* dst[3] = {pair_row(0, p), pair_row(1, p), pair_row(2, p)};
     if (hx.identity) {

@@ -90,7 +90,7 @@ int horizontal2_fallback(const HPassTables&, const uint8_t* const[6], int, int16
 
 #include "pixel/simd_kernels.inl"
 
-const RowKernels kKernels = {yuv_row_kernel, horizontal2_kernel, vertical_kernel, normalize_f32_kernel,
+const RowKernels kKernels = {yuv_rows_kernel, horizontal2_kernel, vertical_kernel, normalize_f32_kernel,
                              normalize_block_f32_kernel};
 
 }  // namespace
