@@ -12,6 +12,8 @@
 //   --min-pixels N --max-pixels N   per-frame pixel budget (default HF video: 128*28*28, 768*28*28)
 //   --warmup N                      untimed runs first (default 1)
 //   --seek-threshold N              the reader's seek threshold (default 16, as msce.VideoReader)
+//   --decoder-threads N             FFmpeg decoder threads only (default: THREADS); THREADS then
+//                                   sets the transform workers alone (0 = the library's split)
 //
 // Each repeat does what msce.load(path, plan, msce.QwenVL("2.5")) does in Python: open the file
 // (packet index scan), resolve the plan from the frame timestamps, smart_resize, allocate the
@@ -56,6 +58,7 @@ struct Args {
   int64_t min_pixels = 128LL * 28 * 28;
   int64_t max_pixels = 768LL * 28 * 28;
   int64_t seek_threshold = 16;
+  int decoder_threads = -1;  // -1: THREADS
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -92,6 +95,8 @@ Args parse(int argc, char** argv) {
     else if (s == "--plan") a.plan = value("--plan");
     else if (s == "--target") a.target = value("--target");
     else if (s == "--threads") a.threads = static_cast<int>(parse_int(value("--threads"), "--threads"));
+    else if (s == "--decoder-threads")
+      a.decoder_threads = static_cast<int>(parse_int(value("--decoder-threads"), "--decoder-threads"));
     else if (s == "--repeats") a.repeats = static_cast<int>(parse_int(value("--repeats"), "--repeats"));
     else if (s == "--warmup") a.warmup = static_cast<int>(parse_int(value("--warmup"), "--warmup"));
     else if (s == "--min-pixels") a.min_pixels = parse_int(value("--min-pixels"), "--min-pixels");
@@ -108,6 +113,7 @@ Args parse(int argc, char** argv) {
   if (pos.size() > 3) a.threads = static_cast<int>(parse_int(pos[3], "THREADS"));
   if (pos.size() > 4) a.repeats = static_cast<int>(parse_int(pos[4], "REPEATS"));
   if (a.threads < 0) usage("threads must be >= 0");
+  if (a.decoder_threads < -1) usage("--decoder-threads must be >= 0");
   if (a.repeats < 1) usage("repeats must be >= 1");
   if (a.warmup < 0) usage("warmup must be >= 0");
   if (a.min_pixels <= 0 || a.max_pixels < a.min_pixels) usage("need 0 < min-pixels <= max-pixels");
@@ -157,7 +163,7 @@ RunResult run_once(const Args& a) {
   const double c0 = cpu_ms_now();
   const auto t0 = Clock::now();
   msce::ReaderOptions opts;
-  opts.threads = a.threads;
+  opts.threads = a.decoder_threads >= 0 ? a.decoder_threads : a.threads;
   opts.seek_threshold = a.seek_threshold;
   msce::VideoReader reader(a.video, opts);
   r.open_ms = ms_since(t0);
@@ -305,6 +311,7 @@ int main(int argc, char** argv) {
     std::ostringstream o;
     o << "{\"tool\": \"msce_bench\", \"video\": " << json_string(a.video) << ", \"plan\": " << json_string(a.plan)
       << ", \"target\": " << json_string(a.target) << ", \"threads\": " << a.threads
+      << ", \"decoder_threads\": " << a.decoder_threads
       << ", \"min_pixels\": " << a.min_pixels << ", \"max_pixels\": " << a.max_pixels
       << ", \"warmup\": " << a.warmup << ", \"repeats\": " << a.repeats
       << ", \"wall_ms\": " << stats_json(wall) << ", \"cpu_ms\": " << stats_json(cpu)

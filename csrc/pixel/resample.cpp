@@ -23,7 +23,7 @@ void build_shuffle_tables(ResampleAxis& ax) {
   if (span + 1 > 15) return;
   const int pairs = (ax.taps + 1) / 2;
   const int per_window = (14 - span) / 2 + 1;
-  const int block_pairs = (blocks + 1) / 2;
+  const int block_pairs = (blocks + 3) / 4 * 2;  // whole block quads: a 4-block step may read them
   ax.shuffle_pairs = pairs;
   ax.shuffle_per_window = per_window;
   ax.shuffle_masks.assign(static_cast<size_t>(block_pairs) * pairs * 2 * 16, 0x80);

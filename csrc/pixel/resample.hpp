@@ -36,8 +36,8 @@ struct ResampleAxis {
   // beyond about 4.5x).
   int shuffle_pairs = 0;
   int shuffle_per_window = 0;
-  std::vector<uint8_t> shuffle_masks;    // [out/8 rounded up][pairs][2][16]
-  std::vector<int16_t> shuffle_weights;  // [out/8 rounded up][pairs][2][8]
+  std::vector<uint8_t> shuffle_masks;    // [2 * (out/16 rounded up)][pairs][2][16]
+  std::vector<int16_t> shuffle_weights;  // [2 * (out/16 rounded up)][pairs][2][8]
 };
 
 ResampleAxis make_resample_axis(int in_size, int out_size, Interp interp);

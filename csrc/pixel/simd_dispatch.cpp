@@ -12,6 +12,10 @@ namespace {
 bool cpu_has(SimdLevel level) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
+  if (level == SimdLevel::kAVX512) {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  }
   if (level == SimdLevel::kAVX2) return __builtin_cpu_supports("avx2");
   if (level == SimdLevel::kSSE41) return __builtin_cpu_supports("sse4.1");
   return true;
@@ -22,6 +26,7 @@ bool cpu_has(SimdLevel level) {
 
 const RowKernels* kernels_of(SimdLevel level) {
   switch (level) {
+    case SimdLevel::kAVX512: return avx512_row_kernels();
     case SimdLevel::kAVX2: return avx2_row_kernels();
     case SimdLevel::kSSE41: return sse41_row_kernels();
     default: return nullptr;
@@ -41,8 +46,10 @@ SimdLevel resolve_active() {
     want = SimdLevel::kSSE41;
   } else if (s == "avx2") {
     want = SimdLevel::kAVX2;
+  } else if (s == "avx512") {
+    want = SimdLevel::kAVX512;
   } else {
-    throw TransformError("MSCE_SIMD must be scalar, sse41 or avx2 (got '" + s + "')");
+    throw TransformError("MSCE_SIMD must be scalar, sse41, avx2 or avx512 (got '" + s + "')");
   }
   if (!available(want)) {
     throw TransformError("MSCE_SIMD=" + s + " but this " +
@@ -56,6 +63,7 @@ SimdLevel resolve_active() {
 
 const char* simd_level_name(SimdLevel level) {
   switch (level) {
+    case SimdLevel::kAVX512: return "avx512";
     case SimdLevel::kAVX2: return "avx2";
     case SimdLevel::kSSE41: return "sse41";
     default: return "scalar";
@@ -64,6 +72,7 @@ const char* simd_level_name(SimdLevel level) {
 
 SimdLevel detected_simd_level() {
   static const SimdLevel level = [] {
+    if (available(SimdLevel::kAVX512)) return SimdLevel::kAVX512;
     if (available(SimdLevel::kAVX2)) return SimdLevel::kAVX2;
     if (available(SimdLevel::kSSE41)) return SimdLevel::kSSE41;
     return SimdLevel::kScalar;

@@ -12,8 +12,10 @@ namespace {
 
 using V = __m256i;
 constexpr int kLanes16 = 16;  // int16 lanes = pixels per yuv step
+constexpr int kLanes32 = 8;
 constexpr int kBlocks = 2;    // 4-output blocks per horizontal step
 constexpr int kLanesF = 8;
+constexpr int kMinRun = kLanesF;  // normalize_block_f32: tails overlap the previous vector
 
 inline V set1_16(int32_t v) { return _mm256_set1_epi16(static_cast<int16_t>(v)); }
 inline V set1_32(int32_t v) { return _mm256_set1_epi32(v); }
@@ -23,10 +25,15 @@ inline V slli3(V a) { return _mm256_slli_epi16(a, 3); }
 inline V mulhi16(V a, V b) { return _mm256_mulhi_epi16(a, b); }
 inline V add32(V a, V b) { return _mm256_add_epi32(a, b); }
 inline V madd(V a, V b) { return _mm256_madd_epi16(a, b); }
+inline V madd_acc(V acc, V a, V b) { return add32(acc, madd(a, b)); }
 inline V shuffle8(V a, V m) { return _mm256_shuffle_epi8(a, m); }
 inline V sra32(V a, int s) { return _mm256_sra_epi32(a, _mm_cvtsi32_si128(s)); }
 inline V load_u8_i16(const uint8_t* p) { return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 inline V load_pair_table(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+// Shuffle masks / weights of tap pair k for the block(s) of one step (see simd_kernels.inl).
+inline V load_masks(const uint8_t* p, int) { return load_pair_table(p); }
+inline V load_weights(const int16_t* p, int) { return load_pair_table(p); }
+inline V load_i16(const int16_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 
 // 16 luma pixels from luma column x = 2j: chroma samples j..j+7, each duplicated.
 inline void load_chroma_dup(const uint8_t* up, const uint8_t* vp, int cstep, int j, V* u, V* v) {
@@ -57,16 +64,38 @@ inline V load_windows(const uint8_t* p, const int* off) {
                                  _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + off[1])), 1);
 }
 
-// int32 lanes (4 outputs per 128-bit lane) -> 8 bytes, saturated.
-inline void store_blocks_u8(uint8_t* dst, V acc) {
-  const V b = _mm256_packus_epi16(_mm256_packs_epi32(acc, acc), acc);  // bytes 0-3 of each lane
-  const V q = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0));
-  _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), _mm256_castsi256_si128(q));
+// Row 0 and row 1 results of 8 outputs (int32, 4 per 128-bit lane) -> 8 (row 0, row 1)
+// int16 pairs clamped to 0..255, in output order; only the first block (4 outputs) if nb == 1.
+inline void store_pair_blocks(int16_t* dst, V r0, V r1, int nb) {
+  const V p = _mm256_min_epu16(_mm256_packus_epi32(r0, r1), _mm256_set1_epi16(255));  // r0 0-3, r1 0-3 | 4-7
+  const V m = _mm256_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15, 0, 1, 8, 9, 2, 3, 10, 11, 4, 5,
+                               12, 13, 6, 7, 14, 15);
+  const V q = _mm256_shuffle_epi8(p, m);
+  if (nb == 2) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), q);
+  } else {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm256_castsi256_si128(q));
+  }
+}
+
+// Four vectors of 8 int32 columns (0-7, 8-15, 16-23, 24-31) -> 32 bytes, saturated.
+inline void store_cols_u8(uint8_t* dst, V a0, V a1, V a2, V a3) {
+  const V p01 = _mm256_packs_epi32(a0, a1);  // 0-3, 8-11 | 4-7, 12-15
+  const V p23 = _mm256_packs_epi32(a2, a3);  // 16-19, 24-27 | 20-23, 28-31
+  const V b = _mm256_packus_epi16(p01, p23);  // 0-3, 8-11, 16-19, 24-27 | 4-7, 12-15, 20-23, 28-31
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst),
+                      _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
 }
 
 inline void store_norm(float* out, const uint8_t* s, float mean, float sd) {
   const __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s))));
   _mm256_storeu_ps(out, _mm256_div_ps(_mm256_sub_ps(v, _mm256_set1_ps(mean)), _mm256_set1_ps(sd)));
+}
+
+// Values [i, n) of a run of n >= kLanesF: the run's last kLanesF values (same results where
+// they overlap the previous vector).
+inline void store_norm_tail(float* out, const uint8_t* s, int, int n, float mean, float sd) {
+  store_norm(out + n - kLanesF, s + n - kLanesF, mean, sd);
 }
 
 // Dot product of 16*CHUNKS taps for one output: uint8 samples widened to int16 times weights.
@@ -80,10 +109,10 @@ inline V dot_taps(const uint8_t* sp, const int16_t* wk) {
   return a;
 }
 
-// Strong downscales (no shuffle tables): four outputs of one channel per step, each a dot
-// product over its zero-padded taps, reduced together.
+// Strong downscales (no shuffle tables): four outputs of one (row, channel) per step, each a
+// dot product over its zero-padded taps, reduced together.
 template <int CHUNKS>
-int horizontal_dot(const HPassTables& t, const uint8_t* const src[3], int col0, uint8_t* const dst[3]) {
+int horizontal_dot(const HPassTables& t, const uint8_t* const src[6], int col0, int16_t* const dst[3]) {
   const int tp = t.taps_padded;
   const __m128i init = _mm_set1_epi32(1 << (t.precision - 1));
   const __m128i shift = _mm_cvtsi32_si128(t.precision);
@@ -93,22 +122,27 @@ int horizontal_dot(const HPassTables& t, const uint8_t* const src[3], int col0, 
     const int o0 = t.first[ox] - col0, o1 = t.first[ox + 1] - col0;
     const int o2 = t.first[ox + 2] - col0, o3 = t.first[ox + 3] - col0;
     for (int c = 0; c < 3; ++c) {
-      const uint8_t* sc = src[c];
-      const V a0 = dot_taps<CHUNKS>(sc + o0, w0);
-      const V a1 = dot_taps<CHUNKS>(sc + o1, w0 + tp);
-      const V a2 = dot_taps<CHUNKS>(sc + o2, w0 + 2 * tp);
-      const V a3 = dot_taps<CHUNKS>(sc + o3, w0 + 3 * tp);
-      const V h = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
-      __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-      sum = _mm_sra_epi32(_mm_add_epi32(sum, init), shift);
-      const int32_t four = _mm_cvtsi128_si32(_mm_packus_epi16(_mm_packs_epi32(sum, sum), sum));
-      std::memcpy(dst[c] + ox, &four, 4);
+      __m128i rows[2];
+      for (int r = 0; r < 2; ++r) {
+        const uint8_t* sc = src[3 * r + c];
+        const V a0 = dot_taps<CHUNKS>(sc + o0, w0);
+        const V a1 = dot_taps<CHUNKS>(sc + o1, w0 + tp);
+        const V a2 = dot_taps<CHUNKS>(sc + o2, w0 + 2 * tp);
+        const V a3 = dot_taps<CHUNKS>(sc + o3, w0 + 3 * tp);
+        const V h = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
+        const __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        rows[r] = _mm_sra_epi32(_mm_add_epi32(sum, init), shift);
+      }
+      // rows 0 and 1 of the 4 outputs -> (row 0, row 1) int16 pairs clamped to 0..255
+      const __m128i p = _mm_min_epu16(_mm_packus_epi32(rows[0], rows[1]), _mm_set1_epi16(255));
+      const __m128i q = _mm_shuffle_epi8(p, _mm_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst[c] + 2 * ox), q);
     }
   }
   return ox;
 }
 
-int horizontal3_fallback(const HPassTables& t, const uint8_t* const src[3], int col0, uint8_t* const dst[3]) {
+int horizontal2_fallback(const HPassTables& t, const uint8_t* const src[6], int col0, int16_t* const dst[3]) {
   switch (t.taps_padded / 16) {
     case 1: return horizontal_dot<1>(t, src, col0, dst);
     case 2: return horizontal_dot<2>(t, src, col0, dst);
@@ -120,63 +154,8 @@ int horizontal3_fallback(const HPassTables& t, const uint8_t* const src[3], int 
 
 #include "pixel/simd_kernels.inl"
 
-// 32 columns per step (16 for a last narrow strip); taps in pairs so one pmaddwd applies
-// two rows' weights.
-int vertical_kernel(const int16_t* wk, int n, int precision, const uint8_t* base, int64_t row_stride, int width,
-                    uint8_t* dst) {
-  const __m128i shift = _mm_cvtsi32_si128(precision);
-  const V init = _mm256_set1_epi32(1 << (precision - 1));
-  const V zero = _mm256_setzero_si256();
-  int x = 0;
-  for (; x + 32 <= width; x += 32) {
-    V a0 = init, a1 = init, a2 = init, a3 = init;
-    const uint8_t* p = base + x;
-    for (int k = 0; k < n; k += 2, p += 2 * row_stride) {
-      const V r0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-      const V r1 = k + 1 < n ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + row_stride)) : zero;
-      const int16_t w1 = k + 1 < n ? wk[k + 1] : 0;
-      const V w = _mm256_set1_epi32(static_cast<int32_t>((static_cast<uint32_t>(static_cast<uint16_t>(w1)) << 16) |
-                                                         static_cast<uint16_t>(wk[k])));
-      const V lo = _mm256_unpacklo_epi8(r0, r1);  // columns 0-7 | 16-23 as (r0, r1) byte pairs
-      const V hi = _mm256_unpackhi_epi8(r0, r1);  // columns 8-15 | 24-31
-      a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_unpacklo_epi8(lo, zero), w));  // 0-3 | 16-19
-      a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_unpackhi_epi8(lo, zero), w));  // 4-7 | 20-23
-      a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(_mm256_unpacklo_epi8(hi, zero), w));  // 8-11 | 24-27
-      a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(_mm256_unpackhi_epi8(hi, zero), w));  // 12-15 | 28-31
-    }
-    const V p01 = _mm256_packs_epi32(_mm256_sra_epi32(a0, shift), _mm256_sra_epi32(a1, shift));  // 0-7 | 16-23
-    const V p23 = _mm256_packs_epi32(_mm256_sra_epi32(a2, shift), _mm256_sra_epi32(a3, shift));  // 8-15 | 24-31
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + x), _mm256_packus_epi16(p01, p23));
-  }
-  auto strip16 = [&](int x16) {
-    V lo = init, hi = init;
-    for (int k = 0; k < n; k += 2) {
-      const __m128i r0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + k * row_stride + x16));
-      const __m128i r1 = k + 1 < n ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + (k + 1) * row_stride + x16))
-                                   : _mm_setzero_si128();
-      const int16_t w1 = k + 1 < n ? wk[k + 1] : 0;
-      const V w = _mm256_set1_epi32(static_cast<int32_t>((static_cast<uint32_t>(static_cast<uint16_t>(w1)) << 16) |
-                                                         static_cast<uint16_t>(wk[k])));
-      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(r0, r1)), w));
-      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(r0, r1)), w));
-    }
-    lo = _mm256_sra_epi32(lo, shift);
-    hi = _mm256_sra_epi32(hi, shift);
-    // lo: columns 0-3 | 4-7, hi: 8-11 | 12-15
-    const V b8 = _mm256_packus_epi16(_mm256_packs_epi32(lo, hi), _mm256_setzero_si256());
-    const __m128i out = _mm_unpacklo_epi32(_mm256_castsi256_si128(b8), _mm256_extracti128_si256(b8, 1));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + x16), out);
-  };
-  for (; x + 16 <= width; x += 16) strip16(x);
-  // last partial strip: recompute the 16 columns ending at `width` (same values, dst only)
-  if (x < width && width >= 16) {
-    strip16(width - 16);
-    x = width;
-  }
-  return x;
-}
-
-const RowKernels kKernels = {yuv_row_kernel, horizontal3_kernel, vertical_kernel, normalize_f32_kernel};
+const RowKernels kKernels = {yuv_rows_kernel, horizontal2_kernel, vertical_kernel, normalize_f32_kernel,
+                             normalize_block_f32_kernel};
 
 }  // namespace
 

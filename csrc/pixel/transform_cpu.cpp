@@ -1,8 +1,10 @@
-// CPU loop of the fused transform. Per frame: convert only the source rows and columns
-// the resampler reads to planar RGB, run the horizontal pass into a uint8 intermediate
-// (as torch does: horizontal first, each pass rounded and clamped to uint8), run the
-// vertical pass, then normalize and scatter into the target layout. All arithmetic is
-// in pixel_math.hpp; the loops here are arranged so the compiler vectorizes them.
+// CPU loop of the fused transform. Per frame, output row by output row: convert the source
+// rows it needs (only the columns the resampler reads) to planar RGB two rows at a time, run
+// the horizontal pass of the two rows into one "pair row" of a small ring (int16, the rows
+// interleaved per column, see simd_dispatch.hpp), run the vertical pass over the ring's pair
+// rows (as torch does: horizontal first, each pass rounded and clamped to uint8), then
+// normalize and scatter into the target layout. The ring keeps the intermediate in L1/L2.
+// All arithmetic is in pixel_math.hpp.
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -86,47 +88,58 @@ int64_t TransformSpec::buffer_elements(int64_t slots) const {
 namespace {
 
 struct Scratch {
-  std::vector<uint8_t> row;    // 3 planar rows of the source columns read
-  std::vector<uint8_t> inter;  // 3 planes: rows read x out_w (after the horizontal pass)
-  std::vector<uint8_t> line;   // 3 planar rows of the final uint8 output row
-  std::vector<int32_t> acc;    // out_w accumulators
-  std::vector<float> norm;     // one normalized row (Qwen layout)
-  std::vector<int64_t> dst;    // per patch column: offset of its Qwen row (Qwen layout)
+  std::vector<uint8_t> row;     // 2 source rows x 3 planar channels of the source columns read
+  std::vector<int16_t> ring;    // 3 channels x ring slots x pair row (2 * out_w)
+  std::vector<uint8_t> line;    // final uint8 output: 3 planar rows, or 3 x patch rows (Qwen float32)
+  std::vector<int32_t> wpairs;  // packed vertical weight pairs of one output row
+  std::vector<const int16_t*> pair_rows;  // the pair rows they apply to (one channel)
 };
 
 thread_local Scratch tls_scratch;
 
-// Source row `sy`, columns [x0, x0 + n) of the frame, to planar R, G, B.
-void convert_row(const RowKernels* kern, const Frame& f, const px::ColorCoeffs& cc, int sy, int x0, int n,
-                 uint8_t* __restrict r, uint8_t* __restrict g, uint8_t* __restrict b) {
+// Source rows sy .. sy + rows - 1 (rows = 1 or 2), columns [x0, x0 + n) of the frame, to
+// planar R, G, B: row r into dst[3r], dst[3r + 1], dst[3r + 2]. Two 4:2:0 rows that share a
+// chroma row (sy even) are converted together.
+void convert_rows(const RowKernels* kern, const Frame& f, const px::ColorCoeffs& cc, int sy, int rows, int x0,
+                  int n, uint8_t* const dst[6]) {
+  if (rows == 2 && (f.layout == PixelLayout::kRGB24 || (sy & 1))) {
+    convert_rows(kern, f, cc, sy, 1, x0, n, dst);
+    convert_rows(kern, f, cc, sy + 1, 1, x0, n, dst + 3);
+    return;
+  }
   uint8_t rgb[3];
   switch (f.layout) {
     case PixelLayout::kYUV420P:
     case PixelLayout::kNV12: {
       const bool nv12 = f.layout == PixelLayout::kNV12;
-      const uint8_t* yp = f.data[0] + static_cast<int64_t>(sy) * f.linesize[0];
+      const uint8_t* const yp[2] = {f.data[0] + static_cast<int64_t>(sy) * f.linesize[0],
+                                    f.data[0] + static_cast<int64_t>(sy + rows - 1) * f.linesize[0]};
       const uint8_t* up = f.data[1] + static_cast<int64_t>(sy >> 1) * f.linesize[1];
       const uint8_t* vp = nv12 ? up + 1 : f.data[2] + static_cast<int64_t>(sy >> 1) * f.linesize[2];
       const int cstep = nv12 ? 2 : 1;  // chroma sample stride in bytes
-      int i = 0;
       auto scalar = [&](int k) {
         const int x = x0 + k;
-        px::yuv_to_rgb(cc, yp[x], up[(x >> 1) * cstep], vp[(x >> 1) * cstep], rgb);
-        r[k] = rgb[0];
-        g[k] = rgb[1];
-        b[k] = rgb[2];
+        for (int r = 0; r < rows; ++r) {
+          px::yuv_to_rgb(cc, yp[r][x], up[(x >> 1) * cstep], vp[(x >> 1) * cstep], rgb);
+          for (int c = 0; c < 3; ++c) dst[3 * r + c][k] = rgb[c];
+        }
       };
+      int i = 0;
       if (x0 & 1) scalar(i++);  // align luma x to an even column so pairs share chroma
-      if (kern) i += kern->yuv_row(cc, yp, up, vp, cstep, x0 + i, n - i, r + i, g + i, b + i);
+      if (kern) {
+        uint8_t* const d[6] = {dst[0] + i, dst[1] + i, dst[2] + i, rows == 2 ? dst[3] + i : nullptr,
+                               rows == 2 ? dst[4] + i : nullptr, rows == 2 ? dst[5] + i : nullptr};
+        i += kern->yuv_rows(cc, yp, rows, up, vp, cstep, x0 + i, n - i, d);
+      }
       for (; i < n; ++i) scalar(i);
       break;
     }
     case PixelLayout::kRGB24: {
       const uint8_t* p = f.data[0] + static_cast<int64_t>(sy) * f.linesize[0] + 3 * static_cast<int64_t>(x0);
       for (int i = 0; i < n; ++i) {
-        r[i] = p[3 * i];
-        g[i] = p[3 * i + 1];
-        b[i] = p[3 * i + 2];
+        dst[0][i] = p[3 * i];
+        dst[1][i] = p[3 * i + 1];
+        dst[2][i] = p[3 * i + 2];
       }
       break;
     }
@@ -147,35 +160,38 @@ HPassTables hpass_tables(const ResampleAxis& ax) {
   return t;
 }
 
-// Horizontal pass of three planar rows (R, G, B share the weights): src rows hold columns
-// [col0, ...) of the crop and are readable `taps_padded` + 32 bytes past their end.
-void horizontal3(const RowKernels* kern, const ResampleAxis& ax, const HPassTables& t, const uint8_t* const src[3],
-                 int col0, uint8_t* const dst[3]) {
-  int ox = kern ? kern->horizontal3(t, src, col0, dst) : 0;
+// Horizontal pass of two source rows x three channels into one pair row per channel:
+// src = {R0, G0, B0, R1, G1, B1} hold columns [col0, ...) of the crop and are readable
+// `taps_padded` + 32 bytes past their end.
+void horizontal2(const RowKernels* kern, const ResampleAxis& ax, const HPassTables& t, const uint8_t* const src[6],
+                 int col0, int16_t* const dst[3]) {
+  int ox = kern ? kern->horizontal2(t, src, col0, dst) : 0;
   const int16_t* w = ax.weights.data();
   for (; ox < ax.out_size; ++ox) {
     const int off = ax.first[ox] - col0;
     const int16_t* wk = w + static_cast<int64_t>(ox) * ax.taps;
-    for (int c = 0; c < 3; ++c) dst[c][ox] = px::convolve_u8(src[c] + off, 1, wk, ax.count[ox], ax.precision);
+    for (int r = 0; r < 2; ++r) {
+      for (int c = 0; c < 3; ++c) {
+        dst[c][2 * ox + r] = px::convolve_u8(src[3 * r + c] + off, 1, wk, ax.count[ox], ax.precision);
+      }
+    }
   }
 }
 
-// Vertical pass for one output row of one plane: rows are `row_stride` apart in `src`.
-void vertical(const RowKernels* kern, const ResampleAxis& ax, int oy, const uint8_t* __restrict src,
-              int64_t row_stride, int width, int row0, int32_t* __restrict acc, uint8_t* __restrict dst) {
-  const int prec = ax.precision;
-  const int32_t init = 1 << (prec - 1);
-  const int16_t* wk = ax.weights.data() + static_cast<int64_t>(oy) * ax.taps;
-  const uint8_t* base = src + static_cast<int64_t>(ax.first[oy] - row0) * row_stride;
-  const int n = ax.count[oy];
-  const int x = kern ? kern->vertical(wk, n, prec, base, row_stride, width, dst) : 0;
-  for (int xi = x; xi < width; ++xi) acc[xi] = init;
-  for (int k = 0; k < n; ++k) {
-    const int32_t wv = wk[k];
-    const uint8_t* __restrict s = base + k * row_stride;
-    for (int xi = x; xi < width; ++xi) acc[xi] += wv * static_cast<int32_t>(s[xi]);
+// Vertical pass of one output row of one channel over `pairs` pair rows with packed
+// weight pairs `wp` (low: the pair's first row).
+void vertical(const RowKernels* kern, const int32_t* wp, const int16_t* const* rows, int pairs, int precision,
+              int width, uint8_t* __restrict dst) {
+  int x = kern ? kern->vertical(wp, rows, pairs, precision, width, dst) : 0;
+  const int32_t init = 1 << (precision - 1);
+  for (; x < width; ++x) {
+    int32_t acc = init;
+    for (int k = 0; k < pairs; ++k) {
+      const int32_t lo = static_cast<int16_t>(wp[k] & 0xFFFF), hi = static_cast<int16_t>(wp[k] >> 16);
+      acc += lo * rows[k][2 * x] + hi * rows[k][2 * x + 1];
+    }
+    dst[x] = px::clamp_u8(acc >> precision);
   }
-  for (int xi = x; xi < width; ++xi) dst[xi] = px::clamp_u8(acc[xi] >> prec);
 }
 
 template <typename T>
@@ -217,35 +233,12 @@ void write_row_float(const RowKernels* kern, const TransformSpec& spec, const Le
   T* o = static_cast<T*>(out);
   const int height = spec.out_h;
   if constexpr (std::is_same_v<T, float>) {
-    if (spec.layout != Layout::kNHWC) {
-      // normalize whole rows with SIMD, then copy patch-wide runs (Qwen) or the row (NCHW)
-      Scratch& s = tls_scratch;
+    if (spec.layout == Layout::kNCHW) {  // normalize whole rows with SIMD
       const int64_t plane = static_cast<int64_t>(height) * width;
-      const px::QwenGeometry& g = spec.qwen;
-      const int64_t rw = px::qwen_row_width(g);
-      const int patches = spec.layout == Layout::kQwen ? width / g.patch : 0;
-      if (patches) {
-        s.norm.resize(static_cast<size_t>(width));
-        s.dst.resize(static_cast<size_t>(patches));
-        for (int p = 0; p < patches; ++p) s.dst[p] = px::qwen_row(g, slot, oy, p * g.patch) * rw;
-      }
       for (int c = 0; c < 3; ++c) {
         const float m = spec.normalize ? spec.mean[c] : 0.f, sd = spec.normalize ? spec.std[c] : 1.f;
-        if (spec.layout == Layout::kNCHW) {
-          normalize_row_f32(kern, planes[c], width, lut.v[c], m, sd,
-                            o + (slot * 3 + c) * plane + static_cast<int64_t>(oy) * width);
-          continue;
-        }
-        normalize_row_f32(kern, planes[c], width, lut.v[c], m, sd, s.norm.data());
-        const int64_t col = px::qwen_col(g, slot, c, oy, 0);  // the same for every patch of the row
-        const float* src = s.norm.data();
-        if (g.patch == 14) {
-          for (int p = 0; p < patches; ++p) std::memcpy(o + s.dst[p] + col, src + 14 * p, sizeof(float) * 14);
-        } else {
-          for (int p = 0; p < patches; ++p) {
-            std::memcpy(o + s.dst[p] + col, src + g.patch * p, sizeof(float) * g.patch);
-          }
-        }
+        normalize_row_f32(kern, planes[c], width, lut.v[c], m, sd,
+                          o + (slot * 3 + c) * plane + static_cast<int64_t>(oy) * width);
       }
       return;
     }
@@ -305,6 +298,30 @@ void write_row(const RowKernels* kern, const TransformSpec& spec, const void* lu
   }
 }
 
+// Qwen float32: writes a band of `patch` final uint8 rows (3 channels x patch rows x width,
+// output rows y0..) patch by patch. One channel of one patch is patch*patch contiguous floats,
+// so the stores run sequentially through whole cache lines instead of scattering one
+// patch-wide run per row over the output.
+void write_qwen_band(const RowKernels* kern, const TransformSpec& spec, const LevelTable<float>& lut,
+                     const uint8_t* band, int width, int y0, void* out, int64_t slot) {
+  const px::QwenGeometry& g = spec.qwen;
+  const int P = g.patch;
+  const int64_t rw = px::qwen_row_width(g);
+  float* o = static_cast<float*>(out);
+  for (int p = 0; p < width / P; ++p) {
+    float* row = o + px::qwen_row(g, slot, y0, p * P) * rw;
+    for (int c = 0; c < 3; ++c) {
+      const float m = spec.normalize ? spec.mean[c] : 0.f, sd = spec.normalize ? spec.std[c] : 1.f;
+      const uint8_t* src = band + static_cast<int64_t>(c) * P * width + p * P;
+      float* dst = row + px::qwen_col(g, slot, c, y0, 0);
+      if (kern && kern->normalize_block_f32(src, width, P, P, m, sd, dst) == P) continue;
+      for (int i = 0; i < P; ++i) {
+        for (int x = 0; x < P; ++x) dst[i * P + x] = lut.v[c][src[static_cast<int64_t>(i) * width + x]];
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void transform_frame_cpu(const Frame& src, const CropBox& box_in, const TransformSpec& spec, void* out,
@@ -344,33 +361,8 @@ void transform_frame_cpu(const Frame& src, const CropBox& box_in, const Transfor
   const int nrows = row1 - row0;
 
   Scratch& s = tls_scratch;
-  // each planar row is followed by zeros the SIMD horizontal pass may read past its end
-  const int row_stride = ncols + hx.taps_padded + 32;
-  s.row.assign(static_cast<size_t>(row_stride) * 3, 0);
-  s.inter.resize(static_cast<size_t>(nrows) * out_w * 3);
-  s.line.resize(static_cast<size_t>(out_w) * 3);
-  s.acc.resize(out_w);
-  const int64_t inter_plane = static_cast<int64_t>(nrows) * out_w;
-
   const RowKernels* kern = active_row_kernels();
-  const HPassTables ht = hpass_tables(hx);
   const px::ColorCoeffs cc = px::make_color_coeffs(static_cast<int>(src.matrix), src.range == ColorRange::kFull);
-  uint8_t* rr = s.row.data();
-  uint8_t* rg = rr + row_stride;
-  uint8_t* rb = rg + row_stride;
-  const uint8_t* const rows[3] = {rr, rg, rb};
-  for (int y = row0; y < row1; ++y) {
-    convert_row(kern, src, cc, box.y + y, box.x + col0, ncols, rr, rg, rb);
-    uint8_t* dst[3];
-    for (int c = 0; c < 3; ++c) dst[c] = s.inter.data() + c * inter_plane + static_cast<int64_t>(y - row0) * out_w;
-    if (hx.identity) {
-      std::memcpy(dst[0], rr, out_w);
-      std::memcpy(dst[1], rg, out_w);
-      std::memcpy(dst[2], rb, out_w);
-    } else {
-      horizontal3(kern, hx, ht, rows, col0, dst);
-    }
-  }
   // level tables are 3 KiB (float) / 1.5 KiB (half): rebuilt per frame, cheaper than the divisions
   std::unique_ptr<LevelTable<float>> lut32;
   std::unique_ptr<LevelTable<uint16_t>> lut16;
@@ -382,18 +374,115 @@ void transform_frame_cpu(const Frame& src, const CropBox& box_in, const Transfor
     lut16 = std::make_unique<LevelTable<uint16_t>>(spec);
     lut = lut16.get();
   }
-  const uint8_t* planes[3];
-  for (int oy = 0; oy < out_h; ++oy) {
-    if (vy.identity) {
-      for (int c = 0; c < 3; ++c) planes[c] = s.inter.data() + c * inter_plane + static_cast<int64_t>(oy) * out_w;
-    } else {
+  // Final uint8 rows: one row at a time, or for Qwen float32 a band of `patch` rows written
+  // patch by patch (write_qwen_band).
+  const bool banded = spec.layout == Layout::kQwen && spec.dtype == DType::kF32 && out_h % spec.qwen.patch == 0;
+  const int band_rows = banded ? spec.qwen.patch : 1;
+  s.line.resize(static_cast<size_t>(out_w) * 3 * band_rows);
+  uint8_t* lines[3];
+  auto start_row = [&](int oy) {
+    const int r = oy % band_rows;
+    for (int c = 0; c < 3; ++c) lines[c] = s.line.data() + (static_cast<int64_t>(c) * band_rows + r) * out_w;
+  };
+  auto finish_row = [&](int oy) {
+    if (!banded) {
+      const uint8_t* const planes[3] = {lines[0], lines[1], lines[2]};
+      write_row(kern, spec, lut, planes, oy, out_w, out, slot);
+    } else if (oy % band_rows == band_rows - 1) {
+      write_qwen_band(kern, spec, *lut32, s.line.data(), out_w, oy - band_rows + 1, out, slot);
+    }
+  };
+  if (hx.identity && vy.identity) {  // no resampling: convert each row straight into the output row
+    for (int oy = 0; oy < out_h; ++oy) {
+      start_row(oy);
+      convert_rows(kern, src, cc, box.y + oy, 1, box.x, out_w, lines);
+      finish_row(oy);
+    }
+    return;
+  }
+
+  // Pair rows: pair p holds source rows row0 + 2p and row0 + 2p + 1. Output row oy reads pairs
+  // [p0, p0 + pairs); with non-decreasing first rows (torch's tables) a ring of the largest
+  // span + 1 pair rows always still holds them, else every pair row is kept.
+  const int total_pairs = (nrows + 1) / 2;
+  int max_pairs = 1;
+  bool monotone = true;
+  if (!vy.identity) {
+    for (int oy = 0; oy < out_h; ++oy) {
+      const int rel = vy.first[oy] - row0;
+      max_pairs = std::max(max_pairs, ((rel & 1) + vy.count[oy] + 1) >> 1);
+      if (oy > 0 && vy.first[oy] < vy.first[oy - 1]) monotone = false;
+    }
+  }
+  const int slots = monotone ? std::min(total_pairs, max_pairs + 1) : total_pairs;
+  const int64_t pair_len = 2 * static_cast<int64_t>(out_w);
+  s.ring.resize(static_cast<size_t>(3 * slots * pair_len));
+  s.wpairs.resize(static_cast<size_t>(max_pairs));
+  s.pair_rows.resize(static_cast<size_t>(max_pairs));
+  auto pair_row = [&](int c, int p) {
+    return s.ring.data() + (static_cast<int64_t>(c) * slots + p % slots) * pair_len;
+  };
+
+  // each planar source row is followed by zeros the SIMD horizontal pass may read past its end
+  const int row_stride = ncols + hx.taps_padded + 32;
+  s.row.assign(static_cast<size_t>(row_stride) * 6, 0);
+  const uint8_t* srows[6];
+  for (int i = 0; i < 6; ++i) srows[i] = s.row.data() + static_cast<int64_t>(i) * row_stride;
+  const HPassTables ht = hpass_tables(hx);
+  auto produce = [&](int p) {
+    uint8_t* rgb[6];
+    for (int i = 0; i < 6; ++i) rgb[i] = s.row.data() + static_cast<int64_t>(i) * row_stride;
+    const int y = row0 + 2 * p;
+    const int rows = std::min(2, row1 - y);
+    convert_rows(kern, src, cc, box.y + y, rows, box.x + col0, ncols, rgb);
+    if (rows == 1) {  // odd row count: the pair's second row is never weighted; keep it zero
+      for (int c = 3; c < 6; ++c) std::memset(rgb[c], 0, ncols);
+    }
+    int16_t* dst[3] = {pair_row(0, p), pair_row(1, p), pair_row(2, p)};
+    if (hx.identity) {
       for (int c = 0; c < 3; ++c) {
-        uint8_t* line = s.line.data() + c * out_w;
-        vertical(kern, vy, oy, s.inter.data() + c * inter_plane, out_w, out_w, row0, s.acc.data(), line);
-        planes[c] = line;
+        for (int x = 0; x < out_w; ++x) {
+          dst[c][2 * x] = srows[c][x];
+          dst[c][2 * x + 1] = srows[3 + c][x];
+        }
+      }
+    } else {
+      horizontal2(kern, hx, ht, srows, col0, dst);
+    }
+  };
+
+  int next_pair = 0;
+  for (int oy = 0; oy < out_h; ++oy) {
+    int p0, pairs;
+    if (vy.identity) {
+      p0 = oy >> 1;
+      pairs = 1;
+    } else {
+      const int rel = vy.first[oy] - row0;
+      const int lead = rel & 1;  // the filter starts on the second row of its first pair
+      const int n = vy.count[oy];
+      const int16_t* wk = vy.weights.data() + static_cast<int64_t>(oy) * vy.taps;
+      p0 = rel >> 1;
+      pairs = (lead + n + 1) >> 1;
+      for (int k = 0; k < pairs; ++k) {
+        const int t0 = 2 * k - lead, t1 = t0 + 1;
+        const uint16_t lo = static_cast<uint16_t>(t0 >= 0 && t0 < n ? wk[t0] : 0);
+        const uint16_t hi = static_cast<uint16_t>(t1 < n ? wk[t1] : 0);
+        s.wpairs[k] = static_cast<int32_t>(static_cast<uint32_t>(hi) << 16 | lo);
       }
     }
-    write_row(kern, spec, lut, planes, oy, out_w, out, slot);
+    for (; next_pair < p0 + pairs; ++next_pair) produce(next_pair);
+    start_row(oy);
+    for (int c = 0; c < 3; ++c) {
+      if (vy.identity) {
+        const int16_t* pr = pair_row(c, p0) + (oy & 1);
+        for (int x = 0; x < out_w; ++x) lines[c][x] = static_cast<uint8_t>(pr[2 * x]);
+        continue;
+      }
+      for (int k = 0; k < pairs; ++k) s.pair_rows[k] = pair_row(c, p0 + k);
+      vertical(kern, s.wpairs.data(), s.pair_rows.data(), pairs, vy.precision, out_w, lines[c]);
+    }
+    finish_row(oy);
   }
 }
 

@@ -12,8 +12,10 @@ namespace {
 
 using V = __m128i;
 constexpr int kLanes16 = 8;
+constexpr int kLanes32 = 4;
 constexpr int kBlocks = 1;
 constexpr int kLanesF = 4;
+constexpr int kMinRun = kLanesF;  // normalize_block_f32: tails overlap the previous vector
 
 inline V set1_16(int32_t v) { return _mm_set1_epi16(static_cast<int16_t>(v)); }
 inline V set1_32(int32_t v) { return _mm_set1_epi32(v); }
@@ -23,10 +25,15 @@ inline V slli3(V a) { return _mm_slli_epi16(a, 3); }
 inline V mulhi16(V a, V b) { return _mm_mulhi_epi16(a, b); }
 inline V add32(V a, V b) { return _mm_add_epi32(a, b); }
 inline V madd(V a, V b) { return _mm_madd_epi16(a, b); }
+inline V madd_acc(V acc, V a, V b) { return add32(acc, madd(a, b)); }
 inline V shuffle8(V a, V m) { return _mm_shuffle_epi8(a, m); }
 inline V sra32(V a, int s) { return _mm_sra_epi32(a, _mm_cvtsi32_si128(s)); }
 inline V load_u8_i16(const uint8_t* p) { return _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }
 inline V load_pair_table(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
+// Shuffle masks / weights of tap pair k for the block(s) of one step (see simd_kernels.inl).
+inline V load_masks(const uint8_t* p, int) { return load_pair_table(p); }
+inline V load_weights(const int16_t* p, int) { return load_pair_table(p); }
+inline V load_i16(const int16_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
 
 // 8 luma pixels from luma column x = 2j: chroma samples j..j+3, each duplicated.
 inline void load_chroma_dup(const uint8_t* up, const uint8_t* vp, int cstep, int j, V* u, V* v) {
@@ -53,9 +60,16 @@ inline V load_windows(const uint8_t* p, const int* off) {
   return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + off[0]));
 }
 
-inline void store_blocks_u8(uint8_t* dst, V acc) {
-  const int32_t four = _mm_cvtsi128_si32(_mm_packus_epi16(_mm_packs_epi32(acc, acc), acc));
-  std::memcpy(dst, &four, 4);
+// Row 0 and row 1 results of 4 outputs (int32) -> 4 (row 0, row 1) int16 pairs clamped to 0..255.
+inline void store_pair_blocks(int16_t* dst, V r0, V r1, int) {
+  const V p = _mm_min_epu16(_mm_packus_epi32(r0, r1), _mm_set1_epi16(255));  // r0 0-3, r1 0-3
+  const V q = _mm_shuffle_epi8(p, _mm_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), q);
+}
+
+// Four vectors of 4 int32 columns -> 16 bytes, saturated.
+inline void store_cols_u8(uint8_t* dst, V a0, V a1, V a2, V a3) {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_packus_epi16(_mm_packs_epi32(a0, a1), _mm_packs_epi32(a2, a3)));
 }
 
 inline void store_norm(float* out, const uint8_t* s, float mean, float sd) {
@@ -65,44 +79,19 @@ inline void store_norm(float* out, const uint8_t* s, float mean, float sd) {
   _mm_storeu_ps(out, _mm_div_ps(_mm_sub_ps(v, _mm_set1_ps(mean)), _mm_set1_ps(sd)));
 }
 
+// Values [i, n) of a run of n >= kLanesF: the run's last kLanesF values (same results where
+// they overlap the previous vector).
+inline void store_norm_tail(float* out, const uint8_t* s, int, int n, float mean, float sd) {
+  store_norm(out + n - kLanesF, s + n - kLanesF, mean, sd);
+}
+
 // Strong downscales (no shuffle tables) go to the scalar loop.
-int horizontal3_fallback(const HPassTables&, const uint8_t* const[3], int, uint8_t* const[3]) { return 0; }
+int horizontal2_fallback(const HPassTables&, const uint8_t* const[6], int, int16_t* const[3]) { return 0; }
 
 #include "pixel/simd_kernels.inl"
 
-// 8 columns per step; taps in pairs so one pmaddwd applies two rows' weights.
-int vertical_kernel(const int16_t* wk, int n, int precision, const uint8_t* base, int64_t row_stride, int width,
-                    uint8_t* dst) {
-  const __m128i shift = _mm_cvtsi32_si128(precision);
-  const V init = _mm_set1_epi32(1 << (precision - 1));
-  const V zero = _mm_setzero_si128();
-  int x = 0;
-  for (; x + 8 <= width; x += 8) {
-    V lo = init, hi = init;
-    int k = 0;
-    for (; k + 2 <= n; k += 2) {
-      const V r0 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(base + k * row_stride + x));
-      const V r1 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(base + (k + 1) * row_stride + x));
-      const V w = _mm_set1_epi32(static_cast<int32_t>((static_cast<uint32_t>(static_cast<uint16_t>(wk[k + 1])) << 16) |
-                                                      static_cast<uint16_t>(wk[k])));
-      const V p = _mm_unpacklo_epi8(r0, r1);  // r0[x], r1[x], r0[x+1], ...
-      lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_unpacklo_epi8(p, zero), w));
-      hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_unpackhi_epi8(p, zero), w));
-    }
-    if (k < n) {
-      const V r0 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(base + k * row_stride + x));
-      const V w = _mm_set1_epi32(static_cast<uint16_t>(wk[k]));
-      const V p = _mm_unpacklo_epi8(r0, zero);  // r0[x], 0, r0[x+1], 0, ...
-      lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_unpacklo_epi8(p, zero), w));
-      hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_unpackhi_epi8(p, zero), w));
-    }
-    const V w16 = _mm_packs_epi32(_mm_sra_epi32(lo, shift), _mm_sra_epi32(hi, shift));
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(dst + x), _mm_packus_epi16(w16, w16));
-  }
-  return x;
-}
-
-const RowKernels kKernels = {yuv_row_kernel, horizontal3_kernel, vertical_kernel, normalize_f32_kernel};
+const RowKernels kKernels = {yuv_rows_kernel, horizontal2_kernel, vertical_kernel, normalize_f32_kernel,
+                             normalize_block_f32_kernel};
 
 }  // namespace
 

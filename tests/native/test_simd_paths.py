@@ -18,7 +18,7 @@ import msce
 from msce._native import C
 
 ROOT = Path(__file__).resolve().parents[2]
-LEVELS = ["scalar", "sse41", "avx2"]
+LEVELS = ["scalar", "sse41", "avx2", "avx512"]
 _ORDER = {name: i for i, name in enumerate(LEVELS)}
 
 
@@ -40,8 +40,8 @@ def _bt601_limited_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarra
 
 
 # (width, height, crop (x, y, w, h) or None, output (h, w), layout): the 720p and 1080p
-# Qwen2.5-VL 448x448-budget sizes, odd crops and widths, an upscale, and downscales strong
-# enough to leave the shuffle kernel (per-output and scalar fallbacks).
+# Qwen2.5-VL 448x448-budget sizes, odd crops and widths, an upscale, downscales strong
+# enough to leave the shuffle kernel (per-output and scalar fallbacks), no resize at all.
 CASES = [
     (1280, 720, None, (336, 588), "yuv420p"),
     (1920, 1080, None, (336, 588), "nv12"),
@@ -50,6 +50,11 @@ CASES = [
     (700, 90, (1, 0, 699, 90), (20, 100), "nv12"),
     (1000, 40, None, (8, 30), "yuv420p"),
     (45, 33, (1, 1, 43, 31), (31, 43), "yuv420p"),
+    # one axis unresized (width only, with an odd row count; height only), and a vertical
+    # filter longer than the unrolled kernels (> 8 pair rows)
+    (200, 51, None, (51, 90), "yuv420p"),
+    (64, 90, (0, 1, 64, 87), (40, 64), "nv12"),
+    (600, 300, None, (35, 300), "yuv420p"),
 ]
 
 
@@ -104,11 +109,11 @@ def test_simd_level_reports_and_validates_msce_simd():
         assert proc.stdout.split() == [level, detected]
     bad = subprocess.run([sys.executable, "-c", code], env={**env, "MSCE_SIMD": "avx9"}, capture_output=True,
                          text=True, timeout=120)
-    assert bad.returncode != 0 and "MSCE_SIMD must be scalar, sse41 or avx2" in bad.stderr
-    if detected != "avx2":
-        above = subprocess.run([sys.executable, "-c", code], env={**env, "MSCE_SIMD": "avx2"}, capture_output=True,
+    assert bad.returncode != 0 and "MSCE_SIMD must be scalar, sse41, avx2 or avx512" in bad.stderr
+    for level in LEVELS[_ORDER[detected] + 1 :]:
+        above = subprocess.run([sys.executable, "-c", code], env={**env, "MSCE_SIMD": level}, capture_output=True,
                                text=True, timeout=120)
-        assert above.returncode != 0 and "MSCE_SIMD=avx2" in above.stderr
+        assert above.returncode != 0 and f"MSCE_SIMD={level}" in above.stderr
 
 
 # What each forced path must pass: the references above, torch's resize and the colour path,
@@ -124,12 +129,14 @@ FORCED_TESTS = [
 
 
 @pytest.mark.skipif("MSCE_SIMD" in os.environ, reason="already running on a forced SIMD path")
-@pytest.mark.parametrize("level", ["scalar", "sse41"])
+@pytest.mark.parametrize("level", LEVELS)
 def test_forced_path_matches_references(level):
     """Forces each path below the default (the default path runs the whole suite) and reruns the
     reference tests in a subprocess."""
     if _ORDER[level] > _ORDER[_detected()]:
         pytest.skip(f"this CPU/build has no {level} path")
+    if level == _detected():
+        pytest.skip(f"{level} is this CPU's default path (the whole suite runs on it)")
     env = {**os.environ, "MSCE_SIMD": level}
     check = subprocess.run([sys.executable, "-c", "from msce._native import C; print(C.simd_level()[0])"], env=env,
                            capture_output=True, text=True, timeout=120)
