@@ -59,8 +59,19 @@ class Spy:
         return int(sum(int((i["mm_token_type_ids"] > 0).sum()) for i in call["inputs"]))
 
 
+# the tiny checkpoints' image processors' pixel bounds (Qwen2VLImageProcessor's defaults for 2.5)
+IMAGE_PIXELS = {"2.5": (56 * 56, 28 * 28 * 1280), "3": (65536, 16777216)}
+
+
 def expected_tokens(v: str, n: int) -> int:
-    """LLM tokens of an n-frame batch of the test clip, from transformers' own resize math."""
+    """LLM tokens of an n-frame batch of the test clip, from transformers' own resize math: one
+    frame is an image (the image processor's bounds), more a video (the backend's bounds)."""
+    if n == 1:
+        from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+        patch = 14 if v == "2.5" else 16
+        h, w = smart_resize(H, W, factor=2 * patch, min_pixels=IMAGE_PIXELS[v][0], max_pixels=IMAGE_PIXELS[v][1])
+        return (h // patch) * (w // patch) // 4
     lo, hi = PIXELS[v]
     if v == "2.5":
         from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize

@@ -10,8 +10,8 @@ import os
 import sys
 from pathlib import Path
 
-from msce.cli._options import (BACKEND_FLAGS, HelpFormatter, UsageError, _build_split, _dataset_from_args, _kv, _slug,
-                               _strategy_options, backend_class, construct, default_cache_path, make_strategy)
+from msce.cli._options import (BACKEND_FLAGS, HelpFormatter, UsageError, _build_split, _dataset_from_args, _kv,
+                               _response_cache, _slug, _strategy_options, backend_class, construct, make_strategy)
 from msce.errors import BackendError, ConfigError
 from msce.eval.runlog import SPLIT_FILE
 from msce.eval.runner import MEDIA_ERRORS, _split_info, run_eval
@@ -171,43 +171,36 @@ def _cmd_eval(args: argparse.Namespace) -> int:
              "notes": notes, "tiny_model": tiny}
     if skipped:
         extra["skipped_missing"] = {"count": len(skipped), "ids": [str(i) for i in skipped]}
-    cache = None
-    if not args.no_cache:
-        from msce.models.cache import ResponseCache
-
-        cache = ResponseCache(args.cache or default_cache_path())
     run = run_eval
     if ray_options is not None:
         from msce.eval.ray_run import run_ray
 
         run = functools.partial(run_ray, ray=ray_options)
-    try:
-        res = run(
-            dataset,
-            samples,
-            strategy,
-            backend,
-            out,
-            cache,
-            split=split_info,
-            seed=args.seed,
-            extra_config=extra,
-            limit=args.limit,
-            on_error=args.on_error,
-            progress=not args.no_progress,
-            n_boot=args.n_boot,
-            command=["msce"] + sys.argv[1:],
-            batch_size=args.batch_size,
-            concurrency=args.concurrency,
-            prefetch=args.prefetch,
-        )
-    except MEDIA_ERRORS as exc:
-        print(f"msce eval: error: {exc}; pass --on-error skip to record clips that fail like this in "
-              f"{Path(out) / 'errors.jsonl'} and go on (finished videos are kept: rerun to resume)", file=sys.stderr)
-        return 1
-    finally:
-        if cache is not None:
-            cache.close()
+    with _response_cache(args) as cache:
+        try:
+            res = run(
+                dataset,
+                samples,
+                strategy,
+                backend,
+                out,
+                cache,
+                split=split_info,
+                seed=args.seed,
+                extra_config=extra,
+                limit=args.limit,
+                on_error=args.on_error,
+                progress=not args.no_progress,
+                n_boot=args.n_boot,
+                command=["msce"] + sys.argv[1:],
+                batch_size=args.batch_size,
+                concurrency=args.concurrency,
+                prefetch=args.prefetch,
+            )
+        except MEDIA_ERRORS as exc:
+            print(f"msce eval: error: {exc}; pass --on-error skip to record clips that fail like this in "
+                  f"{Path(out) / 'errors.jsonl'} and go on (finished videos are kept: rerun to resume)", file=sys.stderr)
+            return 1
     r = res.report
     print(
         f"{res.out_dir}: {res.n_done}/{res.n_requested} videos "
@@ -288,8 +281,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
                     help=f"retries of a request after a timeout, connection error, 429 or 5xx "
                          f"(default: {_server_default('max_retries')})")
     sv.add_argument("--api-key-env", metavar="VAR",
-                    help=f"environment variable holding the API key (default: {_server_default('api_key_env')} "
-                         f"is read; unset = no Authorization header)")
+                    help="environment variable holding the API key (default: OPENAI_API_KEY; GEMINI_API_KEY with "
+                         "--backend-opt server=gemini; an unset variable sends no Authorization header)")
     o = p.add_argument_group("output")
     o.add_argument("--out", help="run directory (default runs/<dataset>-<split>-<strategy>-fps<rate>-<model>)")
     o.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
