@@ -70,12 +70,26 @@ def size_dict(value: Any) -> dict:
 
 
 def _pair(value: Any, name: str) -> tuple[int, int] | None:
+    """``value`` as (height, width) ints, None kept; a bool or a non-positive side is an error."""
     if value is None:
         return None
-    if len(value) != 2 or any(int(v) <= 0 for v in value):
+    if len(value) != 2 or any(isinstance(v, bool) or int(v) <= 0 for v in value):
         raise TransformError(f"{name} must be (height, width) with positive sides (got {value!r})")
     return int(value[0]), int(value[1])
 
+
+def check_pixel_options(target) -> None:
+    """The checks every resize + rescale + normalize target shares: a resample filter msce
+    implements, a float output dtype, 3 means and 3 non-zero stds, a positive rescale factor."""
+    if target.interpolation not in INTERP:
+        raise UnsupportedError(f"interpolation {target.interpolation!r} is not supported; msce implements "
+                               f"{sorted(INTERP)}")
+    if target.dtype not in ("float32", "float16"):
+        raise TransformError(f"dtype must be float32 or float16 (got {target.dtype!r})")
+    if len(target.mean) != 3 or len(target.std) != 3 or any(s == 0 for s in target.std):
+        raise TransformError("mean and std need 3 values each, std non-zero")
+    if target.rescale_factor is not None and not target.rescale_factor > 0:
+        raise TransformError(f"rescale_factor must be positive or None (got {target.rescale_factor!r})")
 
 @dataclass(frozen=True)
 class ResizeCrop(Target):
@@ -109,15 +123,7 @@ class ResizeCrop(Target):
             raise TransformError(f"shortest_edge must be a positive integer (got {self.shortest_edge!r})")
         object.__setattr__(self, "size", _pair(self.size, "size"))
         object.__setattr__(self, "crop_size", _pair(self.crop_size, "crop_size"))
-        if self.interpolation not in INTERP:
-            raise UnsupportedError(f"interpolation {self.interpolation!r} is not supported; msce implements "
-                                   f"{sorted(INTERP)}")
-        if self.dtype not in ("float32", "float16"):
-            raise TransformError(f"dtype must be float32 or float16 (got {self.dtype!r})")
-        if len(self.mean) != 3 or len(self.std) != 3 or any(s == 0 for s in self.std):
-            raise TransformError("mean and std need 3 values each, std non-zero")
-        if self.rescale_factor is not None and not self.rescale_factor > 0:
-            raise TransformError(f"rescale_factor must be positive or None (got {self.rescale_factor!r})")
+        check_pixel_options(self)
 
     def resize_size(self, height: int, width: int) -> tuple[int, int]:
         """(height, width) after the resize, before the crop."""

@@ -17,7 +17,7 @@ import torch
 
 from msce.errors import TransformError, UnsupportedError
 from msce.targets.base import DTYPE, INTERP, LAYOUT, Allocation, Target, fused
-from msce.targets.resize_crop import PIL_RESAMPLE, check_fixed, hf_attrs, size_dict
+from msce.targets.resize_crop import PIL_RESAMPLE, _pair, check_fixed, check_pixel_options, hf_attrs, size_dict
 
 if TYPE_CHECKING:  # pragma: no cover
     from msce.io.batch import FrameBatch
@@ -79,20 +79,9 @@ class SmolVLM(Target):
             raise TransformError("SmolVLM: give exactly one of longest_edge and size")
         if self.longest_edge is not None:
             _edge(self.longest_edge, "longest_edge")
-        if self.size is not None:
-            if len(self.size) != 2 or any(isinstance(v, bool) or int(v) <= 0 for v in self.size):
-                raise TransformError(f"SmolVLM: size must be (height, width) with positive sides (got {self.size!r})")
-            object.__setattr__(self, "size", (int(self.size[0]), int(self.size[1])))
+        object.__setattr__(self, "size", _pair(self.size, "SmolVLM: size"))
         _edge(self.max_image_size, "max_image_size")
-        if self.interpolation not in INTERP:
-            raise UnsupportedError(f"interpolation {self.interpolation!r} is not supported; msce implements "
-                                   f"{sorted(INTERP)}")
-        if self.dtype not in ("float32", "float16"):
-            raise TransformError(f"dtype must be float32 or float16 (got {self.dtype!r})")
-        if len(self.mean) != 3 or len(self.std) != 3 or any(s == 0 for s in self.std):
-            raise TransformError("mean and std need 3 values each, std non-zero")
-        if self.rescale_factor is not None and not self.rescale_factor > 0:
-            raise TransformError(f"rescale_factor must be positive or None (got {self.rescale_factor!r})")
+        check_pixel_options(self)
 
     def first_size(self, height: int, width: int) -> tuple[int, int]:
         """(height, width) after the first resize of a height x width frame."""
