@@ -163,77 +163,58 @@ PlanResult plan_motion_aware_gaps(const std::vector<double>& ts, double duration
   std::stable_sort(spots.begin(), spots.end(), [](const Spot& x, const Spot& y) { return x.score > y.score; });
   const int64_t sep = std::max<int64_t>(1, frames_for(separation_s, fps));
 
-  PlanResult r;
-  const size_t n = keys.indices.size();
-  for (size_t i = 0; i < n; ++i) {
-    r.indices.push_back(keys.indices[i]);
-    r.times.push_back(keys.times[i]);
-    r.roles.push_back(static_cast<int>(Role::kKeyframe));
-    r.groups.push_back(static_cast<int>(i));
-    if (i + 1 == n) break;
-    const int64_t ka = keys.indices[i], kb = keys.indices[i + 1];
-    if (kb - ka < 2 || gap_frames == 0) continue;
+  return keyframes_and_gaps(keys, ts, gap_frames, [&](int i, int64_t ka, int64_t kb, PlanResult& r) {
     std::vector<int64_t> chosen;
-    if (kb - ka - 1 <= gap_frames) {
-      for (int64_t idx = ka + 1; idx < kb; ++idx) chosen.push_back(idx);
-    } else {
-      auto taken = [&](int64_t idx) { return std::find(chosen.begin(), chosen.end(), idx) != chosen.end(); };
-      auto near = [&](int64_t idx) {
-        for (int64_t c : chosen)
-          if (std::llabs(c - idx) < sep) return true;
-        return false;
-      };
-      for (const Spot& s : spots) {
-        if (static_cast<int>(chosen.size()) == gap_frames) break;
-        if (s.apex > ka && s.apex < kb && !near(s.apex)) chosen.push_back(s.apex);
-      }
-      std::vector<int64_t> cand;
-      for (int64_t idx = ka + 1; idx < kb; ++idx)
-        if (a.excess[idx] > a.low) cand.push_back(idx);
-      std::stable_sort(cand.begin(), cand.end(),
-                       [&](int64_t x, int64_t y) { return a.excess[x] > a.excess[y]; });
-      for (int64_t idx : cand) {
-        if (static_cast<int>(chosen.size()) == gap_frames) break;
-        if (!near(idx)) chosen.push_back(idx);
-      }
-      // Uniform fill: the free slot farthest from every chosen frame first, so the
-      // remaining frames spread over the parts of the gap the peaks left uncovered.
-      const double ta = ts[ka], tb = ts[kb];
-      std::vector<bool> slot_used(static_cast<size_t>(gap_frames) + 1, false);
-      while (static_cast<int>(chosen.size()) < gap_frames) {
-        int best_slot = -1;
-        double best_dist = -1.0;
-        for (int g = 1; g <= gap_frames; ++g) {
-          if (slot_used[g]) continue;
-          const double target = ta + g * (tb - ta) / (gap_frames + 1);
-          double dist = tb - ta;
-          for (int64_t c : chosen) dist = std::min(dist, std::fabs(ts[c] - target));
-          if (dist > best_dist) {
-            best_dist = dist;
-            best_slot = g;
-          }
+    auto taken = [&](int64_t idx) { return std::find(chosen.begin(), chosen.end(), idx) != chosen.end(); };
+    auto near = [&](int64_t idx) {
+      for (int64_t c : chosen)
+        if (std::llabs(c - idx) < sep) return true;
+      return false;
+    };
+    for (const Spot& s : spots) {
+      if (static_cast<int>(chosen.size()) == gap_frames) break;
+      if (s.apex > ka && s.apex < kb && !near(s.apex)) chosen.push_back(s.apex);
+    }
+    std::vector<int64_t> cand;
+    for (int64_t idx = ka + 1; idx < kb; ++idx)
+      if (a.excess[idx] > a.low) cand.push_back(idx);
+    std::stable_sort(cand.begin(), cand.end(),
+                     [&](int64_t x, int64_t y) { return a.excess[x] > a.excess[y]; });
+    for (int64_t idx : cand) {
+      if (static_cast<int>(chosen.size()) == gap_frames) break;
+      if (!near(idx)) chosen.push_back(idx);
+    }
+    // Uniform fill: the free slot farthest from every chosen frame first, so the
+    // remaining frames spread over the parts of the gap the peaks left uncovered.
+    const double ta = ts[ka], tb = ts[kb];
+    std::vector<bool> slot_used(static_cast<size_t>(gap_frames) + 1, false);
+    while (static_cast<int>(chosen.size()) < gap_frames) {
+      int best_slot = -1;
+      double best_dist = -1.0;
+      for (int g = 1; g <= gap_frames; ++g) {
+        if (slot_used[g]) continue;
+        const double target = ta + g * (tb - ta) / (gap_frames + 1);
+        double dist = tb - ta;
+        for (int64_t c : chosen) dist = std::min(dist, std::fabs(ts[c] - target));
+        if (dist > best_dist) {
+          best_dist = dist;
+          best_slot = g;
         }
-        if (best_slot < 0) break;
-        slot_used[best_slot] = true;
-        const double target = ta + best_slot * (tb - ta) / (gap_frames + 1);
-        int64_t best = -1;
-        for (int64_t idx = ka + 1; idx < kb; ++idx) {
-          if (taken(idx)) continue;
-          if (best < 0 || std::fabs(ts[idx] - target) < std::fabs(ts[best] - target)) best = idx;
-        }
-        if (best < 0) break;
-        chosen.push_back(best);
       }
+      if (best_slot < 0) break;
+      slot_used[best_slot] = true;
+      const double target = ta + best_slot * (tb - ta) / (gap_frames + 1);
+      int64_t best = -1;
+      for (int64_t idx = ka + 1; idx < kb; ++idx) {
+        if (taken(idx)) continue;
+        if (best < 0 || std::fabs(ts[idx] - target) < std::fabs(ts[best] - target)) best = idx;
+      }
+      if (best < 0) break;
+      chosen.push_back(best);
     }
     std::sort(chosen.begin(), chosen.end());
-    for (int64_t idx : chosen) {
-      r.indices.push_back(idx);
-      r.times.push_back(ts[idx]);
-      r.roles.push_back(static_cast<int>(Role::kGap));
-      r.groups.push_back(static_cast<int>(i));
-    }
-  }
-  return r;
+    for (int64_t idx : chosen) r.add(idx, ts[idx], Role::kGap, i);
+  });
 }
 
 }  // namespace msce

@@ -201,3 +201,12 @@ static int normalize_block_f32_kernel(const uint8_t* s, int64_t src_stride, int 
   }
   return rows;
 }
+
+// The table the including ISA file hands to the dispatcher through the accessor it names in
+// MSCE_ROW_KERNELS_OF_THIS_ISA (declared in simd_dispatch.hpp), outside the anonymous namespace.
+const RowKernels kKernels = {yuv_rows_kernel, horizontal2_kernel, vertical_kernel, normalize_f32_kernel,
+                             normalize_block_f32_kernel};
+
+}  // namespace
+
+const RowKernels* MSCE_ROW_KERNELS_OF_THIS_ISA() { return &kKernels; }

@@ -152,21 +152,10 @@ int horizontal2_fallback(const HPassTables& t, const uint8_t* const src[6], int 
   }
 }
 
-#include "pixel/simd_kernels.inl"
-
-const RowKernels kKernels = {yuv_rows_kernel, horizontal2_kernel, vertical_kernel, normalize_f32_kernel,
-                             normalize_block_f32_kernel};
-
-}  // namespace
-
-const RowKernels* avx2_row_kernels() { return &kKernels; }
-
+#define MSCE_ROW_KERNELS_OF_THIS_ISA avx2_row_kernels
+#include "pixel/simd_kernels.inl"  // closes the anonymous namespace
 }  // namespace msce
 
-#else
-
-namespace msce {
-const RowKernels* avx2_row_kernels() { return nullptr; }
-}  // namespace msce
-
+#else  // compiler without the flags: the dispatcher skips this level
+const msce::RowKernels* msce::avx2_row_kernels() { return nullptr; }
 #endif

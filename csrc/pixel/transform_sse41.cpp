@@ -88,21 +88,10 @@ inline void store_norm_tail(float* out, const uint8_t* s, int, int n, float mean
 // Strong downscales (no shuffle tables) go to the scalar loop.
 int horizontal2_fallback(const HPassTables&, const uint8_t* const[6], int, int16_t* const[3]) { return 0; }
 
-#include "pixel/simd_kernels.inl"
-
-const RowKernels kKernels = {yuv_rows_kernel, horizontal2_kernel, vertical_kernel, normalize_f32_kernel,
-                             normalize_block_f32_kernel};
-
-}  // namespace
-
-const RowKernels* sse41_row_kernels() { return &kKernels; }
-
+#define MSCE_ROW_KERNELS_OF_THIS_ISA sse41_row_kernels
+#include "pixel/simd_kernels.inl"  // closes the anonymous namespace
 }  // namespace msce
 
-#else
-
-namespace msce {
-const RowKernels* sse41_row_kernels() { return nullptr; }
-}  // namespace msce
-
+#else  // compiler without the flags: the dispatcher skips this level
+const msce::RowKernels* msce::sse41_row_kernels() { return nullptr; }
 #endif

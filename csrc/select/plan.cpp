@@ -36,10 +36,7 @@ PlanResult plan_uniform(const std::vector<double>& ts, double duration, double f
   for (int64_t k = 0;; ++k) {
     const double t = static_cast<double>(k) / fps;
     if (k > 0 && t >= duration - kEps) break;
-    r.indices.push_back(nearest_frame(ts, t));
-    r.times.push_back(t);
-    r.roles.push_back(static_cast<int>(Role::kFrame));
-    r.groups.push_back(0);
+    r.add(nearest_frame(ts, t), t, Role::kFrame, 0);
     if (r.indices.size() > 10000000) throw PlanError("plan would exceed 10 million frames");
   }
   return r;
@@ -64,10 +61,7 @@ PlanResult plan_count(const std::vector<double>& ts, double duration, int64_t n)
   PlanResult r;
   for (int64_t k = 0; k < n; ++k) {
     const double t = (static_cast<double>(k) + 0.5) * duration / static_cast<double>(n);
-    r.indices.push_back(nearest_frame(ts, t));
-    r.times.push_back(t);
-    r.roles.push_back(static_cast<int>(Role::kFrame));
-    r.groups.push_back(0);
+    r.add(nearest_frame(ts, t), t, Role::kFrame, 0);
   }
   return r;
 }
@@ -76,43 +70,17 @@ PlanResult plan_keyframes_with_gaps(const std::vector<double>& ts, double durati
                                     int gap_frames) {
   if (gap_frames < 0) throw PlanError("gap_frames must be >= 0 (got " + std::to_string(gap_frames) + ")");
   const PlanResult keys = plan_uniform(ts, duration, keyframe_fps);
-  PlanResult r;
-  const size_t n = keys.indices.size();
-  for (size_t i = 0; i < n; ++i) {
-    r.indices.push_back(keys.indices[i]);
-    r.times.push_back(keys.times[i]);
-    r.roles.push_back(static_cast<int>(Role::kKeyframe));
-    r.groups.push_back(static_cast<int>(i));
-    if (i + 1 == n) break;
-    const int64_t a = keys.indices[i], b = keys.indices[i + 1];
-    if (b - a < 2 || gap_frames == 0) continue;  // nothing strictly inside the gap
+  return keyframes_and_gaps(keys, ts, gap_frames, [&](int i, int64_t a, int64_t b, PlanResult& r) {
     const double ta = ts[a], tb = ts[b];
     int64_t last = a;
-    const int64_t inside = b - a - 1;
-    if (inside <= gap_frames) {
-      for (int64_t idx = a + 1; idx < b; ++idx) {
-        r.indices.push_back(idx);
-        r.times.push_back(ts[idx]);
-        r.roles.push_back(static_cast<int>(Role::kGap));
-        r.groups.push_back(static_cast<int>(i));
-      }
-      continue;
-    }
     for (int g = 1; g <= gap_frames; ++g) {
       const double t = ta + g * (tb - ta) / (gap_frames + 1);
-      int64_t idx = nearest_frame(ts, t);
       // keep strictly inside (a, b), increasing, and leave room for the frames still to place
-      const int64_t lo = last + 1;
-      const int64_t hi = b - 1 - (gap_frames - g);
-      idx = std::clamp(idx, lo, hi);
-      r.indices.push_back(idx);
-      r.times.push_back(t);
-      r.roles.push_back(static_cast<int>(Role::kGap));
-      r.groups.push_back(static_cast<int>(i));
+      const int64_t idx = std::clamp(nearest_frame(ts, t), last + 1, b - 1 - (gap_frames - g));
+      r.add(idx, t, Role::kGap, i);
       last = idx;
     }
-  }
-  return r;
+  });
 }
 
 namespace {

@@ -2,6 +2,7 @@
 // No FFmpeg here: the reader supplies timestamps, the planner returns indices.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -14,6 +15,14 @@ struct PlanResult {
   std::vector<double> times;      // requested sampling time of each entry (seconds)
   std::vector<int> roles;         // Role
   std::vector<int> groups;        // keyframe number i, or gap number j (between keyframe j and j+1)
+
+  // Appends one entry to the four parallel columns.
+  void add(int64_t index, double time, Role role, int group) {
+    indices.push_back(index);
+    times.push_back(time);
+    roles.push_back(static_cast<int>(role));
+    groups.push_back(group);
+  }
 };
 
 // Index of the frame whose timestamp is nearest to t (ties go to the earlier frame).
@@ -30,6 +39,29 @@ PlanResult plan_count(const std::vector<double>& timestamps, double duration, in
 // keyframes and distinct (a gap holding fewer than m frames contributes all of them).
 PlanResult plan_keyframes_with_gaps(const std::vector<double>& timestamps, double duration, double keyframe_fps,
                                     int gap_frames);
+
+// The keyframes `keys` in order, each followed by the frames of its gap (a, b) to the next
+// keyframe, tagged Role::kGap and group i: none when gap_frames is 0 or the gap holds no frame,
+// every frame strictly inside when it holds at most gap_frames, else what fill(i, a, b, r)
+// appends to r (ascending, strictly inside). The gap planners share this walk.
+template <class Fill>
+PlanResult keyframes_and_gaps(const PlanResult& keys, const std::vector<double>& timestamps, int gap_frames,
+                              Fill fill) {
+  PlanResult r;
+  const std::size_t n = keys.indices.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    r.add(keys.indices[i], keys.times[i], Role::kKeyframe, static_cast<int>(i));
+    if (i + 1 == n) break;
+    const int64_t a = keys.indices[i], b = keys.indices[i + 1];
+    if (b - a < 2 || gap_frames == 0) continue;  // nothing strictly inside the gap
+    if (b - a - 1 <= gap_frames) {
+      for (int64_t idx = a + 1; idx < b; ++idx) r.add(idx, timestamps[idx], Role::kGap, static_cast<int>(i));
+    } else {
+      fill(static_cast<int>(i), a, b, r);
+    }
+  }
+  return r;
+}
 
 // Deterministic permutation of 0..n-1 (Fisher-Yates over SplitMix64 with unbiased
 // rejection sampling): the same seed gives the same order on every platform.
