@@ -57,6 +57,22 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// What both loaders do once the last frame is queued: pad the Qwen slots, queue the finish
+// (decoder pictures, NVDEC's included, go back to FFmpeg's pool only after the kernels read
+// them) and take the reader's counts.
+template <class Reader>
+LoadStats finish_load(cuda::Transformer& t, std::vector<LoadJob>& jobs, Reader& reader, LoadStats stats,
+                      std::chrono::steady_clock::time_point t0) {
+  stats.decode_seconds = seconds_since(t0);
+  pad_slots(t, jobs);
+  t.finish(/*synchronize=*/false);
+  const auto rs = reader.last_stats();
+  stats.frames_decoded = rs.frames_decoded;
+  stats.seeks = rs.seeks;
+  stats.total_seconds = seconds_since(t0);
+  return stats;
+}
+
 }  // namespace
 
 LoadStats run_load_jobs_cuda(VideoReader& reader, std::vector<LoadJob>& jobs, const CudaPlacement& where) {
@@ -74,14 +90,7 @@ LoadStats run_load_jobs_cuda(VideoReader& reader, std::vector<LoadJob>& jobs, co
     t->add(frame, /*on_device=*/false, targets);
     stats.frames_transformed += static_cast<int64_t>(targets.size());
   });
-  stats.decode_seconds = seconds_since(t0);
-  pad_slots(*t, jobs);
-  t->finish(/*synchronize=*/false);
-  const auto rs = reader.last_stats();
-  stats.frames_decoded = rs.frames_decoded;
-  stats.seeks = rs.seeks;
-  stats.total_seconds = seconds_since(t0);
-  return stats;
+  return finish_load(*t, jobs, reader, stats, t0);
 }
 
 #if defined(MSCE_HAVE_FFMPEG)
@@ -104,15 +113,7 @@ LoadStats run_load_jobs_nvdec(const VideoMetadata& meta, std::vector<LoadJob>& j
     t->add(frame, /*on_device=*/true, targets, std::move(keep));
     stats.frames_transformed += static_cast<int64_t>(targets.size());
   });
-  stats.decode_seconds = seconds_since(t0);
-  pad_slots(*t, jobs);
-  // The decoder's pictures go back to FFmpeg's pool only after the kernels read them.
-  t->finish(/*synchronize=*/false);
-  const auto rs = nvdec.last_stats();
-  stats.frames_decoded = rs.frames_decoded;
-  stats.seeks = rs.seeks;
-  stats.total_seconds = seconds_since(t0);
-  return stats;
+  return finish_load(*t, jobs, nvdec, stats, t0);
 }
 #endif
 

@@ -33,4 +33,17 @@ MSCE_HD uint16_t float_to_half(float f) {
   return static_cast<uint16_t>(sign | ((rounded - 0x38000000u) >> 13));
 }
 
+// A normalized value as stored in an output of element type T: float32 as is, float16 as its
+// binary16 bits (uint16_t). Shared by the CPU level tables and the CUDA stores.
+template <typename T>
+MSCE_HD T to_out(float v);
+template <>
+MSCE_HD float to_out<float>(float v) {
+  return v;
+}
+template <>
+MSCE_HD uint16_t to_out<uint16_t>(float v) {
+  return float_to_half(v);
+}
+
 }  // namespace msce

@@ -194,17 +194,6 @@ void vertical(const RowKernels* kern, const int32_t* wp, const int16_t* const* r
   }
 }
 
-template <typename T>
-inline T convert_value(float v);
-template <>
-inline float convert_value<float>(float v) {
-  return v;
-}
-template <>
-inline uint16_t convert_value<uint16_t>(float v) {
-  return float_to_half(v);
-}
-
 // Per-channel table of the normalized value of every uint8 level: the output is a pure
 // function of (channel, level), so a lookup gives exactly px::normalize_u8's result.
 template <typename T>
@@ -213,7 +202,7 @@ struct LevelTable {
   explicit LevelTable(const TransformSpec& spec) {
     for (int c = 0; c < 3; ++c) {
       const float m = spec.normalize ? spec.mean[c] : 0.f, sd = spec.normalize ? spec.std[c] : 1.f;
-      for (int l = 0; l < 256; ++l) v[c][l] = convert_value<T>(px::normalize_u8(static_cast<uint8_t>(l), m, sd));
+      for (int l = 0; l < 256; ++l) v[c][l] = to_out<T>(px::normalize_u8(static_cast<uint8_t>(l), m, sd));
     }
   }
 };

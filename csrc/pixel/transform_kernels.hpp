@@ -102,17 +102,6 @@ MSCE_HD void hpass_element(const FrameDesc& d, int64_t i) {
   }
 }
 
-template <typename T>
-MSCE_HD T to_out(float v);
-template <>
-MSCE_HD float to_out<float>(float v) {
-  return v;
-}
-template <>
-MSCE_HD uint16_t to_out<uint16_t>(float v) {
-  return float_to_half(v);
-}
-
 // Writes the final uint8 RGB of output pixel (oy, ox) into the target layout, with the
 // same normalize_u8 arithmetic as transform_cpu.cpp's write_row.
 template <typename T>
