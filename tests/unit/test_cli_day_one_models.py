@@ -22,6 +22,7 @@ import pytest
 from _deps import require_module
 from backend_fakes import FakeChatServer
 from test_cli_day_one import _clip, eval_args, msce
+from msce.cli import _QUIET_ENV
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 BAR = re.compile(r"^\S+ +━+ +\d+/\d+ acc \d\.\d{3} inv \d+", re.M)
@@ -32,8 +33,10 @@ LIBRARY_NOISE = re.compile(r"Loading (weights|checkpoint)|FutureWarning|Deprecat
 def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     script = Path(sys.executable).with_name("msce")
     cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "msce.cli"]
+    # the quiet-mode variables come from msce itself, never from the environment pytest runs in
+    base = {k: v for k, v in os.environ.items() if k not in _QUIET_ENV}
     return subprocess.run(cmd + args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+                          env={**base, **(env or {})})
 
 
 def readme_commands() -> tuple[list[str], list[str], str]:
@@ -171,3 +174,24 @@ def test_fps_above_the_clip_rate_is_noted_once_and_counted(day, tmp_path) -> Non
     text = (tmp_path / "rep" / "report.md").read_text()
     assert "dense12: 28 duplicate frame(s) in 2 of 2 videos" in text
     assert "sparse: " not in text.split("**Duplicate frames**")[1].split("\n")[0]
+
+
+def test_main_in_process_leaves_the_environment_and_warning_filters_as_it_found_them(tmp_path, monkeypatch) -> None:
+    """``msce.cli.main`` called from Python (a notebook, a test) quiets the libraries only while
+    its command runs: later commands and the child processes they start see the caller's
+    environment (the -v test above failed after an in-process call had set these variables)."""
+    import warnings
+
+    from msce.cli import main
+
+    for key in _QUIET_ENV:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("TRANSFORMERS_VERBOSITY", "info")  # a value the user set survives
+    clip = tmp_path / "c.mp4"
+    _clip(clip, 1.0, 5, "testsrc")
+    filters = list(warnings.filters)
+    assert main(["info", str(clip)]) == 0
+    assert os.environ["TRANSFORMERS_VERBOSITY"] == "info"
+    assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ
+    assert "TRANSFORMERS_NO_ADVISORY_WARNINGS" not in os.environ
+    assert warnings.filters == filters

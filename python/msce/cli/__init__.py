@@ -9,6 +9,7 @@ stays light.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -27,16 +28,36 @@ _COMMAND_MODULES = (
 )
 
 
-def _quiet() -> None:
+_QUIET_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error",
+              "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
+
+
+@contextlib.contextmanager
+def _quiet(enabled: bool):
     """Normal runs show msce's own output and one progress bar: no weight-loading bars,
     library info logs or FutureWarnings (``-v/--verbose`` keeps them). The variables are
-    read when transformers / huggingface_hub are imported, which the commands do later."""
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    for category in (FutureWarning, DeprecationWarning):
-        warnings.filterwarnings("ignore", category=category)
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"(transformers|torch|torchvision|peft)\b")
+    read when transformers / huggingface_hub are imported, which the commands do later; a
+    value the user set is kept. Environment and warning filters are restored when the
+    command returns, so calling :func:`main` in a Python process (or a test) leaves no trace
+    on later commands or the child processes they start."""
+    if not enabled:
+        yield
+        return
+    saved = {k: os.environ.get(k) for k in _QUIET_ENV}
+    for key, value in _QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    try:
+        with warnings.catch_warnings():
+            for category in (FutureWarning, DeprecationWarning):
+                warnings.filterwarnings("ignore", category=category)
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"(transformers|torch|torchvision|peft)\b")
+            yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,11 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    if not getattr(args, "verbose", False):
-        _quiet()
     prog = f"msce {args.command}" if getattr(args, "command", None) else "msce"
     try:
-        return int(args.func(args) or 0)
+        with _quiet(not getattr(args, "verbose", False)):
+            return int(args.func(args) or 0)
     except UsageError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
