@@ -3,7 +3,7 @@
 //   msce_bench VIDEO [PLAN [TARGET [THREADS [REPEATS]]]] [options]
 //
 //   PLAN     fps:<rate> (e.g. fps:1, fps:5) or dense                      (default fps:1)
-//   TARGET   qwen2.5 | qwen2: Qwen2/2.5-VL pixel_values_videos (float32);
+//   TARGET   qwen2.5 | qwen2: Qwen2/2.5-VL pixel_values_videos (float32, or --dtype);
 //            decode: decode the planned frames only (no transform, the reader's floor)
 //                                                                         (default qwen2.5)
 //   THREADS  decoder + transform threads, 0 = all cores                   (default 0)
@@ -11,6 +11,7 @@
 //   --plan P --target T --threads N --repeats N   the same as flags
 //   --min-pixels N --max-pixels N   per-frame pixel budget (default HF video: 128*28*28, 768*28*28)
 //   --warmup N                      untimed runs first (default 1)
+//   --dtype float32|bfloat16        output element type (default float32, the HF processor's)
 //   --seek-threshold N              the reader's seek threshold (default 16, as msce.VideoReader)
 //   --decoder-threads N             FFmpeg decoder threads only (default: THREADS); THREADS then
 //                                   sets the transform workers alone (0 = the library's split)
@@ -27,6 +28,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <sstream>
@@ -59,6 +61,7 @@ struct Args {
   int64_t max_pixels = 768LL * 28 * 28;
   int64_t seek_threshold = 16;
   int decoder_threads = -1;  // -1: THREADS
+  std::string dtype = "float32";
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -66,7 +69,7 @@ struct Args {
                "msce_bench: %s\n"
                "usage: msce_bench VIDEO [PLAN [TARGET [THREADS [REPEATS]]]] [--plan fps:1|fps:5|dense]\n"
                "       [--target qwen2.5|qwen2|decode] [--threads N] [--repeats N] [--warmup N]\n"
-               "       [--min-pixels N] [--max-pixels N] [--seek-threshold N]\n",
+               "       [--min-pixels N] [--max-pixels N] [--seek-threshold N] [--dtype float32|bfloat16]\n",
                why.c_str());
   std::exit(2);
 }
@@ -101,6 +104,7 @@ Args parse(int argc, char** argv) {
     else if (s == "--warmup") a.warmup = static_cast<int>(parse_int(value("--warmup"), "--warmup"));
     else if (s == "--min-pixels") a.min_pixels = parse_int(value("--min-pixels"), "--min-pixels");
     else if (s == "--max-pixels") a.max_pixels = parse_int(value("--max-pixels"), "--max-pixels");
+    else if (s == "--dtype") a.dtype = value("--dtype");
     else if (s == "--seek-threshold") a.seek_threshold = parse_int(value("--seek-threshold"), "--seek-threshold");
     else if (s.size() > 2 && s.compare(0, 2, "--") == 0) usage("unknown option " + s);
     else pos.push_back(s);
@@ -117,6 +121,7 @@ Args parse(int argc, char** argv) {
   if (a.repeats < 1) usage("repeats must be >= 1");
   if (a.warmup < 0) usage("warmup must be >= 0");
   if (a.min_pixels <= 0 || a.max_pixels < a.min_pixels) usage("need 0 < min-pixels <= max-pixels");
+  if (a.dtype != "float32" && a.dtype != "bfloat16") usage("dtype must be float32 or bfloat16");
   if (a.target == "qwen2") a.target = "qwen2.5";  // same geometry, mean/std and budget
   if (a.target != "qwen2.5" && a.target != "decode") usage("target must be qwen2.5, qwen2 or decode");
   return a;
@@ -197,7 +202,7 @@ RunResult run_once(const Args& a) {
   spec.out_w = r.out_w;
   spec.interp = msce::Interp::kBicubic;
   spec.layout = msce::Layout::kQwen;
-  spec.dtype = msce::DType::kF32;
+  spec.dtype = a.dtype == "bfloat16" ? msce::DType::kBF16 : msce::DType::kF32;
   spec.normalize = true;
   for (int c = 0; c < 3; ++c) {
     spec.mean[c] = kClipMean[c] * 255.0f;
@@ -216,9 +221,9 @@ RunResult run_once(const Args& a) {
   r.tokens = r.grid_t * r.grid_h * r.grid_w / (kMerge * kMerge);
   const int64_t row_width = 3LL * kTemporal * kPatch * kPatch;
   const int64_t elements = r.grid_t * r.grid_h * r.grid_w * row_width;
-  r.output_bytes = elements * static_cast<int64_t>(sizeof(float));
+  r.output_bytes = elements * static_cast<int64_t>(spec.element_size());
   // Uninitialised, like torch.empty: pages are touched only when the transform writes them.
-  std::unique_ptr<float[]> out(new float[static_cast<size_t>(elements)]);
+  std::unique_ptr<uint8_t[]> out(new uint8_t[static_cast<size_t>(r.output_bytes)]);
 
   std::vector<msce::LoadJob> jobs(1);
   jobs[0].indices = plan.indices;
@@ -234,7 +239,19 @@ RunResult run_once(const Args& a) {
   r.seeks = st.seeks;
   r.wall_ms = ms_since(t0);
   r.cpu_ms = cpu_ms_now() - c0;
-  for (int64_t k = 0; k < elements; k += std::max<int64_t>(1, elements / 64)) r.checksum += out[k];
+  for (int64_t k = 0; k < elements; k += std::max<int64_t>(1, elements / 64)) {
+    uint32_t bits = 0;  // float32, or bfloat16 widened (its bits are float32's upper half)
+    if (spec.dtype == msce::DType::kBF16) {
+      uint16_t h;
+      std::memcpy(&h, out.get() + 2 * k, 2);
+      bits = static_cast<uint32_t>(h) << 16;
+    } else {
+      std::memcpy(&bits, out.get() + 4 * k, 4);
+    }
+    float v;
+    std::memcpy(&v, &bits, 4);
+    r.checksum += v;
+  }
   return r;
 }
 
@@ -311,7 +328,7 @@ int main(int argc, char** argv) {
     std::ostringstream o;
     o << "{\"tool\": \"msce_bench\", \"video\": " << json_string(a.video) << ", \"plan\": " << json_string(a.plan)
       << ", \"target\": " << json_string(a.target) << ", \"threads\": " << a.threads
-      << ", \"decoder_threads\": " << a.decoder_threads
+      << ", \"decoder_threads\": " << a.decoder_threads << ", \"dtype\": " << json_string(a.dtype)
       << ", \"min_pixels\": " << a.min_pixels << ", \"max_pixels\": " << a.max_pixels
       << ", \"warmup\": " << a.warmup << ", \"repeats\": " << a.repeats
       << ", \"wall_ms\": " << stats_json(wall) << ", \"cpu_ms\": " << stats_json(cpu)

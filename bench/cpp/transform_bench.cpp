@@ -1,11 +1,11 @@
 // msce_transform_bench: CPU cost of the frame transform alone (no decoder, one thread).
 //
-//   msce_transform_bench [WIDTH HEIGHT [FRAMES [MAX_PIXELS]]]   (default 1280 720 200 200704)
+//   msce_transform_bench [WIDTH HEIGHT [FRAMES [MAX_PIXELS [DTYPE]]]]   (default 1280 720 200 200704 float32)
 //
 // Builds one synthetic YUV 4:2:0 frame (smooth gradients plus noise, BT.709 limited range),
 // resolves the Qwen2.5-VL output size with smart_resize (factor 28, min 128*28*28, MAX_PIXELS;
 // 200704 = 448*448 gives 336x588 for 1280x720), and transforms it FRAMES times into one
-// pre-touched float32 Qwen slot (so page faults of a fresh output are not counted). Prints one
+// pre-touched Qwen slot (DTYPE float32, bfloat16 or float16) (so page faults of a fresh output are not counted). Prints one
 // JSON object: the SIMD path used, the output size and the thread CPU time per frame (ms).
 // Under `valgrind --tool=callgrind` use a small FRAMES (e.g. 3): instruction counts per frame
 // are the repeatable measure on a shared machine.
@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "pixel/simd_dispatch.hpp"
@@ -36,8 +37,10 @@ int main(int argc, char** argv) {
   const int height = argc > 2 ? std::atoi(argv[2]) : 720;
   const int frames = argc > 3 ? std::atoi(argv[3]) : 200;
   const int64_t max_pixels = argc > 4 ? std::atoll(argv[4]) : 200704;
-  if (width < 2 || height < 2 || frames < 1 || max_pixels < 128LL * 28 * 28) {
-    std::fprintf(stderr, "usage: msce_transform_bench [WIDTH HEIGHT [FRAMES [MAX_PIXELS]]]\n");
+  const std::string dtype = argc > 5 ? argv[5] : "float32";
+  if (width < 2 || height < 2 || frames < 1 || max_pixels < 128LL * 28 * 28 ||
+      (dtype != "float32" && dtype != "bfloat16" && dtype != "float16")) {
+    std::fprintf(stderr, "usage: msce_transform_bench [WIDTH HEIGHT [FRAMES [MAX_PIXELS [float32|bfloat16|float16]]]]\n");
     return 2;
   }
   const int cw = (width + 1) / 2, ch = (height + 1) / 2;
@@ -68,7 +71,7 @@ int main(int argc, char** argv) {
   msce::smart_resize(height, width, 28, 128LL * 28 * 28, max_pixels, &spec.out_h, &spec.out_w);
   spec.interp = msce::Interp::kBicubic;
   spec.layout = msce::Layout::kQwen;
-  spec.dtype = msce::DType::kF32;
+  spec.dtype = dtype == "float32" ? msce::DType::kF32 : (dtype == "bfloat16" ? msce::DType::kBF16 : msce::DType::kF16);
   spec.normalize = true;
   const float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f}, sd[3] = {0.26862954f, 0.26130258f, 0.27577711f};
   for (int c = 0; c < 3; ++c) {
@@ -82,12 +85,12 @@ int main(int argc, char** argv) {
   const double c0 = thread_cpu_ms();
   for (int i = 0; i < frames; ++i) msce::transform_frame_cpu(f, msce::CropBox{}, spec, out.data(), i & 1);
   const double per_frame = (thread_cpu_ms() - c0) / frames;
-  double checksum = 0;
+  double checksum = 0;  // of the raw words for the 16-bit types
   for (size_t k = 0; k < out.size(); k += 997) checksum += out[k];
   std::printf(
-      "{\"simd\": \"%s\", \"src\": [%d, %d], \"out\": [%d, %d], \"frames\": %d, \"cpu_ms_per_frame\": %.4f, "
+      "{\"simd\": \"%s\", \"dtype\": \"%s\", \"src\": [%d, %d], \"out\": [%d, %d], \"frames\": %d, \"cpu_ms_per_frame\": %.4f, "
       "\"checksum\": %.6f}\n",
-      msce::simd_level_name(msce::active_simd_level()), height, width, spec.out_h, spec.out_w, frames, per_frame,
+      msce::simd_level_name(msce::active_simd_level()), dtype.c_str(), height, width, spec.out_h, spec.out_w, frames, per_frame,
       checksum);
   return 0;
 }

@@ -175,7 +175,7 @@ TransformSpec spec_from_dict(const py::dict& d) {
   s.out_w = d["out_w"].cast<int>();
   s.interp = enum_arg<Interp>(d["interp"], "interp", 3);
   s.layout = enum_arg<Layout>(d["layout"], "layout", 3);
-  s.dtype = enum_arg<DType>(d["dtype"], "dtype", 3);
+  s.dtype = enum_arg<DType>(d["dtype"], "dtype", 4);
   s.normalize = d["normalize"].cast<bool>();
   auto mean = d["mean"].cast<std::vector<float>>();
   auto std_ = d["std"].cast<std::vector<float>>();
@@ -267,7 +267,16 @@ py::tuple plan_tuple(const PlanResult& r) {
 // exposes them (torch.cuda.Stream.cuda_stream).
 namespace {
 
-const char* typestr_for(DType t) { return t == DType::kU8 ? "|u1" : (t == DType::kF16 ? "<f2" : "<f4"); }
+// bfloat16 has no array-interface type code (torch refuses to export it): its buffers cross
+// as int16 views of the same memory.
+const char* typestr_for(DType t) {
+  switch (t) {
+    case DType::kU8: return "|u1";
+    case DType::kF16: return "<f2";
+    case DType::kBF16: return "<i2";
+    default: return "<f4";
+  }
+}
 
 // Host frames of any PixelLayout from dicts {layout, planes: [2-D uint8 arrays], width,
 // height, matrix, full_range}; `keep` holds the arrays.
@@ -596,7 +605,8 @@ PYBIND11_MODULE(_C, m) {
   py::enum_<DType>(m, "DType")
       .value("uint8", DType::kU8)
       .value("float16", DType::kF16)
-      .value("float32", DType::kF32);
+      .value("float32", DType::kF32)
+      .value("bfloat16", DType::kBF16);
   py::enum_<Interp>(m, "Interp")
       .value("bicubic", Interp::kBicubic)
       .value("bilinear", Interp::kBilinear)
@@ -759,6 +769,7 @@ PYBIND11_MODULE(_C, m) {
                           std::string(simd_level_name(detected_simd_level())));
   });
   m.def("float_to_half", [](float f) { return float_to_half(f); });
+  m.def("float_to_bfloat16", [](float f) { return float_to_bfloat16(f); });
   // One 4:2:0 frame (planar Y, U, V or NV12 with `v` = None) through the CPU transform's
   // colour path at full size: RGB uint8 (H, W, 3). For tests and external decoders.
   m.def(

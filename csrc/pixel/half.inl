@@ -1,6 +1,7 @@
-// float -> IEEE half, round-to-nearest-even, shared by host and device code.
+// float -> IEEE half and -> bfloat16, round-to-nearest-even, shared by host and device code.
 #pragma once
 
+#include <cstdint>
 #include <cstring>
 
 namespace msce {
@@ -33,8 +34,25 @@ MSCE_HD uint16_t float_to_half(float f) {
   return static_cast<uint16_t>(sign | ((rounded - 0x38000000u) >> 13));
 }
 
+MSCE_HD uint16_t float_to_bfloat16(float f) {
+  uint32_t x;
+#if defined(__CUDA_ARCH__)
+  x = __float_as_uint(f);
+#else
+  std::memcpy(&x, &f, sizeof(x));
+#endif
+  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);  // quiet NaN
+  return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
+// bfloat16 bits as an output element type of its own (float16 is uint16_t).
+struct BF16Bits {
+  uint16_t bits;
+};
+
 // A normalized value as stored in an output of element type T: float32 as is, float16 as its
-// binary16 bits (uint16_t). Shared by the CPU level tables and the CUDA stores.
+// binary16 bits (uint16_t), bfloat16 as BF16Bits. Shared by the CPU level tables and the CUDA
+// stores.
 template <typename T>
 MSCE_HD T to_out(float v);
 template <>
@@ -44,6 +62,10 @@ MSCE_HD float to_out<float>(float v) {
 template <>
 MSCE_HD uint16_t to_out<uint16_t>(float v) {
   return float_to_half(v);
+}
+template <>
+MSCE_HD BF16Bits to_out<BF16Bits>(float v) {
+  return BF16Bits{float_to_bfloat16(v)};
 }
 
 }  // namespace msce

@@ -74,6 +74,9 @@ struct RowKernels {
   // written (all or none).
   int (*normalize_block_f32)(const uint8_t* s, int64_t src_stride, int rows, int len, float mean, float sd,
                              float* out);
+  // The same into bfloat16 (the bits, rounded to nearest even from that float32 value).
+  int (*normalize_block_bf16)(const uint8_t* s, int64_t src_stride, int rows, int len, float mean, float sd,
+                              uint16_t* out);
 };
 
 // Kernels of the active level (nullptr for scalar).

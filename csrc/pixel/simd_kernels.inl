@@ -16,6 +16,10 @@
 //   (integer addition is associative). Taps past an output's count carry weight 0, and so
 //   does the row before a vertical filter that starts on an odd row of its pair.
 // - normalize_f32: float(v) - mean, then / sd: the same two IEEE single operations.
+// - normalize_block_bf16: that float, then its bfloat16 bits rounded to nearest even as
+//   px float_to_bfloat16 does for every value but NaN: (x + 0x7fff + bit 16 of x) >> 16 on the
+//   bits x (bf16_bits; an overflow to infinity comes out as infinity). The value is NaN only if
+//   mean or sd is not finite, so the kernel leaves such runs to the level table.
 
 static int yuv_rows_kernel(const px::ColorCoeffs& cc, const uint8_t* const yp[2], int rows, const uint8_t* up,
                            const uint8_t* vp, int cstep, int sx0, int n, uint8_t* const dst[6]) {
@@ -202,10 +206,24 @@ static int normalize_block_f32_kernel(const uint8_t* s, int64_t src_stride, int 
   return rows;
 }
 
+// The same for bfloat16 output (bits as uint16_t).
+static int normalize_block_bf16_kernel(const uint8_t* s, int64_t src_stride, int rows, int len, float mean, float sd,
+                                       uint16_t* out) {
+  if (len < kMinRun || !(mean - mean == 0.f) || !(sd - sd == 0.f)) return 0;  // not finite: the table
+  for (int r = 0; r < rows; ++r) {
+    const uint8_t* sp = s + r * src_stride;
+    uint16_t* op = out + static_cast<int64_t>(r) * len;
+    int i = 0;
+    for (; i + kLanesF <= len; i += kLanesF) store_norm_bf16(op + i, sp + i, mean, sd);
+    if (i < len) store_norm_bf16_tail(op, sp, i, len, mean, sd);
+  }
+  return rows;
+}
+
 // The table the including ISA file hands to the dispatcher through the accessor it names in
 // MSCE_ROW_KERNELS_OF_THIS_ISA (declared in simd_dispatch.hpp), outside the anonymous namespace.
-const RowKernels kKernels = {yuv_rows_kernel, horizontal2_kernel, vertical_kernel, normalize_f32_kernel,
-                             normalize_block_f32_kernel};
+const RowKernels kKernels = {yuv_rows_kernel,      horizontal2_kernel,         vertical_kernel,
+                             normalize_f32_kernel, normalize_block_f32_kernel, normalize_block_bf16_kernel};
 
 }  // namespace
 

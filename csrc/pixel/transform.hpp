@@ -13,7 +13,8 @@
 namespace msce {
 
 enum class Layout : int { kQwen = 0, kNCHW = 1, kNHWC = 2 };
-enum class DType : int { kU8 = 0, kF16 = 1, kF32 = 2 };
+// kBF16: bfloat16 (round to nearest even, as torch's float32 -> bfloat16 cast)
+enum class DType : int { kU8 = 0, kF16 = 1, kF32 = 2, kBF16 = 3 };
 
 struct TransformSpec {
   int out_h = 0;  // 0 with out_w = 0: keep the (cropped) source size; only for Frames layouts
@@ -48,7 +49,9 @@ struct TransformSpec {
   TransformSpec second_stage() const;
 
   void validate() const;
-  size_t element_size() const { return dtype == DType::kU8 ? 1 : (dtype == DType::kF16 ? 2 : 4); }
+  size_t element_size() const {
+    return dtype == DType::kU8 ? 1 : (dtype == DType::kF16 || dtype == DType::kBF16 ? 2 : 4);
+  }
   // Elements of one output slot (one frame) for the Frames layouts; for kQwen the whole
   // buffer is (slots/temporal * grid_h * grid_w) x row width.
   int64_t buffer_elements(int64_t slots) const;
@@ -76,6 +79,8 @@ void copy_qwen_slot(const TransformSpec& spec, void* out, int64_t from, int64_t 
 
 // IEEE binary16 from float, round to nearest even.
 MSCE_HD uint16_t float_to_half(float f);
+// bfloat16 bits from float, round to nearest even (NaN stays a quiet NaN), as torch converts.
+MSCE_HD uint16_t float_to_bfloat16(float f);
 
 }  // namespace msce
 

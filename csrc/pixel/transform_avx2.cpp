@@ -98,6 +98,20 @@ inline void store_norm_tail(float* out, const uint8_t* s, int, int n, float mean
   store_norm(out + n - kLanesF, s + n - kLanesF, mean, sd);
 }
 
+// Eight normalized values -> their bfloat16 bits (see bf16_bits in simd_kernels.inl).
+inline void store_norm_bf16(uint16_t* out, const uint8_t* s, float mean, float sd) {
+  const __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s))));
+  const __m256i x = _mm256_castps_si256(_mm256_div_ps(_mm256_sub_ps(v, _mm256_set1_ps(mean)), _mm256_set1_ps(sd)));
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
+  const __m256i b = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(x, _mm256_set1_epi32(0x7fff)), lsb), 16);
+  const __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(b, b), 0xD8);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(p));
+}
+
+inline void store_norm_bf16_tail(uint16_t* out, const uint8_t* s, int, int n, float mean, float sd) {
+  store_norm_bf16(out + n - kLanesF, s + n - kLanesF, mean, sd);
+}
+
 // Dot product of 16*CHUNKS taps for one output: uint8 samples widened to int16 times weights.
 template <int CHUNKS>
 inline V dot_taps(const uint8_t* sp, const int16_t* wk) {

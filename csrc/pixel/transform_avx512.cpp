@@ -117,6 +117,25 @@ inline void store_norm_tail(float* out, const uint8_t* s, int i, int n, float me
   _mm512_mask_storeu_ps(out + i, k, norm16(v, mean, sd));
 }
 
+// 16 normalized values -> their bfloat16 bits (see bf16_bits in simd_kernels.inl); lanes under k.
+inline void store_bf16_masked(uint16_t* out, __mmask16 k, __m512 f) {
+  const __m512i x = _mm512_castps_si512(f);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(1));
+  const __m512i b = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(x, _mm512_set1_epi32(0x7fff)), lsb), 16);
+  _mm512_mask_cvtepi32_storeu_epi16(out, k, b);
+}
+
+inline void store_norm_bf16(uint16_t* out, const uint8_t* s, float mean, float sd) {
+  const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
+  store_bf16_masked(out, 0xFFFF, norm16(v, mean, sd));
+}
+
+inline void store_norm_bf16_tail(uint16_t* out, const uint8_t* s, int i, int n, float mean, float sd) {
+  const __mmask16 k = static_cast<__mmask16>((1u << (n - i)) - 1);
+  const __m512i v = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, s + i));
+  store_bf16_masked(out + i, k, norm16(v, mean, sd));
+}
+
 // Strong downscales (no shuffle tables): the AVX2 per-output kernel (every CPU with this
 // path has AVX2), else the scalar loop.
 int horizontal2_fallback(const HPassTables& t, const uint8_t* const src[6], int col0, int16_t* const dst[3]) {

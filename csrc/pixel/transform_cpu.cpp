@@ -271,6 +271,10 @@ void write_row(const RowKernels* kern, const TransformSpec& spec, const void* lu
     return write_row_float<uint16_t>(kern, spec, *static_cast<const LevelTable<uint16_t>*>(lut), planes, oy, width, out,
                                      slot);
   }
+  if (spec.dtype == DType::kBF16) {
+    return write_row_float<BF16Bits>(kern, spec, *static_cast<const LevelTable<BF16Bits>*>(lut), planes, oy, width, out,
+                                     slot);
+  }
   uint8_t* o = static_cast<uint8_t*>(out);
   const int64_t plane = static_cast<int64_t>(spec.out_h) * width;
   if (spec.layout == Layout::kNCHW) {
@@ -287,23 +291,30 @@ void write_row(const RowKernels* kern, const TransformSpec& spec, const void* lu
   }
 }
 
-// Qwen float32: writes a band of `patch` final uint8 rows (3 channels x patch rows x width,
-// output rows y0..) patch by patch. One channel of one patch is patch*patch contiguous floats,
+// Qwen layout: writes a band of `patch` final uint8 rows (3 channels x patch rows x width,
+// output rows y0..) patch by patch. One channel of one patch is patch*patch contiguous values,
 // so the stores run sequentially through whole cache lines instead of scattering one
-// patch-wide run per row over the output.
-void write_qwen_band(const RowKernels* kern, const TransformSpec& spec, const LevelTable<float>& lut,
+// patch-wide run per row over the output. float32 and bfloat16 through the SIMD kernels where
+// there are some, float16 (and any rest) through the level table.
+template <typename T>
+void write_qwen_band(const RowKernels* kern, const TransformSpec& spec, const LevelTable<T>& lut,
                      const uint8_t* band, int width, int y0, void* out, int64_t slot) {
   const px::QwenGeometry& g = spec.qwen;
   const int P = g.patch;
   const int64_t rw = px::qwen_row_width(g);
-  float* o = static_cast<float*>(out);
+  T* o = static_cast<T*>(out);
   for (int p = 0; p < width / P; ++p) {
-    float* row = o + px::qwen_row(g, slot, y0, p * P) * rw;
+    T* row = o + px::qwen_row(g, slot, y0, p * P) * rw;
     for (int c = 0; c < 3; ++c) {
-      const float m = spec.normalize ? spec.mean[c] : 0.f, sd = spec.normalize ? spec.std[c] : 1.f;
       const uint8_t* src = band + static_cast<int64_t>(c) * P * width + p * P;
-      float* dst = row + px::qwen_col(g, slot, c, y0, 0);
-      if (kern && kern->normalize_block_f32(src, width, P, P, m, sd, dst) == P) continue;
+      T* dst = row + px::qwen_col(g, slot, c, y0, 0);
+      const float m = spec.normalize ? spec.mean[c] : 0.f, sd = spec.normalize ? spec.std[c] : 1.f;
+      if constexpr (std::is_same_v<T, float>) {
+        if (kern && kern->normalize_block_f32(src, width, P, P, m, sd, dst) == P) continue;
+      } else if constexpr (std::is_same_v<T, BF16Bits>) {
+        static_assert(sizeof(BF16Bits) == sizeof(uint16_t));
+        if (kern && kern->normalize_block_bf16(src, width, P, P, m, sd, reinterpret_cast<uint16_t*>(dst)) == P) continue;
+      }
       for (int i = 0; i < P; ++i) {
         for (int x = 0; x < P; ++x) dst[i * P + x] = lut.v[c][src[static_cast<int64_t>(i) * width + x]];
       }
@@ -352,9 +363,10 @@ void transform_frame_cpu(const Frame& src, const CropBox& box_in, const Transfor
   Scratch& s = tls_scratch;
   const RowKernels* kern = active_row_kernels();
   const px::ColorCoeffs cc = px::make_color_coeffs(static_cast<int>(src.matrix), src.range == ColorRange::kFull);
-  // level tables are 3 KiB (float) / 1.5 KiB (half): rebuilt per frame, cheaper than the divisions
+  // level tables are 3 KiB (float) / 1.5 KiB (16-bit): rebuilt per frame, cheaper than the divisions
   std::unique_ptr<LevelTable<float>> lut32;
   std::unique_ptr<LevelTable<uint16_t>> lut16;
+  std::unique_ptr<LevelTable<BF16Bits>> lutb16;
   const void* lut = nullptr;
   if (spec.dtype == DType::kF32) {
     lut32 = std::make_unique<LevelTable<float>>(spec);
@@ -362,10 +374,13 @@ void transform_frame_cpu(const Frame& src, const CropBox& box_in, const Transfor
   } else if (spec.dtype == DType::kF16) {
     lut16 = std::make_unique<LevelTable<uint16_t>>(spec);
     lut = lut16.get();
+  } else if (spec.dtype == DType::kBF16) {
+    lutb16 = std::make_unique<LevelTable<BF16Bits>>(spec);
+    lut = lutb16.get();
   }
-  // Final uint8 rows: one row at a time, or for Qwen float32 a band of `patch` rows written
+  // Final uint8 rows: one row at a time, or for the Qwen layout a band of `patch` rows written
   // patch by patch (write_qwen_band).
-  const bool banded = spec.layout == Layout::kQwen && spec.dtype == DType::kF32 && out_h % spec.qwen.patch == 0;
+  const bool banded = spec.layout == Layout::kQwen && spec.dtype != DType::kU8 && out_h % spec.qwen.patch == 0;
   const int band_rows = banded ? spec.qwen.patch : 1;
   s.line.resize(static_cast<size_t>(out_w) * 3 * band_rows);
   uint8_t* lines[3];
@@ -378,7 +393,14 @@ void transform_frame_cpu(const Frame& src, const CropBox& box_in, const Transfor
       const uint8_t* const planes[3] = {lines[0], lines[1], lines[2]};
       write_row(kern, spec, lut, planes, oy, out_w, out, slot);
     } else if (oy % band_rows == band_rows - 1) {
-      write_qwen_band(kern, spec, *lut32, s.line.data(), out_w, oy - band_rows + 1, out, slot);
+      const int y0 = oy - band_rows + 1;
+      if (lut32) {
+        write_qwen_band(kern, spec, *lut32, s.line.data(), out_w, y0, out, slot);
+      } else if (lut16) {
+        write_qwen_band(kern, spec, *lut16, s.line.data(), out_w, y0, out, slot);
+      } else {
+        write_qwen_band(kern, spec, *lutb16, s.line.data(), out_w, y0, out, slot);
+      }
     }
   };
   if (hx.identity && vy.identity) {  // no resampling: convert each row straight into the output row

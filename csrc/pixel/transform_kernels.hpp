@@ -162,6 +162,8 @@ MSCE_HD void vpass_element(const FrameDesc& d, int64_t i) {
     store_u8(d, oy, ox, v);
   } else if (d.dtype == static_cast<int32_t>(DType::kF16)) {
     store_float<uint16_t>(d, oy, ox, v);
+  } else if (d.dtype == static_cast<int32_t>(DType::kBF16)) {
+    store_float<BF16Bits>(d, oy, ox, v);
   } else {
     store_float<float>(d, oy, ox, v);
   }

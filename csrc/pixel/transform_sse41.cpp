@@ -85,6 +85,21 @@ inline void store_norm_tail(float* out, const uint8_t* s, int, int n, float mean
   store_norm(out + n - kLanesF, s + n - kLanesF, mean, sd);
 }
 
+// Four normalized values -> their bfloat16 bits (see bf16_bits in simd_kernels.inl).
+inline void store_norm_bf16(uint16_t* out, const uint8_t* s, float mean, float sd) {
+  int32_t four;
+  std::memcpy(&four, s, 4);
+  const __m128 v = _mm_cvtepi32_ps(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(four)));
+  const __m128i x = _mm_castps_si128(_mm_div_ps(_mm_sub_ps(v, _mm_set1_ps(mean)), _mm_set1_ps(sd)));
+  const __m128i lsb = _mm_and_si128(_mm_srli_epi32(x, 16), _mm_set1_epi32(1));
+  const __m128i b = _mm_srli_epi32(_mm_add_epi32(_mm_add_epi32(x, _mm_set1_epi32(0x7fff)), lsb), 16);
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(out), _mm_packus_epi32(b, b));
+}
+
+inline void store_norm_bf16_tail(uint16_t* out, const uint8_t* s, int, int n, float mean, float sd) {
+  store_norm_bf16(out + n - kLanesF, s + n - kLanesF, mean, sd);
+}
+
 // Strong downscales (no shuffle tables) go to the scalar loop.
 int horizontal2_fallback(const HPassTables&, const uint8_t* const[6], int, int16_t* const[3]) { return 0; }
 

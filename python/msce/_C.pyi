@@ -16,6 +16,7 @@ class DType:
     uint8: DType
     float16: DType
     float32: DType
+    bfloat16: DType
     def __int__(self) -> int: ...
 
 class FaceHeldFrames:
@@ -66,6 +67,8 @@ def face_square_crop(arg0: float, arg1: float, arg2: int, arg3: int, arg4: int) 
 def face_track(frames: list, query_times: Any, width: int, height: int, num_landmarks: int, options: dict) -> dict: ...
 
 def ffmpeg_log_level() -> int: ...
+
+def float_to_bfloat16(arg0: float) -> int: ...
 
 def float_to_half(arg0: float) -> int: ...
 

@@ -37,10 +37,10 @@ def output_shape(target, n: int, out_h: int, out_w: int) -> tuple[tuple[int, ...
     """(shape, dtype, slots) of the buffer msce allocates for ``n`` frames."""
     if isinstance(target, QwenVL):
         gt, gh, gw = target.grid(n, out_h, out_w)
-        dt = torch.float32 if target.dtype == "float32" else torch.float16
+        dt = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[target.dtype]
         return (gt * gh * gw, 3 * target.temporal * target.patch ** 2), dt, gt * target.temporal
     assert isinstance(target, Frames)
-    dt = {"uint8": torch.uint8, "float16": torch.float16, "float32": torch.float32}[target.dtype]
+    dt = {"uint8": torch.uint8, "float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[target.dtype]
     shape = (n, 3, out_h, out_w) if target.layout == "NCHW" else (n, out_h, out_w, 3)
     return shape, dt, n
 
@@ -55,12 +55,14 @@ def transform(frames: list[dict], indices: list[int], target, out_size: tuple[in
     if backend == "cuda":
         dev = torch.device(device)
         out = torch.full(shape, 7, dtype=dt, device=dev)
-        job = {"indices": list(indices), "crops": crops, "spec": target.native_spec(out_h, out_w), "out": out,
+        raw = out.view(torch.int16) if dt == torch.bfloat16 else out  # bfloat16 crosses as int16 (as msce.io does)
+        job = {"indices": list(indices), "crops": crops, "spec": target.native_spec(out_h, out_w), "out": raw,
                "slots": slots}
         C.transform_frame_list(frames, [job], "cuda", dev.index or 0, torch.cuda.current_stream(dev).cuda_stream)
         return out.cpu()
     out = torch.full(shape, 7, dtype=dt)
-    job = {"indices": list(indices), "crops": crops, "spec": target.native_spec(out_h, out_w), "out": out.numpy(),
+    raw = out.view(torch.int16) if dt == torch.bfloat16 else out
+    job = {"indices": list(indices), "crops": crops, "spec": target.native_spec(out_h, out_w), "out": raw.numpy(),
            "slots": slots}
     C.transform_frame_list(frames, [job], backend)
     return out

@@ -113,6 +113,8 @@ EMU_TARGETS = [
     msce.Frames(layout="NHWC"),
     msce.Frames(size=(17, 13), interpolation="bilinear"),
     msce.Frames(size=(120, 90), layout="NHWC", dtype="float16"),  # upscaling
+    msce.QwenVL("2.5", min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 8, dtype="bfloat16"),
+    msce.Frames(size=(40, 56), layout="NHWC", dtype="bfloat16", mean=(0.4, 0.5, 0.6), std=(0.2, 0.3, 0.25)),
 ]
 
 

@@ -29,6 +29,9 @@ QWEN3_F16 = msce.QwenVL("3", min_pixels=32 * 32 * 4, max_pixels=32 * 32 * 24, dt
 TARGETS = {
     "qwen2.5-f32": QWEN25,
     "qwen3-f16": QWEN3_F16,
+    "qwen2.5-bf16": msce.QwenVL("2.5", min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 12, dtype="bfloat16"),
+    "frames-nchw-bf16-norm": msce.Frames(size=(44, 52), dtype="bfloat16", mean=(0.48, 0.46, 0.41),
+                                         std=(0.27, 0.26, 0.28)),
     "frames-nchw-f32-norm": msce.Frames(size=(64, 48), dtype="float32", mean=(0.48, 0.46, 0.41),
                                         std=(0.27, 0.26, 0.28)),
     "frames-nhwc-u8-native": msce.Frames(layout="NHWC"),

@@ -174,6 +174,46 @@ def test_float16_conversion_matches_torch():
     assert np.array_equal(got, ref)
 
 
+def test_bfloat16_conversion_matches_torch():
+    vals = np.concatenate([np.linspace(-3e38, 3e38, 2001), np.array([0.0, -0.0, 1e-40, -1e-45, 1.0, 1.00390625,
+                                                                     1.01171875, 3.3895e38, np.inf, -np.inf]),
+                           np.random.default_rng(2).normal(0, 3, 5000)]).astype(np.float32)
+    ref = torch.from_numpy(vals).to(torch.bfloat16).view(torch.int16).numpy().astype(np.uint16)
+    got = np.array([C.float_to_bfloat16(float(v)) for v in vals], dtype=np.uint16)
+    assert np.array_equal(got, ref)
+    nan = C.float_to_bfloat16(float("nan"))
+    assert (nan & 0x7F80) == 0x7F80 and (nan & 0x7F) != 0  # still a NaN
+
+
+class _TieQwen(msce.QwenVL):
+    """QwenVL's layout with a normalization whose results include bfloat16 rounding ties."""
+
+    def native_spec(self, out_h: int, out_w: int) -> dict:
+        return {**super().native_spec(out_h, out_w), "mean": [63.75, 31.875, 63.75], "std": [1.0, 4.0, 1.0]}
+
+
+@pytest.mark.parametrize("target", ["frames", "qwen"])
+def test_bfloat16_rounding_ties_match_torch(target):
+    """Every uint8 level through a normalization whose float32 results include exact bfloat16
+    rounding ties (mean 63.75, std 1: v - 63.75), on the row path (Frames) and the Qwen band
+    path (the SIMD kernels; test_simd_paths forces each level): round to nearest even, as
+    torch's float32 -> bfloat16 cast of the same float32 values."""
+    levels = (np.arange(28 * 28) % 256).astype(np.uint8).reshape(28, 28)
+    vid = np.ascontiguousarray(np.stack([levels, levels[::-1], levels.T], -1)[None].repeat(2, 0))
+    m = torch.tensor([63.75, 31.875, 63.75]).view(1, 3, 1, 1)
+    s = torch.tensor([1.0, 4.0, 1.0]).view(1, 3, 1, 1)
+    ref32 = (torch.from_numpy(vid).permute(0, 3, 1, 2).float() - m) / s
+    assert int(((ref32.view(torch.int32) & 0xFFFF) == 0x8000).sum()) > 100  # ties are really exercised
+    if target == "frames":
+        got = msce.preprocess(vid, msce.Frames(dtype="bfloat16", mean=(0.25, 0.125, 0.25),
+                                                std=(1 / 255, 4 / 255, 1 / 255))).data
+        assert torch.equal(got, ref32.bfloat16())
+    else:
+        got = msce.preprocess(vid, _TieQwen("2.5", min_pixels=28 * 28, max_pixels=28 * 28, dtype="bfloat16")).data
+        ref = torch.from_numpy(patchify(ref32.numpy(), 14)).bfloat16()
+        assert torch.equal(got, ref)
+
+
 def test_patchify_reference_matches_hf_layout():
     x = np.arange(3 * 3 * 56 * 84, dtype=np.float32).reshape(3, 3, 56, 84)
     got = patchify(x, 14)
@@ -206,6 +246,11 @@ def test_frames_layouts_and_dtypes_agree():
     assert torch.allclose(f32, u8.float() / 255, atol=1e-7)
     f16 = msce.preprocess(vid, msce.Frames(size=(30, 45), dtype="float16")).data
     assert torch.equal(f16, (u8.float() / 255).half())
+    bf16 = msce.preprocess(vid, msce.Frames(size=(30, 45), dtype="bfloat16", mean=(0.5, 0.4, 0.3),
+                                            std=(0.2, 0.25, 0.3))).data
+    mean, std = torch.tensor([0.5, 0.4, 0.3]) * 255, torch.tensor([0.2, 0.25, 0.3]) * 255
+    ref = ((u8.float() - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)).bfloat16()
+    assert bf16.dtype == torch.bfloat16 and torch.equal(bf16, ref)
     same = msce.preprocess(vid, msce.Frames()).data
     assert torch.equal(same.permute(0, 2, 3, 1), torch.from_numpy(vid))
 

@@ -85,6 +85,21 @@ def test_custom_pixel_budget_matches_hf():
     assert torch.equal(got.data, ref["pixel_values_videos"])
 
 
+@pytest.mark.parametrize("version", ["2.5", "3"])
+def test_bfloat16_output_equals_the_hf_processor_cast_to_bfloat16(version):
+    """A model run in bfloat16 casts the processor's float32 pixel_values to its vision tower's
+    dtype; msce's bfloat16 output is that cast, bit for bit (and half the memory)."""
+    vid = _natural_clip(4, 240, 320)
+    if version == "3":
+        ref = _hf(Qwen3VLVideoProcessor(cap_pixels_per_frame=False), vid, do_sample_frames=False)
+    else:
+        ref = _hf(Qwen2VLVideoProcessor(cap_pixels_per_frame=False), vid)
+    got = msce.preprocess(vid, msce.QwenVL(version, dtype="bfloat16"))
+    assert got.data.dtype == torch.bfloat16
+    assert got.grid_thw.tolist() == ref["video_grid_thw"].tolist()
+    assert torch.equal(got.data, ref["pixel_values_videos"].to(torch.bfloat16))
+
+
 def test_float16_output_is_rounded_float32():
     vid = _natural_clip(2, 200, 300)
     f32 = msce.preprocess(vid, msce.QwenVL("2.5")).data

@@ -22,7 +22,7 @@ from msce.plan import Plan
 if TYPE_CHECKING:  # pragma: no cover
     from msce.io.reader import VideoReader
 
-_DTYPES = {"uint8": torch.uint8, "float16": torch.float16, "float32": torch.float32}
+_DTYPES = {"uint8": torch.uint8, "float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 __all__ = ["threads_arg", "pin", "crops_for", "allocate", "run", "to_device", "check_target",
            "MAX_OUTPUT_BYTES_ENV", "DEFAULT_MAX_OUTPUT_BYTES", "max_output_bytes"]
@@ -141,7 +141,10 @@ def allocate(target: Target, plan: Plan, crops, meta: VideoMetadata, pin: bool,
         raise TransformError(f"{meta.path}: cannot allocate the output tensor {tuple(shape)} "
                              f"{str(dtype).replace('torch.', '')} ({nbytes} bytes, {_gib(nbytes)}): "
                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    out = data.numpy() if device is None else data
+    # bfloat16 crosses to the native core as an int16 view of the same memory (neither numpy nor
+    # torch's __cuda_array_interface__ has a bfloat16 type)
+    raw = data.view(torch.int16) if data.dtype == torch.bfloat16 else data
+    out = raw.numpy() if device is None else raw
     job = {"indices": list(plan.indices), "crops": crops, "spec": alloc.spec, "out": out, "slots": alloc.slots}
     batch = FrameBatch(data=data, grid_thw=grid, plan=plan, target=target, metadata=meta, size=(out_h, out_w))
     return job, batch

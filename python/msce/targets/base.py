@@ -31,6 +31,8 @@ __all__ = ["Target", "Allocation", "LAYOUT", "DTYPE", "INTERP", "fused"]
 # DType, Interp from csrc/pixel/transform.hpp and resample.hpp): no integer copies here.
 LAYOUT = dict(C.Layout.__members__)
 DTYPE = dict(C.DType.__members__)
+# float output dtypes; bfloat16 is torch's float32 -> bfloat16 cast (round to nearest even)
+FLOAT_DTYPES = ("float32", "float16", "bfloat16")
 INTERP = dict(C.Interp.__members__)
 
 
@@ -43,7 +45,7 @@ def fused(values: tuple[float, float, float], scale: float = 255.0) -> list[floa
 @dataclass(frozen=True)
 class Allocation:
     """The output of one clip: the native transform ``spec`` (a TransformSpec dict), the
-    output ``shape`` and ``dtype`` ("uint8", "float16", "float32"), the number of frame
+    output ``shape`` and ``dtype`` ("uint8", "float16", "bfloat16", "float32"), the number of frame
     ``slots`` the native job writes (Qwen pads to a multiple of the temporal patch), the
     patch ``grid`` (t, h, w) or None, and the per-frame output ``size`` (height, width)."""
 

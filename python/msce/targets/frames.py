@@ -1,4 +1,4 @@
-"""Plain frames (NCHW or NHWC; uint8, float16 or float32) for any stack."""
+"""Plain frames (NCHW or NHWC; uint8, float16, bfloat16 or float32) for any stack."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class Frames(Target):
             raise TransformError("give both mean and std, or neither")
         if self.mean is not None:
             if self.dtype == "uint8":
-                raise TransformError("mean/std normalization needs dtype float16 or float32")
+                raise TransformError("mean/std normalization needs a float dtype (float32, float16 or bfloat16)")
             if len(self.mean) != 3 or len(self.std) != 3 or any(s == 0 for s in self.std):
                 raise TransformError("mean and std need 3 values each, std non-zero")
         if self.size is not None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from msce.errors import TransformError, UnsupportedError
-from msce.targets.base import DTYPE, INTERP, LAYOUT, Allocation, Target, fused
+from msce.targets.base import DTYPE, FLOAT_DTYPES, INTERP, LAYOUT, Allocation, Target, fused
 
 if TYPE_CHECKING:  # pragma: no cover
     from msce.io.batch import FrameBatch
@@ -122,8 +122,8 @@ class QwenVL(Target):
         elif (isinstance(self.max_video_tokens, bool) or not isinstance(self.max_video_tokens, int)
               or self.max_video_tokens <= 0):
             raise TransformError(f"QwenVL max_video_tokens must be a positive integer (got {self.max_video_tokens!r})")
-        if self.dtype not in ("float32", "float16"):
-            raise TransformError(f"QwenVL dtype must be float32 or float16 (got {self.dtype!r})")
+        if self.dtype not in FLOAT_DTYPES:
+            raise TransformError(f"QwenVL dtype must be one of {', '.join(FLOAT_DTYPES)} (got {self.dtype!r})")
         if self.interpolation not in INTERP:
             raise TransformError(f"interpolation must be one of {sorted(INTERP)}")
         lo, hi = self.resolved_pixels

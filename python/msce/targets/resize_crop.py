@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from msce.errors import TransformError, UnsupportedError
-from msce.targets.base import DTYPE, INTERP, LAYOUT, Allocation, Target, fused
+from msce.targets.base import DTYPE, FLOAT_DTYPES, INTERP, LAYOUT, Allocation, Target, fused
 
 if TYPE_CHECKING:  # pragma: no cover
     from msce.io.batch import FrameBatch
@@ -84,8 +84,8 @@ def check_pixel_options(target) -> None:
     if target.interpolation not in INTERP:
         raise UnsupportedError(f"interpolation {target.interpolation!r} is not supported; msce implements "
                                f"{sorted(INTERP)}")
-    if target.dtype not in ("float32", "float16"):
-        raise TransformError(f"dtype must be float32 or float16 (got {target.dtype!r})")
+    if target.dtype not in FLOAT_DTYPES:
+        raise TransformError(f"dtype must be one of {', '.join(FLOAT_DTYPES)} (got {target.dtype!r})")
     if len(target.mean) != 3 or len(target.std) != 3 or any(s == 0 for s in target.std):
         raise TransformError("mean and std need 3 values each, std non-zero")
     if target.rescale_factor is not None and not target.rescale_factor > 0:
