@@ -155,6 +155,7 @@ def test_ray_run_equals_single_process(tmp_path, setup, reference, tiny_dirs, tr
     execution = cfg["sessions"][-1]["execution"]
     assert (execution["mode"], execution["decode"], execution["workers"], execution["task_videos"]) == \
         ("ray", "model", 2, 2)
+    assert execution["duplicates_dropped"] == 0  # written when the session ends
 
 
 def test_killed_worker_loses_and_duplicates_nothing(tmp_path, setup, reference):
@@ -168,6 +169,8 @@ def test_killed_worker_loses_and_duplicates_nothing(tmp_path, setup, reference):
     got = records(tmp_path / "ray")
     assert len({r["id"] for r in got}) == len(got) == len(ds.samples)
     assert got == records(reference["msce"])
+    execution = json.loads((tmp_path / "ray" / "config.json").read_text())["sessions"][-1]["execution"]
+    assert execution["duplicates_dropped"] == executor.duplicates_dropped >= 0
 
 
 def test_interrupted_ray_run_resumes_exactly(tmp_path, setup, reference):
@@ -184,6 +187,8 @@ def test_interrupted_ray_run_resumes_exactly(tmp_path, setup, reference):
     assert records(tmp_path / "ray") == ref
     sessions = json.loads((tmp_path / "ray" / "config.json").read_text())["sessions"]
     assert [s["already_done"] for s in sessions] == [0, stop]
+    # the interrupted session's record was completed too
+    assert all("duplicates_dropped" in s["execution"] for s in sessions)
 
 
 def test_ray_flag_without_ray_says_how_to_install(tmp_path, tree, monkeypatch, capsys):

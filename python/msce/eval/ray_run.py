@@ -351,7 +351,10 @@ class RayExecutor:
     def outcomes(self, todo: Sequence[Any], strategy: Any, labels: Any, cache: Any, execution: Execution, *,
                  pass_id: bool, fatal: Any) -> Iterator[Outcome]:
         """One Outcome per video of ``todo``, in order (fewer when a fatal error ends the run:
-        none after it). Rows a retried task delivers twice are dropped here."""
+        none after it). Rows a retried task delivers twice are dropped here and counted in
+        ``duplicates_dropped`` (per run; the run directory's session record gets it from
+        :meth:`session_summary`)."""
+        self.duplicates_dropped = 0
         cache_path = None
         if cache is not None:
             path = getattr(cache, "path", None)
@@ -417,6 +420,10 @@ class RayExecutor:
         if not stopped and given < n:
             raise MsceError(f"the Ray run ended with {n - given} of {n} videos without an outcome "
                             f"(first: {todo[given].id!r})")
+
+    def session_summary(self) -> dict:
+        """Added to the session's execution record in config.json when the run ends."""
+        return {"duplicates_dropped": self.duplicates_dropped}
 
     def close(self) -> None:
         """End the model actors (``decode="workers"``)."""

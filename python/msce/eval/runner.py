@@ -400,7 +400,8 @@ def run_eval(
 
     ``executor`` runs the videos elsewhere (:func:`msce.eval.ray_run.run_ray` passes a
     RayExecutor): it gives the backend's config record (``backend_config()``), the session's
-    execution record (``to_dict(execution)``) and the outcomes in order (``outcomes(...)``);
+    execution record (``to_dict(execution)``) and the outcomes in order (``outcomes(...)``), and
+    optionally ``session_summary()``, a dict merged into that record when the session ends;
     this function still writes the run directory alone.
     """
     if on_error not in ("raise", "skip"):
@@ -532,6 +533,12 @@ def run_eval(
                 outcomes.close()
         finally:
             bar.close()
+            # what the executor can tell only at the end (a Ray run: rows dropped as duplicates),
+            # added to this session's execution record, also when the run stopped on an error
+            summary = getattr(executor, "session_summary", None)
+            if summary is not None:
+                config["sessions"][-1]["execution"].update(summary())
+                _write_json_atomic(cfg_path, config)
 
         records = [r for r in log.records if str(r["id"]) in wanted]
     finally:
