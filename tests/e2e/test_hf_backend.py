@@ -185,8 +185,9 @@ def test_backend_records(tiny_backends, tiny_dirs, tmp_path) -> None:
     # the keys every run has recorded (the checkpoint's under the names the classifier backend uses)
     assert set(cfg) == {"backend", "model", "revision", "device", "dtype", "model_dir", "weights",
                         "attn_implementation", "mode", "model_type", "qwen_version", "tokens_unavailable",
-                        "min_pixels", "max_pixels", "adapter", "adapter_digest"}
+                        "min_pixels", "max_pixels", "pixel_dtype", "adapter", "adapter_digest"}
     assert (cfg["model"], cfg["device"], cfg["weights"]) == (str(tiny_dirs["3"]), "cpu", _weights_digest(tiny_dirs["3"]))
+    assert cfg["pixel_dtype"] == "float32"  # a float32 model: the processor's own dtype
     assert (cfg["min_pixels"], cfg["max_pixels"], cfg["adapter"]) == (32 * 32 * 4, 32 * 32 * 16, None)
     fp = be.fingerprint()
     assert fp["weights"] != tiny_backends["2.5"].fingerprint()["weights"]

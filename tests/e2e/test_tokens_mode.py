@@ -314,3 +314,43 @@ def test_smolvlm_split_images_equal_hf_processor(family_dirs, tmp_path):
         ours = be.build_inputs(batches[kind])
         _assert_same(ours, _hf_reference(be, batches[kind], raw))
         assert "<row_1_col_1>" in be.tokenizer.decode(ours["input_ids"][0])
+
+
+@pytest.mark.parametrize("version", list(QWEN))
+def test_bfloat16_qwen_model_gets_bfloat16_pixels_equal_to_its_own_cast(tmp_path, version):
+    """A Qwen-VL model run in bfloat16 casts pixel_values to its vision tower's dtype before any
+    arithmetic: tokens mode then makes the tensors in bfloat16 (pixel_dtype="auto"), equal to the
+    float32 tensors cast, and generation is unchanged; float32 can still be forced."""
+    from msce.testing import make_tiny_model
+
+    d = make_tiny_model(tmp_path / version, version=version, seed=0)
+    kw = dict(model=str(d), dtype="bfloat16", device="cpu", min_pixels=32 * 32 * 4, max_pixels=32 * 32 * 16)
+    auto = get_backend("transformers", **kw)
+    f32 = get_backend("transformers", pixel_dtype="float32", **kw)
+    assert auto.target().video.dtype == auto.target().image.dtype == "bfloat16"
+    assert f32.target().video.dtype == f32.target().image.dtype == "float32"
+    assert (auto.config()["pixel_dtype"], f32.config()["pixel_dtype"]) == ("bfloat16", "float32")
+    ours, _ = _requests(auto.target(), QWEN[version])
+    ref, _ = _requests(f32.target(), QWEN[version])
+    params = GenerationParams(max_new_tokens=5)
+    for kind in ours:
+        a, b = auto.build_inputs(ours[kind]), f32.build_inputs(ref[kind])
+        assert set(a) == set(b)
+        for k in b:
+            if b[k].dtype == torch.float32 and k.startswith("pixel_values"):
+                assert a[k].dtype == torch.bfloat16 and torch.equal(a[k], b[k].to(torch.bfloat16)), k
+            else:
+                assert a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]), k
+        assert auto.generate(ours[kind], params) == f32.generate(ref[kind], params)
+
+
+def test_pixel_dtype_is_refused_where_the_model_would_not_cast(family_dirs):
+    """Families whose models are not known to cast pixel values first keep float32 on auto and
+    refuse a forced bfloat16 with the reason."""
+    be = get_backend("transformers", model=str(family_dirs["llava_next_video"]), dtype="bfloat16", device="cpu")
+    assert be.mode == "tokens" and be.config()["pixel_dtype"] == "float32"
+    with pytest.raises(ConfigError, match="pixel_dtype='bfloat16' needs tokens mode on a family"):
+        get_backend("transformers", model=str(family_dirs["llava_next_video"]), dtype="bfloat16", device="cpu",
+                    pixel_dtype="bfloat16")
+    with pytest.raises(ConfigError, match="pixel_dtype must be"):
+        get_backend("transformers", model=str(family_dirs["llava_next_video"]), pixel_dtype="int8")

@@ -22,7 +22,7 @@ import re
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar, Hashable, Sequence
 
-from msce.errors import BackendError, ConfigError
+from msce.errors import BackendError, ConfigError, UnsupportedError
 from msce.models.backends.base import Request, is_frames, is_image
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,6 +42,9 @@ class TokenFamily(ABC):
     model_types: ClassVar[tuple[str, ...]] = ()
     # True where one-frame batches are uint8 frames for the HF image processor
     image_fallback: ClassVar[bool] = False
+    # True where the model casts pixel values to its vision tower's dtype before any arithmetic
+    # (so tensors made in that dtype give it the same values): see with_pixel_dtype
+    casts_pixels_to_vision_dtype: ClassVar[bool] = False
 
     def __init__(self, processor: Any, config: Any):
         self.processor = processor
@@ -63,6 +66,11 @@ class TokenFamily(ABC):
     @abstractmethod
     def image_inputs(self, images: Sequence[Any]) -> tuple[dict[str, Any], list[str]]:
         """(tensors, one replacement text per image) for the batch's one-frame parts, in order."""
+
+    def with_pixel_dtype(self, target: Target, dtype: str) -> Target:
+        """``target`` making its float tensors in ``dtype`` (families that set
+        ``casts_pixels_to_vision_dtype``)."""
+        raise UnsupportedError(f"{type(self).__name__} makes float32 pixel tensors only")
 
     def special_tokens(self) -> tuple[str, ...]:
         """Tokens user text may not contain (they would open vision slots)."""

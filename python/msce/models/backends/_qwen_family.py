@@ -139,6 +139,7 @@ class QwenFamily(TokenFamily):
     min/max_pixels, else the version's video defaults) and of the image processor for images."""
 
     model_types = tuple(QWEN_VERSIONS)
+    casts_pixels_to_vision_dtype = True
 
     def __init__(self, processor: Any, config: Any, min_pixels: int | None = None, max_pixels: int | None = None):
         super().__init__(processor, config)
@@ -155,6 +156,11 @@ class QwenFamily(TokenFamily):
     def target(self) -> Target:
         video = QwenVL(version=self.version, min_pixels=self.min_pixels, max_pixels=self.max_pixels)
         return VideoOrImage(video=video, image=self.image_target())
+
+    def with_pixel_dtype(self, target: Target, dtype: str) -> Target:
+        # get_video_features / get_image_features start with pixel_values.type(self.visual.dtype)
+        return VideoOrImage(video=dataclasses.replace(target.video, dtype=dtype),
+                            image=dataclasses.replace(target.image, dtype=dtype))
 
     def image_target(self) -> QwenVL:
         """The image processor's own target (its pixel bounds, patch and mean/std): the

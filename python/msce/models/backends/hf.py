@@ -139,6 +139,15 @@ def _load_adapter(model: Any, path: Path) -> tuple[Any, str]:
     return wrapped, h.hexdigest()
 
 
+def _vision_parameters(model: Any):
+    """Parameters of the model's vision tower (the module named ``visual`` in the Qwen-VL
+    family and Qwen2.5-Omni, also under a PEFT wrapper), or none."""
+    for name, module in model.named_modules():
+        if name.rsplit(".", 1)[-1] == "visual":
+            return module.parameters()
+    return iter(())
+
+
 def _resolve_dtype(dtype: Any):
     import torch
 
@@ -173,6 +182,12 @@ class TransformersBackend:
             families take their processor's sizes.
         max_batch_size: split a generate call into model batches of at most this many
             requests (None = all at once).
+        pixel_dtype: the element type of tokens mode's pixel tensors. ``"auto"`` (default):
+            the vision tower's dtype when the model is bfloat16 or float16 and its family casts
+            pixel values to that dtype before using them (the Qwen-VL family and Qwen2.5-Omni:
+            ``pixel_values.type(self.visual.dtype)``), so the model sees the same values at half
+            the memory; float32 (the processor's own output) otherwise. ``"float32"``,
+            ``"bfloat16"``, ``"float16"`` force one (bfloat16/float16 on those families only).
         adapter: a PEFT adapter directory (``adapter_config.json`` + weights, e.g. from
             ``msce finetune``) applied on top of ``model`` with ``PeftModel.from_pretrained``.
             The adapter's digest joins the fingerprint and ``model_id``, so cached answers
@@ -193,11 +208,14 @@ class TransformersBackend:
         max_pixels: int | None = None,
         max_batch_size: int | None = None,
         adapter: str | None = None,
+        pixel_dtype: str = "auto",
     ):
         if mode not in ("auto", "tokens", "processor"):
             raise ConfigError(f"mode must be auto, tokens or processor; got {mode!r}")
         if max_batch_size is not None and int(max_batch_size) < 1:
             raise ConfigError(f"max_batch_size must be >= 1, got {max_batch_size!r}")
+        if pixel_dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ConfigError(f"pixel_dtype must be auto, float32, bfloat16 or float16; got {pixel_dtype!r}")
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -256,6 +274,9 @@ class TransformersBackend:
                                       "use mode='processor'") from None
                 mode, self.tokens_unavailable = "processor", str(exc)
         self.mode = mode
+        self.pixel_dtype = self._pixel_dtype(pixel_dtype)
+        if self.mode == "tokens" and self.pixel_dtype != "float32":
+            self._target = self.family.with_pixel_dtype(self._target, self.pixel_dtype)
         self.dtype_name = str(self.model.dtype).replace("torch.", "")
         self.attn_implementation = getattr(self.model.config, "_attn_implementation", attn_implementation)
         self.model_dir, self._digest = _weights_identity(self.model_name, revision, self.model.config)
@@ -263,6 +284,20 @@ class TransformersBackend:
         self._vision_tokens = self._special_tokens()
         self._suppress = [i for i in (token_id(self.tokenizer, t) for t in self._vision_tokens) if i is not None]
         self.generate_invocations = 0  # model.generate calls made (diagnostics and tests)
+
+    def _pixel_dtype(self, requested: str) -> str:
+        """The element type of tokens mode's pixel tensors (``pixel_dtype`` in the docstring);
+        processor mode always gives the model the processor's float32."""
+        casts = self.mode == "tokens" and self.family.casts_pixels_to_vision_dtype
+        if requested == "auto":
+            vision = next(iter(_vision_parameters(self.model)), None)
+            name = str(vision.dtype).replace("torch.", "") if vision is not None else "float32"
+            return name if casts and name in ("bfloat16", "float16") else "float32"
+        if requested != "float32" and not casts:
+            raise ConfigError(f"pixel_dtype={requested!r} needs tokens mode on a family whose model casts pixel values "
+                              f"to its vision tower's dtype (Qwen-VL, Qwen2.5-Omni); {self.model_name!r} runs "
+                              f"{self.model_type!r} in {self.mode} mode")
+        return requested
 
     def __repr__(self) -> str:
         return f"TransformersBackend(model={self.model_name!r}, device={str(self.device)!r}, mode={self.mode!r})"
@@ -299,6 +334,7 @@ class TransformersBackend:
             "tokens_unavailable": self.tokens_unavailable,
             "min_pixels": self.min_pixels,
             "max_pixels": self.max_pixels,
+            "pixel_dtype": self.pixel_dtype,
             "adapter": self.adapter,
             "adapter_digest": self._adapter_digest,
         }
