@@ -1,6 +1,6 @@
 """Tokens mode of the transformers backend for every family with a tiny checkpoint
 (``msce.testing.make_tiny_family``: LLaVA-NeXT-Video, Video-LLaVA, LLaVA-OneVision,
-InternVL, GLM-4.1V, Qwen2.5-Omni's thinker, SmolVLM2).
+InternVL, GLM-4.1V, GLM-4.5V, Qwen2.5-Omni's thinker, SmolVLM2).
 
 The reference is each family's own HF processor, called on the same uint8 frames and the
 same chat text: ``processor(text=[chat], videos=[frames], images=[...])``. msce's inputs
@@ -120,7 +120,7 @@ def _hf_reference(be, requests, raw) -> dict:
             kwargs["images"] = [[raw[id(p)] for p in r if not isinstance(p, str)] for r in requests]
     if videos:
         kwargs.update(videos=videos, do_sample_frames=False)
-        if be.model_type in ("glm4v", "smolvlm"):  # the true clock for the per-frame time text
+        if be.model_type in ("glm4v", "glm4v_moe", "smolvlm"):  # the true clock for the per-frame time text
             kwargs["video_metadata"] = [VideoMetadata(total_num_frames=CLIP_FRAMES, fps=FPS, duration=CLIP_FRAMES / FPS,
                                                       frames_indices=list(INDICES))] * len(videos)
         if be.model_type.startswith("qwen2_5_omni"):  # video_second_per_grid = 2 / fps
@@ -162,8 +162,8 @@ def test_greedy_text_equal_in_tokens_and_processor_modes(backends, family):
     tok, proc = backends[family]["auto"], backends[family]["processor"]
     a_req, b_req = _requests(tok.target(), family)[0], _requests(proc.target(), family)[0]
     batches = {"keyframes+video": lambda r: [r["stage2"][0], r["video"][0]], "stage2": lambda r: r["stage2"]}
-    if family == "glm4v":
-        # transformers' GLM-4.1V counts a video's tokens as image tokens: a request holding an
+    if family in ("glm4v", "glm4v_moe"):
+        # transformers' GLM-4.1V (and 4.5V) counts a video's tokens as image tokens: a request holding an
         # image and a video fails in HF itself (both modes); msce keeps such requests apart
         del batches["stage2"]
     for name, pick in batches.items():
@@ -222,7 +222,7 @@ def test_unsupported_model_type_names_the_supported_ones():
 
     with pytest.raises(ConfigError) as err:
         family_for("idefics3", None, None)
-    for name in ("glm4v", "internvl", "llava_next_video", "llava_onevision", "qwen2_5_omni_thinker",
+    for name in ("glm4v", "glm4v_moe", "internvl", "llava_next_video", "llava_onevision", "qwen2_5_omni_thinker",
                  "video_llava", "qwen2_5_vl", "smolvlm"):
         assert name in TOKEN_MODEL_TYPES and name in str(err.value)
 

@@ -270,7 +270,7 @@ def _hf_video_tensors(processor, frames: np.ndarray) -> dict:
 
 
 @pytest.mark.parametrize("family", ["llava_next_video", "video_llava", "llava_onevision", "internvl", "glm4v",
-                                    "qwen2_5_omni", "smolvlm2"])
+                                    "glm4v_moe", "qwen2_5_omni", "smolvlm2"])
 def test_tiny_family_directory_equals_its_processor(tiny_dirs, frames, family):
     from transformers import AutoProcessor
 
@@ -327,3 +327,15 @@ def test_directory_without_a_readable_processor_config_raises(tmp_path, files, b
         _write(tmp_path, name, content)
     with pytest.raises(UnsupportedError, match=bad.replace(".", r"\.")):
         msce.target_for(tmp_path)
+
+
+def test_moe_model_types_take_their_dense_siblings_processors():
+    """Qwen3-VL-MoE and GLM-4.5V (glm4v_moe) ship the video processors of Qwen3-VL and GLM-4.1V
+    (transformers' auto mappings say so): the same targets, by model type too."""
+    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
+    from transformers.models.auto.video_processing_auto import VIDEO_PROCESSOR_MAPPING_NAMES
+
+    assert VIDEO_PROCESSOR_MAPPING_NAMES["qwen3_vl_moe"] == VIDEO_PROCESSOR_MAPPING_NAMES["qwen3_vl"]
+    assert PROCESSOR_MAPPING_NAMES["glm4v_moe"] == "Glm4vProcessor"
+    assert msce.target_for("qwen3_vl_moe") == msce.target_for("qwen3_vl")
+    assert msce.target_for("glm4v_moe") == msce.target_for("glm4v")

@@ -25,12 +25,14 @@ _BY_MODEL_TYPE: dict[str, Callable[[Any], Target]] = {
     "qwen2_5_omni": lambda p: QwenVL.from_hf(p, "2.5"),  # served by Qwen2VLVideoProcessor
     "qwen2_5_omni_thinker": lambda p: QwenVL.from_hf(p, "2.5"),  # the thinker alone (AutoModelForImageTextToText)
     "qwen3_vl": lambda p: QwenVL.from_hf(p, "3"),
+    "qwen3_vl_moe": lambda p: QwenVL.from_hf(p, "3"),  # Qwen3VLVideoProcessor too
     "llava_next_video": LlavaNextVideo.from_hf,
     "video_llava": VideoLlava.from_hf,
     "llava_onevision": LlavaOneVision.from_hf,
     "videomae": VideoMAE.from_hf,
     "internvl": InternVL.from_hf,
     "glm4v": Glm4V.from_hf,
+    "glm4v_moe": Glm4V.from_hf,  # GLM-4.5V: Glm4vProcessor and its Glm4vVideoProcessor
     "smolvlm": SmolVLM.from_hf,  # SmolVLM2 checkpoints' config.json model_type
     "smolvlm2": SmolVLM.from_hf,
 }

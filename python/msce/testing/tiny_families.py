@@ -16,6 +16,7 @@ video_llava        VideoLlavaForConditionalGeneration         shortest edge 112,
 llava_onevision    LlavaOnevisionForConditionalGeneration     112 x 112
 internvl           InternVLForConditionalGeneration           112 x 112
 glm4v              Glm4vForConditionalGeneration              Qwen layout, <= 16 patches/frame
+glm4v_moe          Glm4vMoeForConditionalGeneration (4.5V)    the same as glm4v
 qwen2_5_omni       Qwen2_5OmniThinkerForConditionalGeneration Qwen2-VL, <= 16 patches/frame
 smolvlm2           SmolVLMForConditionalGeneration            longest edge 224, then 112 x 112
 =================  =========================================  ===========================
@@ -36,8 +37,8 @@ from msce.testing.tiny import TINY_MARKER_FILE, greedy_generation, mark_tiny, se
 
 __all__ = ["make_tiny_family", "TINY_FAMILIES"]
 
-TINY_FAMILIES = ("llava_next_video", "video_llava", "llava_onevision", "internvl", "glm4v", "qwen2_5_omni",
-                 "smolvlm2")
+TINY_FAMILIES = ("llava_next_video", "video_llava", "llava_onevision", "internvl", "glm4v", "glm4v_moe",
+                 "qwen2_5_omni", "smolvlm2")
 
 _SIDE = 112  # input side of the fixed-size vision towers (8 x 8 patches of 14)
 _TEXT = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
@@ -181,9 +182,11 @@ def _internvl():
     return tok, config, InternVLForConditionalGeneration, processor, [eos, pad]
 
 
-def _glm4v():
-    from transformers import (Glm4vConfig, Glm4vForConditionalGeneration, Glm4vImageProcessor, Glm4vProcessor,
-                              Glm4vVideoProcessor)
+def _glm4v(moe: bool = False):
+    """GLM-4.1V, or with ``moe`` GLM-4.5V (Glm4vMoe: the same vision tower and processor, a
+    mixture-of-experts text model: 4 routed experts, 2 per token, 1 shared, layer 0 dense)."""
+    from transformers import (Glm4vConfig, Glm4vForConditionalGeneration, Glm4vImageProcessor, Glm4vMoeConfig,
+                              Glm4vMoeForConditionalGeneration, Glm4vProcessor, Glm4vVideoProcessor)
 
     specials = ["<|endoftext|>", "[gMASK]", "<sop>", "<|system|>", "<|user|>", "<|assistant|>",
                 "<|begin_of_image|>", "<|end_of_image|>", "<|begin_of_video|>", "<|end_of_video|>",
@@ -195,13 +198,16 @@ def _glm4v():
     pad, user, boi, eoi, bov, eov, image, video = _ids(tok, "<|endoftext|>", "<|user|>", "<|begin_of_image|>",
                                                        "<|end_of_image|>", "<|begin_of_video|>",
                                                        "<|end_of_video|>", "<|image|>", "<|video|>")
-    config = Glm4vConfig(
+    text = dict(_TEXT, vocab_size=len(tok), pad_token_id=pad, eos_token_id=[pad, user], partial_rotary_factor=0.5,
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, 2],
+                                 "partial_rotary_factor": 0.5})
+    if moe:
+        text.update(moe_intermediate_size=32, n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1,
+                    first_k_dense_replace=1, n_group=1, topk_group=1)
+    config = (Glm4vMoeConfig if moe else Glm4vConfig)(
         vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
                            patch_size=14, temporal_patch_size=2, spatial_merge_size=2, image_size=_SIDE),
-        text_config=dict(_TEXT, vocab_size=len(tok), pad_token_id=pad, eos_token_id=[pad, user],
-                         partial_rotary_factor=0.5,
-                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, 2],
-                                          "partial_rotary_factor": 0.5}),
+        text_config=text,
         image_token_id=image, video_token_id=video, image_start_token_id=boi, image_end_token_id=eoi,
         video_start_token_id=bov, video_end_token_id=eov, tie_word_embeddings=False)
     lo, hi = _QWEN_PIXELS
@@ -211,7 +217,7 @@ def _glm4v():
         video_processor=Glm4vVideoProcessor(size={"shortest_edge": lo, "longest_edge": hi * 8}, patch_size=14,
                                             temporal_patch_size=2, merge_size=2),
         tokenizer=tok, chat_template=template)
-    return tok, config, Glm4vForConditionalGeneration, processor, [pad, user]
+    return tok, config, Glm4vMoeForConditionalGeneration if moe else Glm4vForConditionalGeneration, processor, [pad, user]
 
 
 def _qwen2_5_omni():
@@ -296,6 +302,7 @@ _BUILDERS: dict[str, Callable[[], tuple[Any, Any, Any, Any, list[int]]]] = {
     "llava_onevision": _llava_onevision,
     "internvl": _internvl,
     "glm4v": _glm4v,
+    "glm4v_moe": lambda: _glm4v(moe=True),
     "qwen2_5_omni": _qwen2_5_omni,
     "smolvlm2": _smolvlm2,
 }

@@ -245,6 +245,7 @@ _FAMILIES = {
     "llava_onevision": "msce.models.backends._llava_family:LlavaOneVisionFamily",
     "internvl": "msce.models.backends._internvl_family:InternVLFamily",
     "glm4v": "msce.models.backends._glm4v_family:Glm4vFamily",
+    "glm4v_moe": "msce.models.backends._glm4v_family:Glm4vFamily",  # GLM-4.5V
     "smolvlm": "msce.models.backends._smolvlm_family:SmolVLMFamily",
 }
 TOKEN_MODEL_TYPES = tuple(sorted(_FAMILIES))

@@ -47,7 +47,7 @@ def glm4v_frame_seconds(indices: Sequence[int], fps: float | None, patches: int)
 
 
 class Glm4vFamily(TokenFamily):
-    model_types = ("glm4v",)
+    model_types = ("glm4v", "glm4v_moe")
 
     def __init__(self, processor: Any, config: Any, **_: Any):
         super().__init__(processor, config)
