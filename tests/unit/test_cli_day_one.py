@@ -32,16 +32,20 @@ def _clip(path: Path, seconds: float, rate: int, pattern: str) -> None:
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)
 
 
+def two_class_clips(root: Path) -> Path:
+    """``root/happy/happy_0.mp4`` and ``root/sad/sad_0.mp4``: 2-second 5-FPS clips."""
+    for label, pattern in (("happy", "testsrc2"), ("sad", "smptebars")):
+        (root / label).mkdir(parents=True)
+        _clip(root / label / f"{label}_0.mp4", 2.0, 5, pattern)
+    return root
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     """``<root>/<label>/<clip>.mp4``: one 2-second 5-FPS clip per class."""
     if shutil.which("ffmpeg") is None:
         pytest.skip("the ffmpeg command is needed to generate test clips")
-    root = tmp_path_factory.mktemp("day_one")
-    for label, pattern in (("happy", "testsrc2"), ("sad", "smptebars")):
-        (root / label).mkdir()
-        _clip(root / label / f"{label}_0.mp4", 2.0, 5, pattern)
-    return root
+    return two_class_clips(tmp_path_factory.mktemp("day_one"))
 
 
 def eval_args(dataset: Path, *extra: str) -> list[str]:

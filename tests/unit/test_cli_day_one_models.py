@@ -21,7 +21,7 @@ import pytest
 
 from _deps import require_module
 from backend_fakes import FakeChatServer
-from test_cli_day_one import _clip, eval_args, msce
+from test_cli_day_one import _clip, eval_args, msce, two_class_clips
 from msce.cli import _QUIET_ENV
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -59,9 +59,7 @@ def day(tmp_path_factory) -> Path:
     if shutil.which("ffmpeg") is None:
         pytest.skip("the ffmpeg command is needed to generate test clips")
     root = tmp_path_factory.mktemp("day_models")
-    for label, pattern in (("happy", "testsrc2"), ("sad", "smptebars")):
-        (root / "CLIPS" / label).mkdir(parents=True)
-        _clip(root / "CLIPS" / label / f"{label}_0.mp4", 2.0, 5, pattern)
+    two_class_clips(root / "CLIPS")
     tiny_args, _, _ = readme_commands()
     res = run_cli(tiny_args, cwd=root)
     assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr

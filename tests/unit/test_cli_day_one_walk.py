@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from backend_fakes import FakeChatServer
-from test_cli_day_one import _clip, msce
+from test_cli_day_one import msce, two_class_clips
 
 MODEL = "qwen2.5-vl"
 
@@ -21,9 +21,7 @@ def data(tmp_path_factory):
     if shutil.which("ffmpeg") is None:
         pytest.skip("the ffmpeg command is needed to generate test clips")
     root = tmp_path_factory.mktemp("walk")
-    for label, pattern in (("happy", "testsrc2"), ("sad", "smptebars")):
-        (root / "data" / label).mkdir(parents=True)
-        _clip(root / "data" / label / f"{label}_0.mp4", 2.0, 5, pattern)
+    two_class_clips(root / "data")
     return root
 
 

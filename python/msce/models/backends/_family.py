@@ -28,8 +28,32 @@ from msce.models.backends.base import Request, is_frames, is_image
 if TYPE_CHECKING:  # pragma: no cover
     from msce.targets import Target
 
-__all__ = ["TokenFamily", "family_for", "TOKEN_MODEL_TYPES", "uint8_frames", "hf_video_metadata", "mean_interval",
+__all__ = ["TokenFamily", "family_for", "expand_text", "TOKEN_MODEL_TYPES", "uint8_frames", "hf_video_metadata", "mean_interval",
            "check_batch_target", "token_id", "merged_kwargs"]
+
+
+def expand_text(texts: Sequence[str], tokens: dict[str, str], replacements: dict[str, Sequence[str]]) -> list[str]:
+    """Each occurrence of ``tokens[kind]`` in ``texts`` (in order, across the texts) replaced by
+    the next of ``replacements[kind]``; BackendError when a kind has more placeholders than
+    replacements or replacements are left over."""
+    if not tokens:
+        return list(texts)
+    kind_of = {t: k for k, t in tokens.items()}
+    pattern = re.compile("|".join(re.escape(t) for t in tokens.values()))
+    queues = {k: list(replacements.get(k, ()))[::-1] for k in tokens}
+    out = []
+    for text in texts:
+        pieces, last = [], 0
+        for m in pattern.finditer(text):
+            kind = kind_of[m.group()]
+            if not queues[kind]:
+                raise BackendError(f"chat text has more {kind} placeholders than {kind} inputs")
+            pieces += [text[last:m.start()], queues[kind].pop()]
+            last = m.end()
+        out.append("".join(pieces) + text[last:])
+    if any(queues.values()):
+        raise BackendError("more visual inputs than vision placeholders in the chat text")
+    return out
 
 
 class TokenFamily(ABC):
@@ -95,29 +119,11 @@ class TokenFamily(ABC):
 
     # -- shared machinery -------------------------------------------------------------
     def expand(self, texts: Sequence[str], image_repl: Sequence[str], video_repl: Sequence[str]) -> list[str]:
-        """Each placeholder of ``texts`` replaced by the next replacement of its kind."""
-        groups = []
-        if image_repl and self.image_token:
-            groups.append(f"(?P<image>{re.escape(self.image_token)})")
-        if video_repl and self.video_token:
-            groups.append(f"(?P<video>{re.escape(self.video_token)})")
-        if not groups:
-            return list(texts)
-        pattern = re.compile("|".join(groups))
-        queues = {"image": list(image_repl)[::-1], "video": list(video_repl)[::-1]}
-        out = []
-        for text in texts:
-            pieces, last = [], 0
-            for m in pattern.finditer(text):
-                queue = queues[m.lastgroup]
-                if not queue:
-                    raise BackendError(f"chat text has more {m.lastgroup} placeholders than {m.lastgroup} inputs")
-                pieces += [text[last:m.start()], queue.pop()]
-                last = m.end()
-            out.append("".join(pieces) + text[last:])
-        if queues["image"] or queues["video"]:
-            raise BackendError("more visual inputs than vision placeholders in the chat text")
-        return out
+        """Each placeholder of ``texts`` replaced by the next replacement of its kind (kinds
+        without replacements are left as they are)."""
+        tokens = {"image": self.image_token, "video": self.video_token}
+        repl = {"image": image_repl, "video": video_repl}
+        return expand_text(texts, {k: t for k, t in tokens.items() if t and repl[k]}, repl)
 
     def expanded_texts(self, requests: Sequence[Request], texts: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
         """(expanded texts, pixel tensors) of a batch."""

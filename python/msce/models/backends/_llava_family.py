@@ -28,6 +28,7 @@ and every family drops one token for ``vision_feature_select_strategy == "defaul
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from typing import Any, Hashable, Sequence
 
 from msce.models.backends._family import TokenFamily, check_batch_target
@@ -107,8 +108,9 @@ class _LlavaFamily(TokenFamily):
         repl = [self.video_token * self.video_count(*t.shape[1:2], *t.shape[-2:]) for t in tensors]
         return {"pixel_values_videos": torch.cat(tensors, 0)}, repl
 
+    @abstractmethod
     def video_count(self, frames: int, height: int, width: int) -> int:
-        raise NotImplementedError
+        """Video tokens of a (frames, height, width) clip in this family's model."""
 
 
 class LlavaNextVideoFamily(_LlavaFamily):

@@ -33,7 +33,7 @@ import dataclasses
 from typing import Any, Sequence
 
 from msce.errors import BackendError, ConfigError
-from msce.models.backends._family import TokenFamily, mean_interval
+from msce.models.backends._family import TokenFamily, expand_text, mean_interval
 from msce.targets import QwenVL, Target, VideoOrImage, target_for
 
 __all__ = ["QwenFamily", "OmniFamily", "expand_placeholders", "qwen3_frame_times", "QWEN_VERSIONS"]
@@ -96,30 +96,18 @@ def expand_placeholders(
     """
     import re
 
-    pattern = re.compile(f"{re.escape(image_token)}|{re.escape(video_token)}")
-    items = iter(visuals)
-    out: list[str] = []
-    last = 0
-    count = 0
-    for m in pattern.finditer(text):
-        kind = "image" if m.group() == image_token else "video"
-        try:
-            vkind, grid, times = next(items)
-        except StopIteration:
-            raise BackendError("chat text has more vision placeholders than visual inputs") from None
+    tokens = {"image": image_token, "video": video_token}
+    kinds = ["image" if m == image_token else "video"
+             for m in re.findall(f"{re.escape(image_token)}|{re.escape(video_token)}", text)]
+    for count, (kind, (vkind, _, _)) in enumerate(zip(kinds, visuals)):
         if vkind != kind:
             raise BackendError(f"placeholder #{count} is {kind} but visual input #{count} is {vkind}")
-        out.append(text[last:m.start()])
-        out.append(_replacement(kind, grid, times, version=version, merge_size=merge_size,
-                                temporal_patch_size=temporal_patch_size,
-                                token=image_token if kind == "image" else video_token,
-                                vision_start=vision_start, vision_end=vision_end, index=count))
-        last = m.end()
-        count += 1
-    if next(items, None) is not None:
-        raise BackendError("more visual inputs than vision placeholders in the chat text")
-    out.append(text[last:])
-    return "".join(out)
+    repl: dict[str, list[str]] = {"image": [], "video": []}
+    for count, (kind, grid, times) in enumerate(visuals):
+        repl[kind].append(_replacement(kind, grid, times, version=version, merge_size=merge_size,
+                                       temporal_patch_size=temporal_patch_size, token=tokens[kind],
+                                       vision_start=vision_start, vision_end=vision_end, index=count))
+    return expand_text([text], tokens, repl)[0]
 
 
 def grid_of(batch: Any) -> tuple[int, int, int]:
