@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "common/output_pool.hpp"
 #include "decode/reader.hpp"
 #include "pipeline/load.hpp"
 #include "pixel/transform.hpp"
@@ -222,13 +223,15 @@ RunResult run_once(const Args& a) {
   const int64_t row_width = 3LL * kTemporal * kPatch * kPatch;
   const int64_t elements = r.grid_t * r.grid_h * r.grid_w * row_width;
   r.output_bytes = elements * static_cast<int64_t>(spec.element_size());
-  // Uninitialised, like torch.empty: pages are touched only when the transform writes them.
-  std::unique_ptr<uint8_t[]> out(new uint8_t[static_cast<size_t>(r.output_bytes)]);
+  // From msce's output pool, as msce.load's CPU tensors: the first call maps fresh memory
+  // (page faults + zeroing on first touch, like torch.empty), later calls reuse it.
+  msce::PooledBuffer buffer(static_cast<size_t>(r.output_bytes));
+  uint8_t* out_data = static_cast<uint8_t*>(buffer.data());
 
   std::vector<msce::LoadJob> jobs(1);
   jobs[0].indices = plan.indices;
   jobs[0].spec = spec;
-  jobs[0].out = out.get();
+  jobs[0].out = out_data;
   jobs[0].slots = r.grid_t * kTemporal;
 
   const auto t1 = Clock::now();
@@ -243,10 +246,10 @@ RunResult run_once(const Args& a) {
     uint32_t bits = 0;  // float32, or bfloat16 widened (its bits are float32's upper half)
     if (spec.dtype == msce::DType::kBF16) {
       uint16_t h;
-      std::memcpy(&h, out.get() + 2 * k, 2);
+      std::memcpy(&h, out_data + 2 * k, 2);
       bits = static_cast<uint32_t>(h) << 16;
     } else {
-      std::memcpy(&bits, out.get() + 4 * k, 4);
+      std::memcpy(&bits, out_data + 4 * k, 4);
     }
     float v;
     std::memcpy(&v, &bits, 4);

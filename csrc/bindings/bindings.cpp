@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/error.hpp"
+#include "common/output_pool.hpp"
 #include "decode/ffmpeg_log.hpp"
 #include "decode/reader.hpp"
 #include "face/hold.hpp"
@@ -768,6 +769,37 @@ PYBIND11_MODULE(_C, m) {
     return py::make_tuple(std::string(simd_level_name(active_simd_level())),
                           std::string(simd_level_name(detected_simd_level())));
   });
+  // Output memory from the process's pool (common/output_pool.hpp): a writable byte buffer that
+  // returns its block to the pool when the last reference (a tensor made by torch.frombuffer)
+  // goes away.
+  py::class_<PooledBuffer>(m, "OutputBuffer", py::buffer_protocol())
+      .def(py::init([](int64_t nbytes) {
+             if (nbytes <= 0) throw py::value_error("an output buffer needs a positive size");
+             try {
+               return new PooledBuffer(static_cast<size_t>(nbytes));
+             } catch (const std::bad_alloc&) {
+               throw TransformError("cannot map " + std::to_string(nbytes) + " bytes for the output");
+             }
+           }),
+           py::arg("nbytes"))
+      .def_property_readonly("nbytes", [](const PooledBuffer& b) { return static_cast<int64_t>(b.size()); })
+      .def_buffer([](PooledBuffer& b) {
+        return py::buffer_info(b.data(), 1, py::format_descriptor<uint8_t>::format(), 1,
+                               {static_cast<py::ssize_t>(b.size())}, {1}, /*readonly=*/false);
+      });
+  m.def("output_pool_stats", []() {
+    const OutputPoolStats s = OutputPool::instance().stats();
+    py::dict d;
+    d["hits"] = s.hits;
+    d["misses"] = s.misses;
+    d["cached_bytes"] = s.cached_bytes;
+    d["cached_blocks"] = s.cached_blocks;
+    d["in_use_bytes"] = s.in_use_bytes;
+    d["limit_bytes"] = s.limit_bytes;
+    return d;
+  });
+  m.def("output_pool_set_limit", [](int64_t bytes) { OutputPool::instance().set_limit(bytes); }, py::arg("bytes"));
+  m.def("output_pool_clear", []() { return OutputPool::instance().clear(); });
   m.def("float_to_half", [](float f) { return float_to_half(f); });
   m.def("float_to_bfloat16", [](float f) { return float_to_bfloat16(f); });
   // One 4:2:0 frame (planar Y, U, V or NV12 with `v` = None) through the CPU transform's

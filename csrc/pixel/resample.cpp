@@ -21,8 +21,14 @@ void build_shuffle_tables(ResampleAxis& ax) {
   for (int b = 0; b < blocks; ++b) span = std::max(span, ax.first[4 * b + 3] - ax.first[4 * b]);
   // pair j of a window reads bytes span + 2j + 1 at most: keep them inside 16 bytes
   if (span + 1 > 15) return;
-  const int pairs = (ax.taps + 1) / 2;
-  const int per_window = (14 - span) / 2 + 1;
+  // tap pairs for the longest filter actually used (the table width `taps` is the kernel's
+  // bound, often a tap or two more: 11 against at most 9 for 1280 -> 588 bicubic)
+  const int longest = *std::max_element(ax.count.begin(), ax.count.end());
+  const int pairs = (longest + 1) / 2;
+  // pairs per window: as many as fit, rounded down to 1, 2 or 4 (the kernels are compiled for
+  // these, so which pairs start a window is known at compile time)
+  const int fit = (14 - span) / 2 + 1;
+  const int per_window = fit >= 4 ? 4 : (fit >= 2 ? 2 : 1);
   const int block_pairs = (blocks + 3) / 4 * 2;  // whole block quads: a 4-block step may read them
   ax.shuffle_pairs = pairs;
   ax.shuffle_per_window = per_window;

@@ -16,7 +16,7 @@ bool cpu_has(SimdLevel level) {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
   }
-  if (level == SimdLevel::kAVX2) return __builtin_cpu_supports("avx2");
+  if (level == SimdLevel::kAVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   if (level == SimdLevel::kSSE41) return __builtin_cpu_supports("sse4.1");
   return true;
 #else

@@ -1,7 +1,7 @@
 // Which SIMD path the CPU transform runs. The default build targets baseline x86-64; the
 // SSE4.1, AVX2 and AVX-512 row kernels live in their own translation units
 // (transform_sse41.cpp, transform_avx2.cpp, transform_avx512.cpp, compiled with -msse4.1 /
-// -mavx2 / -mavx512{f,bw,vl,vnni} only) and are chosen at run time from what the CPU supports
+// -mavx2 -mfma / -mavx512{f,bw,vl,vnni} only) and are chosen at run time from what the CPU supports
 // (the AVX-512 path needs F, BW, VL and VNNI: Ice Lake, Zen 4 and later).
 // MSCE_SIMD=scalar|sse41|avx2|avx512 in the environment forces a path (read once, on first
 // use); asking for a path this CPU or build lacks raises TransformError.
@@ -53,6 +53,16 @@ struct HPassTables {
 // i.e. element 2x + r is row 2p + r, column x (0..255, the uint8 result of the horizontal
 // pass). One pmaddwd of a pair row with a broadcast weight pair then applies two vertical
 // taps to a whole vector of columns without unpacking.
+// Normalization of one channel: (v - mean) / sd. recip != 0 is 1 / sd where the fused form
+// q = d * recip, q + fma(fma(-q, sd, d), recip) was checked equal to the division d / sd for
+// every level 0..255 (see fma_reciprocal in transform_cpu.cpp); kernels with FMA then use it
+// instead of the (slower) division, others ignore it. 0: always divide.
+struct NormParams {
+  float mean;
+  float sd;
+  float recip;
+};
+
 struct RowKernels {
   // 4:2:0 rows (1 or 2 luma rows sharing one chroma row) to planar R, G, B for pixels
   // [0, n): luma yp[r][sx0 + i]; chroma sample j at up[j * cstep], vp[j * cstep] serves luma
@@ -68,14 +78,14 @@ struct RowKernels {
   // w[k] two int16 weights packed low, high; rounded, shifted by `precision`, clamped.
   int (*vertical)(const int32_t* w, const int16_t* const* rows, int pairs, int precision, int width, uint8_t* dst);
   // (v - mean) / sd in float32 for a uint8 row (the two IEEE operations of px::normalize_u8).
-  int (*normalize_f32)(const uint8_t* s, int n, float mean, float sd, float* out);
+  int (*normalize_f32)(const uint8_t* s, int n, NormParams p, float* out);
   // The same for a block of `rows` runs of `len` values, run r read from s + r * src_stride,
   // written contiguously to out + r * len (one channel of a Qwen patch). Returns the runs
   // written (all or none).
-  int (*normalize_block_f32)(const uint8_t* s, int64_t src_stride, int rows, int len, float mean, float sd,
+  int (*normalize_block_f32)(const uint8_t* s, int64_t src_stride, int rows, int len, NormParams p,
                              float* out);
   // The same into bfloat16 (the bits, rounded to nearest even from that float32 value).
-  int (*normalize_block_bf16)(const uint8_t* s, int64_t src_stride, int rows, int len, float mean, float sd,
+  int (*normalize_block_bf16)(const uint8_t* s, int64_t src_stride, int rows, int len, NormParams p,
                               uint16_t* out);
 };
 

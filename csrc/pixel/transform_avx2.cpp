@@ -58,6 +58,11 @@ inline void store_u8_sat(uint8_t* p, V a) {
   _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(b));
 }
 
+// 2 x 16 int16 lanes -> 32 bytes (saturating, in order).
+inline void store_u8_sat2(uint8_t* p, V a, V b) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_permute4x64_epi64(_mm256_packus_epi16(a, b), 0xD8));
+}
+
 // Lane l holds the 16 bytes at p + off[l].
 inline V load_windows(const uint8_t* p, const int* off) {
   return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + off[0]))),
@@ -87,29 +92,38 @@ inline void store_cols_u8(uint8_t* dst, V a0, V a1, V a2, V a3) {
                       _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
 }
 
-inline void store_norm(float* out, const uint8_t* s, float mean, float sd) {
+// (v - mean) / sd of 8 values: the division, or its checked fused form (NormParams).
+inline __m256 norm8(__m256 v, NormParams p) {
+  const __m256 d = _mm256_sub_ps(v, _mm256_set1_ps(p.mean));
+  if (p.recip == 0.f) return _mm256_div_ps(d, _mm256_set1_ps(p.sd));
+  const __m256 r = _mm256_set1_ps(p.recip);
+  const __m256 q = _mm256_mul_ps(d, r);
+  return _mm256_fmadd_ps(_mm256_fnmadd_ps(q, _mm256_set1_ps(p.sd), d), r, q);
+}
+
+inline void store_norm(float* out, const uint8_t* s, NormParams p) {
   const __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s))));
-  _mm256_storeu_ps(out, _mm256_div_ps(_mm256_sub_ps(v, _mm256_set1_ps(mean)), _mm256_set1_ps(sd)));
+  _mm256_storeu_ps(out, norm8(v, p));
 }
 
 // Values [i, n) of a run of n >= kLanesF: the run's last kLanesF values (same results where
 // they overlap the previous vector).
-inline void store_norm_tail(float* out, const uint8_t* s, int, int n, float mean, float sd) {
-  store_norm(out + n - kLanesF, s + n - kLanesF, mean, sd);
+inline void store_norm_tail(float* out, const uint8_t* s, int, int n, NormParams p) {
+  store_norm(out + n - kLanesF, s + n - kLanesF, p);
 }
 
 // Eight normalized values -> their bfloat16 bits (see bf16_bits in simd_kernels.inl).
-inline void store_norm_bf16(uint16_t* out, const uint8_t* s, float mean, float sd) {
+inline void store_norm_bf16(uint16_t* out, const uint8_t* s, NormParams p) {
   const __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s))));
-  const __m256i x = _mm256_castps_si256(_mm256_div_ps(_mm256_sub_ps(v, _mm256_set1_ps(mean)), _mm256_set1_ps(sd)));
+  const __m256i x = _mm256_castps_si256(norm8(v, p));
   const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
   const __m256i b = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(x, _mm256_set1_epi32(0x7fff)), lsb), 16);
-  const __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(b, b), 0xD8);
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(p));
+  const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(b, b), 0xD8);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(packed));
 }
 
-inline void store_norm_bf16_tail(uint16_t* out, const uint8_t* s, int, int n, float mean, float sd) {
-  store_norm_bf16(out + n - kLanesF, s + n - kLanesF, mean, sd);
+inline void store_norm_bf16_tail(uint16_t* out, const uint8_t* s, int, int n, NormParams p) {
+  store_norm_bf16(out + n - kLanesF, s + n - kLanesF, p);
 }
 
 // Dot product of 16*CHUNKS taps for one output: uint8 samples widened to int16 times weights.

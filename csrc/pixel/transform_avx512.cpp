@@ -69,6 +69,11 @@ inline void store_u8_sat(uint8_t* p, V a) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), b);
 }
 
+inline void store_u8_sat2(uint8_t* p, V a, V b) {
+  store_u8_sat(p, a);
+  store_u8_sat(p + kLanes16, b);
+}
+
 // Lane l holds the 16 bytes at p + off[l].
 inline V load_windows(const uint8_t* p, const int* off) {
   const __m256i lo = _mm256_inserti128_si256(
@@ -101,20 +106,25 @@ inline void store_cols_u8(uint8_t* dst, V a0, V a1, V a2, V a3) {
   _mm512_storeu_si512(dst, _mm512_permutexvar_epi32(idx, b));
 }
 
-inline __m512 norm16(__m512i v, float mean, float sd) {
-  return _mm512_div_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(v), _mm512_set1_ps(mean)), _mm512_set1_ps(sd));
+// (v - mean) / sd of 16 values: the division, or its checked fused form (NormParams).
+inline __m512 norm16(__m512i v, NormParams p) {
+  const __m512 d = _mm512_sub_ps(_mm512_cvtepi32_ps(v), _mm512_set1_ps(p.mean));
+  if (p.recip == 0.f) return _mm512_div_ps(d, _mm512_set1_ps(p.sd));
+  const __m512 r = _mm512_set1_ps(p.recip);
+  const __m512 q = _mm512_mul_ps(d, r);
+  return _mm512_fmadd_ps(_mm512_fnmadd_ps(q, _mm512_set1_ps(p.sd), d), r, q);
 }
 
-inline void store_norm(float* out, const uint8_t* s, float mean, float sd) {
+inline void store_norm(float* out, const uint8_t* s, NormParams p) {
   const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
-  _mm512_storeu_ps(out, norm16(v, mean, sd));
+  _mm512_storeu_ps(out, norm16(v, p));
 }
 
 // Values [i, n) of a run (fewer than 16): masked load and store.
-inline void store_norm_tail(float* out, const uint8_t* s, int i, int n, float mean, float sd) {
+inline void store_norm_tail(float* out, const uint8_t* s, int i, int n, NormParams p) {
   const __mmask16 k = static_cast<__mmask16>((1u << (n - i)) - 1);
   const __m512i v = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, s + i));
-  _mm512_mask_storeu_ps(out + i, k, norm16(v, mean, sd));
+  _mm512_mask_storeu_ps(out + i, k, norm16(v, p));
 }
 
 // 16 normalized values -> their bfloat16 bits (see bf16_bits in simd_kernels.inl); lanes under k.
@@ -125,15 +135,15 @@ inline void store_bf16_masked(uint16_t* out, __mmask16 k, __m512 f) {
   _mm512_mask_cvtepi32_storeu_epi16(out, k, b);
 }
 
-inline void store_norm_bf16(uint16_t* out, const uint8_t* s, float mean, float sd) {
+inline void store_norm_bf16(uint16_t* out, const uint8_t* s, NormParams p) {
   const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
-  store_bf16_masked(out, 0xFFFF, norm16(v, mean, sd));
+  store_bf16_masked(out, 0xFFFF, norm16(v, p));
 }
 
-inline void store_norm_bf16_tail(uint16_t* out, const uint8_t* s, int i, int n, float mean, float sd) {
+inline void store_norm_bf16_tail(uint16_t* out, const uint8_t* s, int i, int n, NormParams p) {
   const __mmask16 k = static_cast<__mmask16>((1u << (n - i)) - 1);
   const __m512i v = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, s + i));
-  store_bf16_masked(out + i, k, norm16(v, mean, sd));
+  store_bf16_masked(out + i, k, norm16(v, p));
 }
 
 // Strong downscales (no shuffle tables): the AVX2 per-output kernel (every CPU with this

@@ -6,6 +6,7 @@
 // normalize and scatter into the target layout. The ring keeps the intermediate in L1/L2.
 // All arithmetic is in pixel_math.hpp.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -226,11 +227,51 @@ struct Levels {
 
 thread_local Levels tls_levels;
 
+// 1 / sd when the fused form of the division that the FMA kernels use (NormParams:
+// q = d * r, then q + fma(fma(-q, sd, d), r)) equals d / sd bit for bit for d = level - mean at
+// every level 0..255, else 0 (the kernels divide). Exact by construction: the kernels see only
+// these 256 inputs per channel. std::fma is the correctly rounded fused operation, as the
+// vector instructions are.
+float fma_reciprocal(float mean, float sd) {
+  const float r = 1.0f / sd;
+  if (!std::isfinite(r) || r == 0.f || !std::isfinite(mean)) return 0.f;
+  for (int l = 0; l < 256; ++l) {
+    const float d = static_cast<float>(l) - mean;
+    const float q = d * r;
+    const float fused = std::fma(std::fma(-q, sd, d), r, q);
+    const float exact = d / sd;
+    uint32_t a, b;
+    std::memcpy(&a, &fused, 4);
+    std::memcpy(&b, &exact, 4);
+    if (a != b) return 0.f;
+  }
+  return r;
+}
+
+// The normalization of channel c for the kernels (the check above is kept per thread for the
+// last (mean, sd) of each channel).
+NormParams norm_params(const TransformSpec& spec, int c) {
+  struct Entry {
+    float mean = 0.f, sd = 0.f, recip = 0.f;
+    bool valid = false;
+  };
+  thread_local Entry last[3];
+  const float m = spec.normalize ? spec.mean[c] : 0.f, sd = spec.normalize ? spec.std[c] : 1.f;
+  Entry& e = last[c];
+  if (!e.valid || std::memcmp(&e.mean, &m, 4) != 0 || std::memcmp(&e.sd, &sd, 4) != 0) {
+    e.mean = m;
+    e.sd = sd;
+    e.recip = fma_reciprocal(m, sd);
+    e.valid = true;
+  }
+  return NormParams{m, sd, e.recip};
+}
+
 // (x - mean) / std of a uint8 row into float32: the SIMD kernel does the same two IEEE
 // operations as px::normalize_u8; the tail reads the level table built from it.
-void normalize_row_f32(const RowKernels* kern, const uint8_t* __restrict s, int n, const float* table, float mean,
-                       float sd, float* __restrict out) {
-  int x = kern ? kern->normalize_f32(s, n, mean, sd, out) : 0;
+void normalize_row_f32(const RowKernels* kern, const uint8_t* __restrict s, int n, const float* table,
+                       NormParams p, float* __restrict out) {
+  int x = kern ? kern->normalize_f32(s, n, p, out) : 0;
   for (; x < n; ++x) out[x] = table[s[x]];
 }
 
@@ -244,8 +285,7 @@ void write_row_float(const RowKernels* kern, const TransformSpec& spec, const Le
     if (spec.layout == Layout::kNCHW) {  // normalize whole rows with SIMD
       const int64_t plane = static_cast<int64_t>(height) * width;
       for (int c = 0; c < 3; ++c) {
-        const float m = spec.normalize ? spec.mean[c] : 0.f, sd = spec.normalize ? spec.std[c] : 1.f;
-        normalize_row_f32(kern, planes[c], width, lut.v[c], m, sd,
+        normalize_row_f32(kern, planes[c], width, lut.v[c], norm_params(spec, c),
                           o + (slot * 3 + c) * plane + static_cast<int64_t>(oy) * width);
       }
       return;
@@ -322,17 +362,19 @@ void write_qwen_band(const RowKernels* kern, const TransformSpec& spec, const Le
   const int P = g.patch;
   const int64_t rw = px::qwen_row_width(g);
   T* o = static_cast<T*>(out);
+  const NormParams norms[3] = {norm_params(spec, 0), norm_params(spec, 1), norm_params(spec, 2)};
   for (int p = 0; p < width / P; ++p) {
     T* row = o + px::qwen_row(g, slot, y0, p * P) * rw;
     for (int c = 0; c < 3; ++c) {
       const uint8_t* src = band + static_cast<int64_t>(c) * P * width + p * P;
       T* dst = row + px::qwen_col(g, slot, c, y0, 0);
-      const float m = spec.normalize ? spec.mean[c] : 0.f, sd = spec.normalize ? spec.std[c] : 1.f;
       if constexpr (std::is_same_v<T, float>) {
-        if (kern && kern->normalize_block_f32(src, width, P, P, m, sd, dst) == P) continue;
+        if (kern && kern->normalize_block_f32(src, width, P, P, norms[c], dst) == P) continue;
       } else if constexpr (std::is_same_v<T, BF16Bits>) {
         static_assert(sizeof(BF16Bits) == sizeof(uint16_t));
-        if (kern && kern->normalize_block_bf16(src, width, P, P, m, sd, reinterpret_cast<uint16_t*>(dst)) == P) continue;
+        if (kern && kern->normalize_block_bf16(src, width, P, P, norms[c], reinterpret_cast<uint16_t*>(dst)) == P) {
+          continue;
+        }
       }
       for (int i = 0; i < P; ++i) {
         for (int x = 0; x < P; ++x) dst[i * P + x] = lut.v[c][src[static_cast<int64_t>(i) * width + x]];
@@ -479,10 +521,15 @@ void transform_frame_cpu(const Frame& src, const CropBox& box_in, const Transfor
       p0 = oy >> 1;
       pairs = 1;
     } else {
-      const int rel = vy.first[oy] - row0;
-      const int lead = rel & 1;  // the filter starts on the second row of its first pair
-      const int n = vy.count[oy];
+      // zero weights at either end of the filter add nothing to the sum: skip their rows (a
+      // pair row less for about half the output rows of 720 -> 336)
       const int16_t* wk = vy.weights.data() + static_cast<int64_t>(oy) * vy.taps;
+      int n = vy.count[oy], skip = 0;
+      while (n > 1 && wk[skip] == 0) ++skip, --n;
+      while (n > 1 && wk[skip + n - 1] == 0) --n;
+      wk += skip;
+      const int rel = vy.first[oy] + skip - row0;
+      const int lead = rel & 1;  // the filter starts on the second row of its first pair
       p0 = rel >> 1;
       pairs = (lead + n + 1) >> 1;
       for (int k = 0; k < pairs; ++k) {

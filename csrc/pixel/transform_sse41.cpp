@@ -56,6 +56,9 @@ inline void load_chroma_dup(const uint8_t* up, const uint8_t* vp, int cstep, int
 
 inline void store_u8_sat(uint8_t* p, V a) { _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packus_epi16(a, a)); }
 
+// 2 x 8 int16 lanes -> 16 bytes (saturating, in order).
+inline void store_u8_sat2(uint8_t* p, V a, V b) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm_packus_epi16(a, b)); }
+
 inline V load_windows(const uint8_t* p, const int* off) {
   return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + off[0]));
 }
@@ -72,32 +75,32 @@ inline void store_cols_u8(uint8_t* dst, V a0, V a1, V a2, V a3) {
   _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_packus_epi16(_mm_packs_epi32(a0, a1), _mm_packs_epi32(a2, a3)));
 }
 
-inline void store_norm(float* out, const uint8_t* s, float mean, float sd) {
+inline void store_norm(float* out, const uint8_t* s, NormParams p) {
   int32_t four;
   std::memcpy(&four, s, 4);
   const __m128 v = _mm_cvtepi32_ps(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(four)));
-  _mm_storeu_ps(out, _mm_div_ps(_mm_sub_ps(v, _mm_set1_ps(mean)), _mm_set1_ps(sd)));
+  _mm_storeu_ps(out, _mm_div_ps(_mm_sub_ps(v, _mm_set1_ps(p.mean)), _mm_set1_ps(p.sd)));  // no FMA: divide
 }
 
 // Values [i, n) of a run of n >= kLanesF: the run's last kLanesF values (same results where
 // they overlap the previous vector).
-inline void store_norm_tail(float* out, const uint8_t* s, int, int n, float mean, float sd) {
-  store_norm(out + n - kLanesF, s + n - kLanesF, mean, sd);
+inline void store_norm_tail(float* out, const uint8_t* s, int, int n, NormParams p) {
+  store_norm(out + n - kLanesF, s + n - kLanesF, p);
 }
 
 // Four normalized values -> their bfloat16 bits (see bf16_bits in simd_kernels.inl).
-inline void store_norm_bf16(uint16_t* out, const uint8_t* s, float mean, float sd) {
+inline void store_norm_bf16(uint16_t* out, const uint8_t* s, NormParams p) {
   int32_t four;
   std::memcpy(&four, s, 4);
   const __m128 v = _mm_cvtepi32_ps(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(four)));
-  const __m128i x = _mm_castps_si128(_mm_div_ps(_mm_sub_ps(v, _mm_set1_ps(mean)), _mm_set1_ps(sd)));
+  const __m128i x = _mm_castps_si128(_mm_div_ps(_mm_sub_ps(v, _mm_set1_ps(p.mean)), _mm_set1_ps(p.sd)));
   const __m128i lsb = _mm_and_si128(_mm_srli_epi32(x, 16), _mm_set1_epi32(1));
   const __m128i b = _mm_srli_epi32(_mm_add_epi32(_mm_add_epi32(x, _mm_set1_epi32(0x7fff)), lsb), 16);
   _mm_storel_epi64(reinterpret_cast<__m128i*>(out), _mm_packus_epi32(b, b));
 }
 
-inline void store_norm_bf16_tail(uint16_t* out, const uint8_t* s, int, int n, float mean, float sd) {
-  store_norm_bf16(out + n - kLanesF, s + n - kLanesF, mean, sd);
+inline void store_norm_bf16_tail(uint16_t* out, const uint8_t* s, int, int n, NormParams p) {
+  store_norm_bf16(out + n - kLanesF, s + n - kLanesF, p);
 }
 
 // Strong downscales (no shuffle tables) go to the scalar loop.

@@ -16,6 +16,7 @@ from msce.io import (
     cuda_available,
     load,
     load_segments,
+    output_cache,
     preprocess,
 )
 from msce.plan import Plan
@@ -40,6 +41,7 @@ __all__ = [
     "cuda_available",
     "load",
     "load_segments",
+    "output_cache",
     "preprocess",
     *errors.__all__,
 ]

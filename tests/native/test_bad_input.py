@@ -121,8 +121,19 @@ def test_torch_allocation_failure_is_a_transform_error(monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("CUDA error: out of memory\nmore")
 
-    monkeypatch.setattr(jobs.torch, "empty", boom)
+    monkeypatch.setattr(jobs.torch, "frombuffer", boom)  # CPU outputs: msce's pool, wrapped by torch
     with pytest.raises(TransformError, match=r"cannot allocate the output tensor \(2, 3, 16, 16\).*out of memory"):
+        msce.preprocess(np.zeros((2, 16, 16, 3), np.uint8), msce.Frames(), pin_memory=False)
+
+
+def test_output_pool_mapping_failure_is_a_transform_error(monkeypatch):
+    class NoMemory:
+        @staticmethod
+        def OutputBuffer(nbytes):
+            raise TransformError(f"cannot map {nbytes} bytes for the output")
+
+    monkeypatch.setattr(jobs, "_native", lambda: NoMemory)
+    with pytest.raises(TransformError, match=r"cannot allocate the output tensor \(2, 3, 16, 16\).*cannot map 1536"):
         msce.preprocess(np.zeros((2, 16, 16, 3), np.uint8), msce.Frames(), pin_memory=False)
 
 

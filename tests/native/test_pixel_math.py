@@ -214,6 +214,42 @@ def test_bfloat16_rounding_ties_match_torch(target):
         assert torch.equal(got, ref)
 
 
+# Channel 0: a normalization whose division overflows (d / sd = +-inf) where the fused
+# reciprocal form the FMA kernels use would give NaN; channel 1: CLIP's (the fused form is exact
+# there); channel 2: std 1.
+_EXTREME_NORM = {"mean": [228.464005, 0.4578275 * 255, 0.0], "std": [-6.44882374e-38, 0.26130258 * 255, 1.0]}
+
+
+class _ExtremeQwen(msce.QwenVL):
+    def native_spec(self, out_h: int, out_w: int) -> dict:
+        return {**super().native_spec(out_h, out_w), **_EXTREME_NORM}
+
+
+class _ExtremeFrames(msce.Frames):
+    def native_spec(self, out_h: int, out_w: int) -> dict:
+        return {**super().native_spec(out_h, out_w), "normalize": True, **_EXTREME_NORM}
+
+
+@pytest.mark.parametrize("target", ["frames", "qwen"])
+def test_normalization_equals_float32_division_where_the_fused_form_fails(target):
+    """The FMA kernels replace (v - mean) / std by a fused reciprocal form only where it equals
+    the division for all 256 levels (checked per channel); elsewhere they divide. Every level,
+    row path (Frames) and Qwen band path, against torch's float32 division."""
+    levels = (np.arange(28 * 28) % 256).astype(np.uint8).reshape(28, 28)
+    vid = np.ascontiguousarray(np.stack([levels, levels[::-1], levels.T], -1)[None].repeat(2, 0))
+    m = torch.tensor(_EXTREME_NORM["mean"], dtype=torch.float32).view(1, 3, 1, 1)
+    s = torch.tensor(_EXTREME_NORM["std"], dtype=torch.float32).view(1, 3, 1, 1)
+    ref = (torch.from_numpy(vid).permute(0, 3, 1, 2).float() - m) / s
+    assert torch.isinf(ref[:, 0]).any() and torch.isfinite(ref[:, 1:]).all()  # overflow exercised
+    if target == "frames":
+        got = msce.preprocess(vid, _ExtremeFrames(dtype="float32")).data
+    else:
+        got = msce.preprocess(vid, _ExtremeQwen("2.5", min_pixels=28 * 28, max_pixels=28 * 28)).data
+        ref = torch.from_numpy(patchify(ref.numpy(), 14))
+    assert not torch.isnan(got).any()
+    assert torch.equal(got, ref)
+
+
 def test_patchify_reference_matches_hf_layout():
     x = np.arange(3 * 3 * 56 * 84, dtype=np.float32).reshape(3, 3, 56, 84)
     got = patchify(x, 14)

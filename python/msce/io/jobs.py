@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 _DTYPES = {"uint8": torch.uint8, "float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 __all__ = ["threads_arg", "pin", "crops_for", "allocate", "run", "to_device", "check_target",
-           "MAX_OUTPUT_BYTES_ENV", "DEFAULT_MAX_OUTPUT_BYTES", "max_output_bytes"]
+           "MAX_OUTPUT_BYTES_ENV", "DEFAULT_MAX_OUTPUT_BYTES", "max_output_bytes", "output_cache"]
 
 #: msce's choice: one output tensor (one load call's batch, one segment) may take at most this
 #: many bytes unless ``MSCE_MAX_OUTPUT_BYTES`` says otherwise (an integer; 0 turns the cap off).
@@ -118,6 +118,44 @@ def crops_for(crop: CropArg, plan: Plan, meta: VideoMetadata) -> list[tuple[int,
     return out
 
 
+def output_cache(limit_bytes: int | None = None, clear: bool = False) -> dict[str, int]:
+    """The reuse cache of msce's CPU output memory, and its settings.
+
+    CPU output tensors that are not pinned come from a process-wide pool of 2-MiB-aligned blocks
+    (advised for transparent huge pages). When a tensor is freed its block is kept for the next
+    load instead of going back to the kernel: a fresh block costs a page fault and a page zeroing
+    on every first touch, which for a dense 720p clip into Qwen2.5-VL tensors is about as much CPU
+    as the resize itself (bench/README.md). A block is reused for requests of half its size up
+    to its size. Pinned tensors come from torch's own caching host allocator instead.
+
+    ``limit_bytes`` sets how many bytes of freed blocks are kept (default 1 GiB, or
+    ``MSCE_OUTPUT_CACHE_MB`` megabytes; 0 turns reuse off); ``clear=True`` returns every cached
+    block to the system now. Returns the pool's counters: ``hits``, ``misses``, ``cached_bytes``,
+    ``cached_blocks``, ``in_use_bytes`` and ``limit_bytes``.
+    """
+    native = _native()
+    if limit_bytes is not None:
+        if isinstance(limit_bytes, bool) or not isinstance(limit_bytes, (int, np.integer)) or limit_bytes < 0:
+            raise TransformError(f"output_cache: limit_bytes must be a non-negative integer (got {limit_bytes!r})")
+        native.output_pool_set_limit(int(limit_bytes))
+    if clear:
+        native.output_pool_clear()
+    return dict(native.output_pool_stats())
+
+
+def _native():
+    from msce._native import C
+    return C
+
+
+def _empty_cpu(shape: tuple, dtype: torch.dtype, nbytes: int) -> torch.Tensor:
+    """An uninitialised CPU tensor whose memory comes from msce's output pool (see output_cache)."""
+    if nbytes == 0:
+        return torch.empty(shape, dtype=dtype)
+    raw = torch.frombuffer(_native().OutputBuffer(nbytes), dtype=torch.uint8)
+    return raw.view(dtype).view(shape)
+
+
 def allocate(target: Target, plan: Plan, crops, meta: VideoMetadata, pin: bool,
               device: torch.device | None = None) -> tuple[dict, FrameBatch]:
     n = len(plan)
@@ -133,11 +171,14 @@ def allocate(target: Target, plan: Plan, crops, meta: VideoMetadata, pin: bool,
     out_h, out_w = alloc.size
     nbytes = _check_output_size(shape, dtype, meta, plan, device)
     try:
-        if device is None:
-            data = torch.empty(shape, dtype=dtype, pin_memory=pin)
+        if device is None and pin:  # torch's caching host allocator (cudaHostAlloc, reused)
+            data = torch.empty(shape, dtype=dtype, pin_memory=True)
+        elif device is None:
+            data = _empty_cpu(shape, dtype, nbytes)
         else:  # the kernels write it in place (read through __cuda_array_interface__)
             data = torch.empty(shape, dtype=dtype, device=device)
-    except RuntimeError as exc:  # torch.OutOfMemoryError included; pinned allocations fail this way too
+    # torch.OutOfMemoryError included; pinned allocations fail this way too, the pool with TransformError
+    except (RuntimeError, TransformError) as exc:
         raise TransformError(f"{meta.path}: cannot allocate the output tensor {tuple(shape)} "
                              f"{str(dtype).replace('torch.', '')} ({nbytes} bytes, {_gib(nbytes)}): "
                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None

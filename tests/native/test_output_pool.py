@@ -1,0 +1,119 @@
+"""msce's CPU output pool (msce.output_cache): freed output memory is reused by the next load,
+never leaks stale values into it, and its limits and errors behave as documented."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+import torch
+
+import msce
+from msce.io.media import make_test_clip
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return make_test_clip(tmp_path_factory.mktemp("pool") / "clip.mp4", seconds=2.0, fps=25, size=(320, 240))
+
+
+@pytest.fixture(autouse=True)
+def fresh_pool():
+    before = msce.output_cache()["limit_bytes"]
+    msce.output_cache(clear=True)
+    yield
+    msce.output_cache(limit_bytes=before, clear=True)
+
+
+def _load(clip, frames=5):
+    # an odd frame count: the Qwen layout pads the last temporal pair by copying a slot
+    return msce.load(clip, msce.plan.count(frames), msce.QwenVL("2.5", min_pixels=32 * 28 * 28, max_pixels=64 * 28 * 28), pin_memory=False)
+
+
+def test_a_freed_output_is_reused_by_the_next_load(clip):
+    first = _load(clip)
+    stats = msce.output_cache()
+    assert stats["in_use_bytes"] >= first.data.numel() * 4
+    ptr = first.data.data_ptr()
+    del first
+    gc.collect()
+    stats = msce.output_cache()
+    assert stats["cached_blocks"] == 1 and stats["in_use_bytes"] == 0
+    second = _load(clip)
+    after = msce.output_cache()
+    assert after["hits"] == stats["hits"] + 1 and after["misses"] == stats["misses"]
+    assert second.data.data_ptr() == ptr  # the same memory, already mapped
+    assert second.data.data_ptr() % (2 << 20) == 0  # huge-page aligned
+
+
+def test_a_reused_block_carries_no_stale_values(clip):
+    msce.output_cache(limit_bytes=0)
+    reference = _load(clip).data.clone()  # from a fresh mapping (zeroed by the kernel)
+    msce.output_cache(limit_bytes=1 << 30)
+    dirty = _load(clip)
+    dirty.data.fill_(float("nan"))
+    del dirty
+    gc.collect()
+    again = _load(clip)
+    assert msce.output_cache()["hits"] >= 1
+    assert not torch.isnan(again.data).any()
+    assert torch.equal(again.data, reference)
+
+
+def test_other_dtypes_and_layouts_come_from_the_pool(clip):
+    for target in (msce.Frames(size=(96, 128)), msce.QwenVL("2.5", min_pixels=32 * 28 * 28, max_pixels=64 * 28 * 28, dtype="bfloat16")):
+        b = msce.load(clip, msce.plan.count(3), target, pin_memory=False)
+        assert b.data.is_contiguous() and b.data.data_ptr() % (2 << 20) == 0
+        assert b.data.dtype == (torch.uint8 if isinstance(target, msce.Frames) else torch.bfloat16)
+        b.data.add_(0)  # writable
+
+
+def test_a_block_serves_requests_from_half_its_size_up(clip):
+    from msce._native import C
+
+    start = msce.output_cache()
+    big = C.OutputBuffer(8 << 20)
+    del big
+    gc.collect()
+    small = C.OutputBuffer(1 << 20)  # 2 MiB after rounding: under half of the cached 8 MiB block
+    stats = msce.output_cache()
+    assert stats["misses"] - start["misses"] == 2 and stats["hits"] == start["hits"]
+    assert stats["cached_blocks"] == 1
+    half = C.OutputBuffer(4 << 20)
+    assert msce.output_cache()["hits"] == start["hits"] + 1
+    assert msce.output_cache()["cached_blocks"] == 0
+    del small, half
+
+
+def test_limit_zero_turns_reuse_off_and_clear_returns_memory(clip):
+    msce.output_cache(limit_bytes=0)
+    b = _load(clip)
+    del b
+    gc.collect()
+    assert msce.output_cache()["cached_bytes"] == 0
+    msce.output_cache(limit_bytes=1 << 30)
+    b = _load(clip)
+    del b
+    gc.collect()
+    assert msce.output_cache()["cached_bytes"] > 0
+    assert msce.output_cache(clear=True)["cached_bytes"] == 0
+
+
+def test_a_tensor_outlives_clear_and_a_lower_limit(clip):
+    b = _load(clip)
+    values = b.data.clone()
+    msce.output_cache(limit_bytes=0, clear=True)
+    assert torch.equal(b.data, values)  # in-use blocks are never unmapped
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "1", True])
+def test_a_bad_limit_is_refused(bad):
+    with pytest.raises(msce.TransformError, match="limit_bytes"):
+        msce.output_cache(limit_bytes=bad)
+
+
+@pytest.mark.needs_cuda
+def test_pinned_outputs_do_not_use_the_pool(clip):
+    before = msce.output_cache()["misses"]
+    msce.load(clip, msce.plan.count(3), msce.QwenVL("2.5", min_pixels=32 * 28 * 28, max_pixels=64 * 28 * 28), pin_memory=True)
+    assert msce.output_cache()["misses"] == before
