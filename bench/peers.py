@@ -2,11 +2,12 @@
 (imports, processor construction) and returns a zero-argument callable that runs the timed
 path from the video file to the tensors, returning a :class:`Output`.
 
-Peers (all on the same clip; (a), (b), (d) on the same frame indices, msce's plan):
+Peers (all on the same clip; every peer but qwen-vl-utils on the same frame indices, msce's plan):
   msce             msce.load(path, plan, msce.QwenVL("2.5"))
   pyav_hf          PyAV decode of the indices (rgb24 via frame.to_ndarray) + HF Qwen2VLVideoProcessor
   qwen_vl_utils_hf qwen-vl-utils fetch_video (torchcodec backend; picks its own frames and resizes in
                    float32) + HF Qwen2VLVideoProcessor
+  torchcodec_hf    torchcodec VideoDecoder.get_frames_at(indices) (uint8 NCHW) + HF Qwen2VLVideoProcessor
   pyav_decode      PyAV decode of the indices, no colour conversion (the decode floor)
   pyav_decode_rgb  PyAV decode of the indices + rgb24 conversion (frame.to_ndarray)
 
@@ -20,11 +21,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-PEERS = ("msce", "pyav_hf", "qwen_vl_utils_hf", "pyav_decode", "pyav_decode_rgb")
+PEERS = ("msce", "pyav_hf", "torchcodec_hf", "qwen_vl_utils_hf", "pyav_decode", "pyav_decode_rgb")
 PEER_LABEL = {
     "msce": "msce",
     "msce_448": "msce (448x448 budget)",
     "pyav_hf": "PyAV + HF processor",
+    "torchcodec_hf": "torchcodec + HF processor",
     "qwen_vl_utils_hf": "qwen-vl-utils (torchcodec) + HF",
     "pyav_decode": "PyAV decode-only",
     "pyav_decode_rgb": "PyAV decode + rgb24",
@@ -158,6 +160,26 @@ def make_pyav_hf(path: str, plan: str, indices: Sequence[int], max_pixels: int |
     return run
 
 
+# ---- torchcodec ----------------------------------------------------------------------------------
+def make_torchcodec_hf(path: str, plan: str, indices: Sequence[int], max_pixels: int | None = None,
+                       **_: Any) -> Callable[[], Output]:
+    """torchcodec's decoder (all FFmpeg threads, exact seek mode: its defaults but the thread
+    count) on msce's indices, then the same HF processor. The decoder is opened inside the timed
+    call, as msce and PyAV open the file inside theirs."""
+    from torchcodec.decoders import VideoDecoder
+
+    proc = hf_processor(max_pixels)
+    idx = list(indices)
+
+    def run() -> Output:
+        video = VideoDecoder(path, num_ffmpeg_threads=0).get_frames_at(idx).data  # (T, 3, H, W) uint8
+        out = proc(videos=[video], return_tensors="pt")
+        pv, grid = out["pixel_values_videos"], out["video_grid_thw"]
+        return Output(len(idx), idx, pv, [int(v) for v in grid[0]])
+
+    return run
+
+
 # ---- qwen-vl-utils ----------------------------------------------------------------------------
 def make_qwen_vl_utils_hf(path: str, plan: str, indices: Sequence[int], max_pixels: int | None = None,
                           source_fps: float = 25.0, **_: Any) -> Callable[[], Output]:
@@ -190,6 +212,7 @@ def make_qwen_vl_utils_hf(path: str, plan: str, indices: Sequence[int], max_pixe
 MAKERS: dict[str, Callable[..., Callable[[], Output]]] = {
     "msce": make_msce,
     "pyav_hf": make_pyav_hf,
+    "torchcodec_hf": make_torchcodec_hf,
     "qwen_vl_utils_hf": make_qwen_vl_utils_hf,
     "pyav_decode": make_pyav_decode,
     "pyav_decode_rgb": make_pyav_decode_rgb,

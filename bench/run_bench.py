@@ -49,7 +49,7 @@ from _common import (  # noqa: E402
     write_json,
 )
 
-PEERS = ("msce", "pyav_hf", "qwen_vl_utils_hf", "pyav_decode", "pyav_decode_rgb")
+PEERS = ("msce", "pyav_hf", "torchcodec_hf", "qwen_vl_utils_hf", "pyav_decode", "pyav_decode_rgb")
 HERE = Path(__file__).resolve()
 CPP_BENCH_CANDIDATES = [ROOT / "build" / "bench" / "msce_bench"]
 
@@ -158,6 +158,14 @@ def verify_main(spec: dict) -> dict:
                 else:
                     res["shape_mismatch"] = [list(a.pixel_values.shape), list(b.pixel_values.shape)]
                 rec[f"vs_pyav_hf[{key}]"] = res
+                if "torchcodec_hf" in spec.get("peers", PEERS):
+                    c = peers.make_torchcodec_hf(path, plan, idx, max_pixels=mp)()
+                    tc = {"grid_equal": c.grid_thw == b.grid_thw}
+                    if c.pixel_values.shape == b.pixel_values.shape:
+                        tc["max_abs_vs_pyav_hf"] = float((c.pixel_values - b.pixel_values).abs().max())
+                        tc["max_abs_vs_msce"] = float((c.pixel_values - a.pixel_values).abs().max())
+                    rec[f"torchcodec_hf[{key}]"] = tc
+                    del c
                 del a, b
             entry["plans"][plan] = rec
         # decoded RGB, msce vs PyAV/swscale, on the 1-FPS frames
@@ -266,8 +274,8 @@ def markdown(results: dict) -> str:
     out.append("")
     out.append("### Wall time, median ms (IQR), decode-to-token (file path in, tensors out)")
     out.append("")
-    cols = ["msce", "pyav_hf", "qwen_vl_utils_hf", "pyav_decode", "pyav_decode_rgb"]
-    names = ["msce", "PyAV + HF", "qwen-vl-utils + HF", "PyAV decode-only", "PyAV decode + rgb24"]
+    cols = ["msce", "pyav_hf", "torchcodec_hf", "qwen_vl_utils_hf", "pyav_decode", "pyav_decode_rgb"]
+    names = ["msce", "PyAV + HF", "torchcodec + HF", "qwen-vl-utils + HF", "PyAV decode-only", "PyAV decode + rgb24"]
     out.append("| clip | plan | frames (msce / qvu) | tokens | " + " | ".join(names) + " |")
     out.append("|---|---|---|---|" + "---|" * len(cols))
     for clip in clips:
@@ -275,7 +283,7 @@ def markdown(results: dict) -> str:
             row = [cells.get((p, clip, plan)) for p in cols]
             if not any(row):
                 continue
-            ms, q = row[0], row[2]
+            ms, q = row[0], row[3]
             fr = f"{ms['info'].get('frames', '?') if ms and 'info' in ms else '?'} / " \
                  f"{q['info'].get('frames', '?') if q and 'info' in q else '?'}"
             tok = ms["info"].get("tokens") if ms and "info" in ms else None
@@ -297,9 +305,9 @@ def markdown(results: dict) -> str:
     out.append("")
     out.append("### Ratios (peer time / msce time; > 1 means msce is faster) and msce frames/s")
     out.append("")
-    out.append("| clip | plan | msce frames/s | vs PyAV + HF | vs qwen-vl-utils + HF | msce / PyAV decode-only "
-               "| msce / PyAV decode+rgb24 |")
-    out.append("|---|---|---|---|---|---|---|")
+    out.append("| clip | plan | msce frames/s | vs PyAV + HF | vs torchcodec + HF | vs qwen-vl-utils + HF "
+               "| msce / PyAV decode-only | msce / PyAV decode+rgb24 |")
+    out.append("|---|---|---|---|---|---|---|---|")
     for clip in clips:
         for plan in plans:
             ms = cells.get(("msce", clip, plan))
@@ -312,6 +320,7 @@ def markdown(results: dict) -> str:
             decr_s = f"{t / decr:.2f}x" if decr else "—"
             out.append(f"| {clip} | {PLAN_LABEL.get(plan, plan)} | {fps:,.0f} | "
                        f"{_ratio(t, _ms(cells.get(('pyav_hf', clip, plan))))} | "
+                       f"{_ratio(t, _ms(cells.get(('torchcodec_hf', clip, plan))))} | "
                        f"{_ratio(t, _ms(cells.get(('qwen_vl_utils_hf', clip, plan))))} | {dec_s} | {decr_s} |")
     out.append("")
     out.append("### Peak RSS, MiB (fresh process per cell: ru_maxrss; in brackets: growth above the "
@@ -341,8 +350,8 @@ def markdown(results: dict) -> str:
         out.append("### Output check before timing: msce vs PyAV rgb24 + HF Qwen2VLVideoProcessor (same indices)")
         out.append("")
         out.append("| clip | plan | budget | grid msce / HF | equal | max abs | mean abs | values differing | "
-                   "decoded RGB vs PyAV (max / mean levels) |")
-        out.append("|---|---|---|---|---|---|---|---|---|")
+                   "decoded RGB vs PyAV (max / mean levels) | torchcodec + HF vs msce (max abs) |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|")
         for clip in clips:
             e = ver.get(clip)
             if not e:
@@ -357,9 +366,12 @@ def markdown(results: dict) -> str:
                     budget = "HF default" if budget == "default" else f"{budget} px"
                     diff = (f"{r['max_abs']:.4f} | {r['mean_abs']:.2e} | {100 * r['frac_nonzero']:.2f} %"
                             if "max_abs" in r else f"shape {r.get('shape_mismatch')} | | ")
+                    tc = rec.get("torchcodec_hf" + key[len("vs_pyav_hf"):], {})
+                    tc_s = (f"{tc['max_abs_vs_msce']:.4f}" if "max_abs_vs_msce" in tc else
+                            ("grid differs" if tc else "—"))
                     out.append(f"| {clip} | {PLAN_LABEL.get(plan, plan)} | {budget} | {r['msce_grid']} / "
                                f"{r['hf_grid']} | {'yes' if r['grid_equal'] else 'NO'} | {diff} | "
-                               f"{rgb.get('max_levels')} / {rgb.get('mean_levels', 0):.3f} |")
+                               f"{rgb.get('max_levels')} / {rgb.get('mean_levels', 0):.3f} | {tc_s} |")
     qv = [c for c in results.get("cells", []) if c.get("variant") == "qwen_vl_utils_hf" and "info" in c]
     if qv:
         out.append("")
@@ -554,7 +566,8 @@ def main(argv: list[str] | None = None) -> int:
         results["config"]["peers"] = []
     log("== plans and output check (msce vs PyAV + HF)")
     vspec = {"clips": [{"name": c["name"], "path": c["path"]} for c in clip_info], "plans": plans,
-             "skip_hf": args.no_verify or args.cpp_only, "max_pixels_list": [None, BUDGET_448]}
+             "skip_hf": args.no_verify or args.cpp_only, "max_pixels_list": [None, BUDGET_448],
+             "peers": list(peer_list)}
     ver = _child("--verify", vspec, timeout=args.timeout * 2)
     results["verify"] = ver
     if "error" in ver:
@@ -566,6 +579,8 @@ def main(argv: list[str] | None = None) -> int:
                 if key.startswith("vs_pyav_hf"):
                     log(f"  {name} {plan} {key}: grid {r['msce_grid']} equal={r['grid_equal']} "
                         f"max_abs={r.get('max_abs')} mean_abs={r.get('mean_abs')}")
+                elif key.startswith("torchcodec_hf"):
+                    log(f"  {name} {plan} {key}: {r}")
         log(f"  {name} decoded RGB vs PyAV: {e['rgb_vs_pyav']}")
 
     log("== timing (one fresh process per cell)")

@@ -6,9 +6,9 @@
 Not part of the test suite (pyproject's testpaths = ["tests"]); peak RSS is not measured here
 (one process runs every benchmark, so peaks would mix: run_bench.py measures it per cell in a
 fresh process). Each group ("<clip> <plan>") times msce, PyAV + HF Qwen2VLVideoProcessor,
-qwen-vl-utils (torchcodec) + HF, PyAV decode-only and PyAV decode + rgb24 on the same clip;
-all but qwen-vl-utils on msce's frame indices. msce's output is checked against PyAV + HF
-(same grid, small max abs difference) before it is timed.
+torchcodec + HF, qwen-vl-utils (torchcodec) + HF, PyAV decode-only and PyAV decode + rgb24 on the
+same clip; all but qwen-vl-utils on msce's frame indices. msce's and torchcodec + HF's outputs are
+checked against PyAV + HF (same grid, small max abs difference) before they are timed.
 """
 
 from __future__ import annotations
@@ -62,12 +62,13 @@ def _indices(path: str, clip: str, plan: str) -> list[int]:
     return _plans[key]
 
 
-def _check(path: str, clip: str, plan: str, idx: list[int], max_pixels: int | None = None) -> dict:
-    key = (clip, plan, max_pixels)
+def _check(path: str, clip: str, plan: str, idx: list[int], max_pixels: int | None = None,
+           peer: str = "msce") -> dict:
+    key = (clip, plan, max_pixels, peer)
     if key not in _checked:
-        a = peers.make_msce(path, plan, idx, max_pixels=max_pixels)()
+        a = peers.make(peer, path, plan, idx, max_pixels=max_pixels)()
         b = peers.make_pyav_hf(path, plan, idx, max_pixels=max_pixels)()
-        assert a.grid_thw == b.grid_thw, f"grid: msce {a.grid_thw} vs HF {b.grid_thw}"
+        assert a.grid_thw == b.grid_thw, f"grid: {peer} {a.grid_thw} vs HF {b.grid_thw}"
         d = (a.pixel_values - b.pixel_values).abs()
         res = {"grid": a.grid_thw, "max_abs": float(d.max()), "mean_abs": float(d.mean())}
         assert res["max_abs"] <= MAX_ABS and res["mean_abs"] <= MEAN_ABS, res
@@ -95,6 +96,8 @@ def test_decode_to_token(benchmark, clip_paths, clip, plan, peer):
     info: dict = {"clip": clip, "plan": plan, "peer": peer}
     if peer in ("msce", "pyav_hf"):
         info["check_vs_pyav_hf"] = _check(path, clip, plan, idx)
+    if peer == "torchcodec_hf":
+        info["check_vs_pyav_hf"] = _check(path, clip, plan, idx, peer="torchcodec_hf")
     if peer == "qwen_vl_utils_hf":
         info["record_indices"] = True  # it samples its own frames; its output is not comparable
     fn = peers.make(peer, path, plan, idx, source_fps=float(FPS))
