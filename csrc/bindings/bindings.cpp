@@ -8,6 +8,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/cpus.hpp"
 #include "common/error.hpp"
 #include "common/output_pool.hpp"
 #include "decode/ffmpeg_log.hpp"
@@ -787,6 +788,8 @@ PYBIND11_MODULE(_C, m) {
         return py::buffer_info(b.data(), 1, py::format_descriptor<uint8_t>::format(), 1,
                                {static_cast<py::ssize_t>(b.size())}, {1}, /*readonly=*/false);
       });
+  m.def("usable_cpus", &usable_cpus,
+        "CPUs this process may use (affinity mask, capped by a cgroup v2 quota): the default worker count.");
   m.def("output_pool_stats", []() {
     const OutputPoolStats s = OutputPool::instance().stats();
     py::dict d;

@@ -7,6 +7,7 @@
 #include <string>
 #include <thread>
 
+#include "common/cpus.hpp"
 #include "common/error.hpp"
 
 namespace msce {
@@ -402,7 +403,7 @@ MotionCurves motion_energy(const uint8_t* frames, int64_t count, int height, int
   };
 
   const int64_t pairs = count - 1;
-  int64_t workers = o.threads > 0 ? o.threads : static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+  int64_t workers = o.threads > 0 ? o.threads : static_cast<int64_t>(usable_cpus());
   workers = std::max<int64_t>(1, std::min<int64_t>(workers, pairs / 16));  // >= 16 pairs per worker
   if (workers == 1) {
     run_range(1, count);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #endif
 
+#include "common/cpus.hpp"
 #include "common/error.hpp"
 #include "common/thread_pool.hpp"
 
@@ -88,11 +89,7 @@ void pad_qwen_slots(std::vector<LoadJob>& jobs) {
   }
 }
 
-int worker_threads(int threads) {
-  if (threads > 0) return threads;
-  const unsigned hc = std::thread::hardware_concurrency();
-  return hc == 0 ? 1 : static_cast<int>(hc);
-}
+int worker_threads(int threads) { return threads > 0 ? threads : usable_cpus(); }
 
 LoadStats run_load_jobs(VideoReader& reader, std::vector<LoadJob>& jobs, int threads,
                         const std::vector<int64_t>& extra, const FrameHook& on_frame) {

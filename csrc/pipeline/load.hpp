@@ -52,7 +52,7 @@ struct LoadStats {
   double total_seconds = 0.0;
 };
 
-// Worker threads for a load: `threads`, or the hardware threads when `threads` <= 0.
+// Worker threads for a load: `threads`, or usable_cpus() when `threads` <= 0.
 int worker_threads(int threads);
 
 // Called on the decoding thread with every decoded frame (before its transforms are queued).

@@ -1,5 +1,6 @@
 """msce's CPU output pool (msce.output_cache): freed output memory is reused by the next load,
-never leaks stale values into it, and its limits and errors behave as documented."""
+never leaks stale values into it, and its limits and errors behave as documented; and the
+default worker count of a load."""
 
 from __future__ import annotations
 
@@ -117,3 +118,37 @@ def test_pinned_outputs_do_not_use_the_pool(clip):
     before = msce.output_cache()["misses"]
     msce.load(clip, msce.plan.count(3), msce.QwenVL("2.5", min_pixels=32 * 28 * 28, max_pixels=64 * 28 * 28), pin_memory=True)
     assert msce.output_cache()["misses"] == before
+
+
+def _independent_cpu_count() -> int:
+    import math
+    import os
+
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()
+        if quota != "max":
+            n = min(n, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return n
+
+
+def test_default_workers_follow_the_cpus_this_process_may_use():
+    """The default transform worker count is the affinity mask capped by a cgroup CPU quota, not
+    the machine's hardware threads (a container limited to 2 CPUs of 64 runs 2 workers)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from msce._native import C
+
+    assert C.usable_cpus() == _independent_cpu_count()
+    taskset = shutil.which("taskset")
+    if taskset and hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) > 1:
+        cpu = str(min(os.sched_getaffinity(0)))
+        out = subprocess.run([taskset, "-c", cpu, sys.executable, "-c",
+                              "from msce._native import C; print(C.usable_cpus())"],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+        assert out.strip() == "1"

@@ -38,7 +38,6 @@ waits for running work to end.
 
 from __future__ import annotations
 
-import os
 import queue
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +50,12 @@ from msce.models.cache import CachedGeneration, generate_cached, request_key
 from msce.models.strategies.base import ModelStep
 
 __all__ = ["Execution", "Outcome", "answer_steps", "run_pipelined"]
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may use (affinity, container quota): the native core's count."""
+    from msce._native import C
+    return int(C.usable_cpus())
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,7 @@ class Execution:
 
     def resolved(self) -> "Execution":
         prefetch = self.prefetch or 2 * max(self.batch_size, self.concurrency, 2)
-        workers = self.decode_workers or max(1, min(prefetch, os.cpu_count() or 1, 8))
+        workers = self.decode_workers or max(1, min(prefetch, _usable_cpus(), 8))
         return Execution(self.batch_size, self.concurrency, prefetch, workers)
 
     def to_dict(self) -> dict:
