@@ -4,6 +4,7 @@
 #include <new>
 
 #if defined(__linux__)
+#include <pthread.h>
 #include <sys/mman.h>
 #endif
 
@@ -59,7 +60,16 @@ int64_t default_limit() {
 OutputPool::OutputPool() { stats_.limit_bytes = default_limit(); }
 
 OutputPool& OutputPool::instance() {
-  static OutputPool* pool = new OutputPool();  // never destroyed: tensors may outlive static teardown
+  static OutputPool* pool = [] {
+    OutputPool* p = new OutputPool();  // never destroyed: tensors may outlive static teardown
+#if defined(__linux__)
+    // fork() while another thread holds the lock (a DataLoader forking its workers mid-load)
+    // would leave the child's copy locked forever: hold it across the fork, release it in both
+    pthread_atfork([] { instance().mu_.lock(); }, [] { instance().mu_.unlock(); },
+                   [] { instance().mu_.unlock(); });
+#endif
+    return p;
+  }();
   return *pool;
 }
 

@@ -22,11 +22,13 @@
 #include <map>
 #include <utility>
 
+#include "common/cpus.hpp"
 #include "common/error.hpp"
 #include "decode/ffmpeg_common.hpp"
 #include "decode/rotate.hpp"
 
 extern "C" {
+#include <libavutil/cpu.h>
 #include <libavutil/opt.h>
 #include <libavutil/pixdesc.h>
 }
@@ -56,7 +58,13 @@ ffmpeg::CodecContextPtr open_decoder(const AVStream* st, const AVCodec* codec, i
   int err = avcodec_parameters_to_context(ctx.get(), st->codecpar);
   if (err < 0) throw ffmpeg::corrupt_or(path, "bad codec parameters", err);
   ctx->pkt_timebase = st->time_base;
-  ctx->thread_count = std::max(0, threads);  // 0 = FFmpeg picks (all cores)
+  ctx->thread_count = std::max(0, threads);  // 0 = FFmpeg picks: one more than the CPUs it sees, at most 16
+  if (threads <= 0) {
+    // FFmpeg counts the affinity mask but not a container's CPU quota: under a quota, the same
+    // rule over the CPUs this process may actually use
+    const int usable = usable_cpus();
+    if (usable < av_cpu_count()) ctx->thread_count = usable > 1 ? std::min(usable + 1, 16) : 1;
+  }
   ctx->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
   err = avcodec_open2(ctx.get(), codec, nullptr);
   if (err < 0) throw ffmpeg::corrupt_or(path, std::string("cannot open the ") + codec->name + " decoder", err);

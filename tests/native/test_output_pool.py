@@ -152,3 +152,43 @@ def test_default_workers_follow_the_cpus_this_process_may_use():
                               "from msce._native import C; print(C.usable_cpus())"],
                              capture_output=True, text=True, timeout=60, check=True).stdout
         assert out.strip() == "1"
+
+
+def test_forked_children_can_use_the_pool_while_a_thread_keeps_it_busy():
+    """fork() while another thread is inside the pool (a DataLoader forking workers during a load):
+    each child can still allocate (the pool's lock is held across fork and released in both)."""
+    import os
+    import signal
+    import threading
+    import warnings
+
+    from msce._native import C
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")  # pragma: no cover
+    stop = threading.Event()
+
+    def churn():
+        while not stop.is_set():
+            b = C.OutputBuffer(1 << 20)
+            del b
+
+    t = threading.Thread(target=churn, daemon=True)
+    t.start()
+    try:
+        for _ in range(20):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # Python >= 3.12: fork with threads
+                pid = os.fork()
+            if pid == 0:  # child: one allocation, or the alarm kills it
+                signal.alarm(10)
+                try:
+                    C.OutputBuffer(3 << 20)
+                    os._exit(0)
+                except BaseException:  # noqa: BLE001
+                    os._exit(1)
+            _, status = os.waitpid(pid, 0)
+            assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    finally:
+        stop.set()
+        t.join()

@@ -85,7 +85,10 @@ def load(path: str | os.PathLike | VideoReader, plan: PlanSpec | Plan, target: T
 
     ``crop``: None, one (x, y, w, h) box for every frame, one box per planned frame, or
     "face" / ``msce.faces.FaceCrop(...)`` to crop to the tracked face (``batch.faces``).
-    ``pin_memory``: None pins the output when CUDA is available.
+    ``threads``: None (or 0) = FFmpeg's frame threads and one transform worker per CPU this
+    process may use (its affinity mask, capped by a cgroup CPU quota); N = N of each.
+    ``pin_memory``: None pins the output when CUDA is available; CPU outputs that are not pinned
+    come from msce's reusable output memory (:func:`msce.output_cache`).
     ``device``: None/"cpu", or "cuda[:N]" for CUDA tensors made by msce's kernels (bit-identical
     to the CPU output): NVDEC decode when available, else CPU decode + GPU transform (one
     warning). Face crops on "cuda" are transformed on the CPU and copied to the device.
