@@ -53,6 +53,38 @@ void build_shuffle_tables(ResampleAxis& ax) {
   }
 }
 
+void build_pair_tables(ResampleAxis& ax) {
+  if (ax.identity || ax.out_size == 0) return;
+  const int row0 = ax.first.front();
+  ax.pair_stride = (ax.taps + 2) / 2;  // a filter starting on the second sample of its pair
+  ax.pair_first.resize(ax.out_size);
+  ax.pair_count.resize(ax.out_size);
+  ax.pair_weights.assign(static_cast<size_t>(ax.out_size) * ax.pair_stride, 0);
+  for (int i = 0; i < ax.out_size; ++i) {
+    const int rel0 = ax.first[i] - row0;
+    ax.ring_pairs = std::max(ax.ring_pairs, ((rel0 & 1) + ax.count[i] + 1) >> 1);
+    if (i > 0 && ax.first[i] < ax.first[i - 1]) ax.first_monotone = false;
+    // zero weights at either end add nothing to the sum: their samples are not read
+    const int16_t* wk = ax.weights.data() + static_cast<size_t>(i) * ax.taps;
+    int n = ax.count[i], skip = 0;
+    while (n > 1 && wk[skip] == 0) ++skip, --n;
+    while (n > 1 && wk[skip + n - 1] == 0) --n;
+    wk += skip;
+    const int rel = rel0 + skip;
+    const int lead = rel & 1;  // the filter starts on the second sample of its first pair
+    const int pairs = (lead + n + 1) >> 1;
+    ax.pair_first[i] = rel >> 1;
+    ax.pair_count[i] = pairs;
+    int32_t* wp = ax.pair_weights.data() + static_cast<size_t>(i) * ax.pair_stride;
+    for (int k = 0; k < pairs; ++k) {
+      const int t0 = 2 * k - lead, t1 = t0 + 1;
+      const uint16_t lo = static_cast<uint16_t>(t0 >= 0 && t0 < n ? wk[t0] : 0);
+      const uint16_t hi = static_cast<uint16_t>(t1 < n ? wk[t1] : 0);
+      wp[k] = static_cast<int32_t>(static_cast<uint32_t>(hi) << 16 | lo);
+    }
+  }
+}
+
 }  // namespace
 
 ResampleAxis make_resample_axis(int in_size, int out_size, Interp interp) {
@@ -117,6 +149,7 @@ ResampleAxis make_resample_axis(int in_size, int out_size, Interp interp) {
     }
   }
   build_shuffle_tables(ax);
+  build_pair_tables(ax);
   return ax;
 }
 
@@ -155,6 +188,7 @@ ResampleAxis make_resample_axis(int in_size, int full_size, int offset, int out_
     }
   }
   build_shuffle_tables(ax);
+  build_pair_tables(ax);
   return ax;
 }
 

@@ -38,6 +38,19 @@ struct ResampleAxis {
   int shuffle_per_window = 0;
   std::vector<uint8_t> shuffle_masks;    // [2 * (out/16 rounded up)][pairs][2][16]
   std::vector<int16_t> shuffle_weights;  // [2 * (out/16 rounded up)][pairs][2][8]
+  // Tables of the vertical pass over pair rows (transform_cpu.cpp): pair p holds samples
+  // first[0] + 2p and first[0] + 2p + 1. Output i reads pairs [pair_first[i], pair_first[i] +
+  // pair_count[i]) with the packed int16 weight pairs (low: the pair's first sample) at
+  // pair_weights[i * pair_stride]; zero weights at either end of a filter are left out (a pair
+  // less for about half the outputs of 720 -> 336). ring_pairs: the largest untrimmed pair span
+  // (what a ring of pair rows must hold); first_monotone: `first` never decreases (torch's
+  // tables), so such a ring suffices. Empty for an identity axis.
+  std::vector<int32_t> pair_first;
+  std::vector<int32_t> pair_count;
+  std::vector<int32_t> pair_weights;
+  int pair_stride = 0;
+  int ring_pairs = 1;
+  bool first_monotone = true;
 };
 
 ResampleAxis make_resample_axis(int in_size, int out_size, Interp interp);

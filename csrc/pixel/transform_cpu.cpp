@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <memory>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -92,8 +91,7 @@ struct Scratch {
   std::vector<uint8_t> row;     // 2 source rows x 3 planar channels of the source columns read
   std::vector<int16_t> ring;    // 3 channels x ring slots x pair row (2 * out_w)
   std::vector<uint8_t> line;    // final uint8 output: 3 planar rows, or 3 x patch rows (Qwen float32)
-  std::vector<int32_t> wpairs;  // packed vertical weight pairs of one output row
-  std::vector<const int16_t*> pair_rows;  // the pair rows they apply to (one channel)
+  std::vector<const int16_t*> pair_rows;  // the pair rows one output row reads (one channel)
 };
 
 thread_local Scratch tls_scratch;
@@ -200,32 +198,13 @@ void vertical(const RowKernels* kern, const int32_t* wp, const int16_t* const* r
 template <typename T>
 struct LevelTable {
   T v[3][256];
-  const LevelTable* fill(const TransformSpec& spec) {
+  void fill(const TransformSpec& spec) {
     for (int c = 0; c < 3; ++c) {
       const float m = spec.normalize ? spec.mean[c] : 0.f, sd = spec.normalize ? spec.std[c] : 1.f;
       for (int l = 0; l < 256; ++l) v[c][l] = to_out<T>(px::normalize_u8(static_cast<uint8_t>(l), m, sd));
     }
-    return this;
   }
 };
-
-// The level table of a frame's output type, refilled per frame (768 values, cheaper than the
-// divisions it saves) in per-thread storage; nullptr for uint8 output.
-struct Levels {
-  LevelTable<float> f32;
-  LevelTable<uint16_t> f16;
-  LevelTable<BF16Bits> bf16;
-  const void* fill(const TransformSpec& spec) {
-    switch (spec.dtype) {
-      case DType::kF32: return f32.fill(spec);
-      case DType::kF16: return f16.fill(spec);
-      case DType::kBF16: return bf16.fill(spec);
-      default: return nullptr;
-    }
-  }
-};
-
-thread_local Levels tls_levels;
 
 // 1 / sd when the fused form of the division that the FMA kernels use (NormParams:
 // q = d * r, then q + fma(fma(-q, sd, d), r)) equals d / sd bit for bit for d = level - mean at
@@ -267,6 +246,35 @@ NormParams norm_params(const TransformSpec& spec, int c) {
   return NormParams{m, sd, e.recip};
 }
 
+// A frame's normalization: the level table of its output type (refilled per frame, 768
+// values, cheaper than the divisions it saves) and the kernels' per-channel parameters, in
+// per-thread storage. Nothing for uint8 output.
+struct Levels {
+  LevelTable<float> f32;
+  LevelTable<uint16_t> f16;
+  LevelTable<BF16Bits> bf16;
+  NormParams norm[3];
+  void fill(const TransformSpec& spec) {
+    if (spec.dtype == DType::kU8) return;
+    if (spec.dtype == DType::kF32) f32.fill(spec);
+    if (spec.dtype == DType::kF16) f16.fill(spec);
+    if (spec.dtype == DType::kBF16) bf16.fill(spec);
+    for (int c = 0; c < 3; ++c) norm[c] = norm_params(spec, c);
+  }
+  template <typename T>
+  const LevelTable<T>& table() const {
+    if constexpr (std::is_same_v<T, float>) {
+      return f32;
+    } else if constexpr (std::is_same_v<T, uint16_t>) {
+      return f16;
+    } else {
+      return bf16;
+    }
+  }
+};
+
+thread_local Levels tls_levels;
+
 // (x - mean) / std of a uint8 row into float32: the SIMD kernel does the same two IEEE
 // operations as px::normalize_u8; the tail reads the level table built from it.
 void normalize_row_f32(const RowKernels* kern, const uint8_t* __restrict s, int n, const float* table,
@@ -277,15 +285,16 @@ void normalize_row_f32(const RowKernels* kern, const uint8_t* __restrict s, int 
 
 // Writes one final uint8 RGB row (planar) into the output slot.
 template <typename T>
-void write_row_float(const RowKernels* kern, const TransformSpec& spec, const LevelTable<T>& lut,
+void write_row_float(const RowKernels* kern, const TransformSpec& spec, const Levels& levels,
                      const uint8_t* const planes[3], int oy, int width, void* out, int64_t slot) {
+  const LevelTable<T>& lut = levels.table<T>();
   T* o = static_cast<T*>(out);
   const int height = spec.out_h;
   if constexpr (std::is_same_v<T, float>) {
     if (spec.layout == Layout::kNCHW) {  // normalize whole rows with SIMD
       const int64_t plane = static_cast<int64_t>(height) * width;
       for (int c = 0; c < 3; ++c) {
-        normalize_row_f32(kern, planes[c], width, lut.v[c], norm_params(spec, c),
+        normalize_row_f32(kern, planes[c], width, lut.v[c], levels.norm[c],
                           o + (slot * 3 + c) * plane + static_cast<int64_t>(oy) * width);
       }
       return;
@@ -321,19 +330,11 @@ void write_row_float(const RowKernels* kern, const TransformSpec& spec, const Le
   }
 }
 
-void write_row(const RowKernels* kern, const TransformSpec& spec, const void* lut, const uint8_t* const planes[3], int oy, int width,
-               void* out, int64_t slot) {
-  if (spec.dtype == DType::kF32) {
-    return write_row_float<float>(kern, spec, *static_cast<const LevelTable<float>*>(lut), planes, oy, width, out, slot);
-  }
-  if (spec.dtype == DType::kF16) {
-    return write_row_float<uint16_t>(kern, spec, *static_cast<const LevelTable<uint16_t>*>(lut), planes, oy, width, out,
-                                     slot);
-  }
-  if (spec.dtype == DType::kBF16) {
-    return write_row_float<BF16Bits>(kern, spec, *static_cast<const LevelTable<BF16Bits>*>(lut), planes, oy, width, out,
-                                     slot);
-  }
+void write_row(const RowKernels* kern, const TransformSpec& spec, const Levels& levels, const uint8_t* const planes[3],
+               int oy, int width, void* out, int64_t slot) {
+  if (spec.dtype == DType::kF32) return write_row_float<float>(kern, spec, levels, planes, oy, width, out, slot);
+  if (spec.dtype == DType::kF16) return write_row_float<uint16_t>(kern, spec, levels, planes, oy, width, out, slot);
+  if (spec.dtype == DType::kBF16) return write_row_float<BF16Bits>(kern, spec, levels, planes, oy, width, out, slot);
   uint8_t* o = static_cast<uint8_t*>(out);
   const int64_t plane = static_cast<int64_t>(spec.out_h) * width;
   if (spec.layout == Layout::kNCHW) {
@@ -356,13 +357,14 @@ void write_row(const RowKernels* kern, const TransformSpec& spec, const void* lu
 // patch-wide run per row over the output. float32 and bfloat16 through the SIMD kernels where
 // there are some, float16 (and any rest) through the level table.
 template <typename T>
-void write_qwen_band(const RowKernels* kern, const TransformSpec& spec, const LevelTable<T>& lut,
-                     const uint8_t* band, int width, int y0, void* out, int64_t slot) {
+void write_qwen_band(const RowKernels* kern, const TransformSpec& spec, const Levels& levels, const uint8_t* band,
+                     int width, int y0, void* out, int64_t slot) {
+  const LevelTable<T>& lut = levels.table<T>();
+  const NormParams* norms = levels.norm;
   const px::QwenGeometry& g = spec.qwen;
   const int P = g.patch;
   const int64_t rw = px::qwen_row_width(g);
   T* o = static_cast<T*>(out);
-  const NormParams norms[3] = {norm_params(spec, 0), norm_params(spec, 1), norm_params(spec, 2)};
   for (int p = 0; p < width / P; ++p) {
     T* row = o + px::qwen_row(g, slot, y0, p * P) * rw;
     for (int c = 0; c < 3; ++c) {
@@ -383,15 +385,15 @@ void write_qwen_band(const RowKernels* kern, const TransformSpec& spec, const Le
   }
 }
 
-// write_qwen_band with the level table of spec.dtype (a float dtype: the band writer's).
-void write_band(const RowKernels* kern, const TransformSpec& spec, const void* lut, const uint8_t* band, int width,
+// write_qwen_band for spec.dtype (a float dtype: the band writer's).
+void write_band(const RowKernels* kern, const TransformSpec& spec, const Levels& levels, const uint8_t* band, int width,
                 int y0, void* out, int64_t slot) {
   if (spec.dtype == DType::kF32) {
-    write_qwen_band(kern, spec, *static_cast<const LevelTable<float>*>(lut), band, width, y0, out, slot);
+    write_qwen_band<float>(kern, spec, levels, band, width, y0, out, slot);
   } else if (spec.dtype == DType::kF16) {
-    write_qwen_band(kern, spec, *static_cast<const LevelTable<uint16_t>*>(lut), band, width, y0, out, slot);
+    write_qwen_band<uint16_t>(kern, spec, levels, band, width, y0, out, slot);
   } else {
-    write_qwen_band(kern, spec, *static_cast<const LevelTable<BF16Bits>*>(lut), band, width, y0, out, slot);
+    write_qwen_band<BF16Bits>(kern, spec, levels, band, width, y0, out, slot);
   }
 }
 
@@ -436,7 +438,8 @@ void transform_frame_cpu(const Frame& src, const CropBox& box_in, const Transfor
   Scratch& s = tls_scratch;
   const RowKernels* kern = active_row_kernels();
   const px::ColorCoeffs cc = px::make_color_coeffs(static_cast<int>(src.matrix), src.range == ColorRange::kFull);
-  const void* lut = tls_levels.fill(spec);
+  Levels& levels = tls_levels;
+  levels.fill(spec);
   // Final uint8 rows: one row at a time, or for the Qwen layout a band of `patch` rows written
   // patch by patch (write_qwen_band).
   const bool banded = spec.layout == Layout::kQwen && spec.dtype != DType::kU8 && out_h % spec.qwen.patch == 0;
@@ -450,9 +453,9 @@ void transform_frame_cpu(const Frame& src, const CropBox& box_in, const Transfor
   auto finish_row = [&](int oy) {
     if (!banded) {
       const uint8_t* const planes[3] = {lines[0], lines[1], lines[2]};
-      write_row(kern, spec, lut, planes, oy, out_w, out, slot);
+      write_row(kern, spec, levels, planes, oy, out_w, out, slot);
     } else if (oy % band_rows == band_rows - 1) {
-      write_band(kern, spec, lut, s.line.data(), out_w, oy - band_rows + 1, out, slot);
+      write_band(kern, spec, levels, s.line.data(), out_w, oy - band_rows + 1, out, slot);
     }
   };
   if (hx.identity && vy.identity) {  // no resampling: convert each row straight into the output row
@@ -465,23 +468,13 @@ void transform_frame_cpu(const Frame& src, const CropBox& box_in, const Transfor
   }
 
   // Pair rows: pair p holds source rows row0 + 2p and row0 + 2p + 1. Output row oy reads pairs
-  // [p0, p0 + pairs); with non-decreasing first rows (torch's tables) a ring of the largest
-  // span + 1 pair rows always still holds them, else every pair row is kept.
+  // [p0, p0 + pairs) (the axis's pair tables); with non-decreasing first rows (torch's tables)
+  // a ring of the largest span + 1 pair rows always still holds them, else every pair row is kept.
   const int total_pairs = (nrows + 1) / 2;
-  int max_pairs = 1;
-  bool monotone = true;
-  if (!vy.identity) {
-    for (int oy = 0; oy < out_h; ++oy) {
-      const int rel = vy.first[oy] - row0;
-      max_pairs = std::max(max_pairs, ((rel & 1) + vy.count[oy] + 1) >> 1);
-      if (oy > 0 && vy.first[oy] < vy.first[oy - 1]) monotone = false;
-    }
-  }
-  const int slots = monotone ? std::min(total_pairs, max_pairs + 1) : total_pairs;
+  const int slots = vy.first_monotone ? std::min(total_pairs, vy.ring_pairs + 1) : total_pairs;
   const int64_t pair_len = 2 * static_cast<int64_t>(out_w);
   s.ring.resize(static_cast<size_t>(3 * slots * pair_len));
-  s.wpairs.resize(static_cast<size_t>(max_pairs));
-  s.pair_rows.resize(static_cast<size_t>(max_pairs));
+  s.pair_rows.resize(static_cast<size_t>(vy.ring_pairs));
   auto pair_row = [&](int c, int p) {
     return s.ring.data() + (static_cast<int64_t>(c) * slots + p % slots) * pair_len;
   };
@@ -516,29 +509,8 @@ void transform_frame_cpu(const Frame& src, const CropBox& box_in, const Transfor
 
   int next_pair = 0;
   for (int oy = 0; oy < out_h; ++oy) {
-    int p0, pairs;
-    if (vy.identity) {
-      p0 = oy >> 1;
-      pairs = 1;
-    } else {
-      // zero weights at either end of the filter add nothing to the sum: skip their rows (a
-      // pair row less for about half the output rows of 720 -> 336)
-      const int16_t* wk = vy.weights.data() + static_cast<int64_t>(oy) * vy.taps;
-      int n = vy.count[oy], skip = 0;
-      while (n > 1 && wk[skip] == 0) ++skip, --n;
-      while (n > 1 && wk[skip + n - 1] == 0) --n;
-      wk += skip;
-      const int rel = vy.first[oy] + skip - row0;
-      const int lead = rel & 1;  // the filter starts on the second row of its first pair
-      p0 = rel >> 1;
-      pairs = (lead + n + 1) >> 1;
-      for (int k = 0; k < pairs; ++k) {
-        const int t0 = 2 * k - lead, t1 = t0 + 1;
-        const uint16_t lo = static_cast<uint16_t>(t0 >= 0 && t0 < n ? wk[t0] : 0);
-        const uint16_t hi = static_cast<uint16_t>(t1 < n ? wk[t1] : 0);
-        s.wpairs[k] = static_cast<int32_t>(static_cast<uint32_t>(hi) << 16 | lo);
-      }
-    }
+    const int p0 = vy.identity ? oy >> 1 : vy.pair_first[oy];
+    const int pairs = vy.identity ? 1 : vy.pair_count[oy];
     for (; next_pair < p0 + pairs; ++next_pair) produce(next_pair);
     start_row(oy);
     for (int c = 0; c < 3; ++c) {
@@ -548,7 +520,8 @@ void transform_frame_cpu(const Frame& src, const CropBox& box_in, const Transfor
         continue;
       }
       for (int k = 0; k < pairs; ++k) s.pair_rows[k] = pair_row(c, p0 + k);
-      vertical(kern, s.wpairs.data(), s.pair_rows.data(), pairs, vy.precision, out_w, lines[c]);
+      vertical(kern, vy.pair_weights.data() + static_cast<int64_t>(oy) * vy.pair_stride, s.pair_rows.data(), pairs,
+               vy.precision, out_w, lines[c]);
     }
     finish_row(oy);
   }

@@ -132,7 +132,7 @@ def test_output_pool_mapping_failure_is_a_transform_error(monkeypatch):
         def OutputBuffer(nbytes):
             raise TransformError(f"cannot map {nbytes} bytes for the output")
 
-    monkeypatch.setattr(jobs, "_native", lambda: NoMemory)
+    monkeypatch.setattr(jobs, "C", NoMemory)
     with pytest.raises(TransformError, match=r"cannot allocate the output tensor \(2, 3, 16, 16\).*cannot map 1536"):
         msce.preprocess(np.zeros((2, 16, 16, 3), np.uint8), msce.Frames(), pin_memory=False)
 

@@ -12,6 +12,7 @@ import os
 import numpy as np
 import torch
 
+from msce._native import C
 from msce.errors import TransformError
 from msce.io import cuda as _cuda
 from msce.io.batch import CropArg, FrameBatch, Target
@@ -133,26 +134,20 @@ def output_cache(limit_bytes: int | None = None, clear: bool = False) -> dict[st
     block to the system now. Returns the pool's counters: ``hits``, ``misses``, ``cached_bytes``,
     ``cached_blocks``, ``in_use_bytes`` and ``limit_bytes``.
     """
-    native = _native()
     if limit_bytes is not None:
         if isinstance(limit_bytes, bool) or not isinstance(limit_bytes, (int, np.integer)) or limit_bytes < 0:
             raise TransformError(f"output_cache: limit_bytes must be a non-negative integer (got {limit_bytes!r})")
-        native.output_pool_set_limit(int(limit_bytes))
+        C.output_pool_set_limit(int(limit_bytes))
     if clear:
-        native.output_pool_clear()
-    return dict(native.output_pool_stats())
-
-
-def _native():
-    from msce._native import C
-    return C
+        C.output_pool_clear()
+    return dict(C.output_pool_stats())
 
 
 def _empty_cpu(shape: tuple, dtype: torch.dtype, nbytes: int) -> torch.Tensor:
     """An uninitialised CPU tensor whose memory comes from msce's output pool (see output_cache)."""
     if nbytes == 0:
         return torch.empty(shape, dtype=dtype)
-    raw = torch.frombuffer(_native().OutputBuffer(nbytes), dtype=torch.uint8)
+    raw = torch.frombuffer(C.OutputBuffer(nbytes), dtype=torch.uint8)
     return raw.view(dtype).view(shape)
 
 
