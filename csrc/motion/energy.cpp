@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <exception>
 #include <string>
@@ -14,6 +15,35 @@ namespace msce {
 
 namespace {
 
+// Four floats in one register (GCC/Clang vector extension: SSE on x86-64, NEON on arm64).
+// The loops below process four pixels per step and reduce in a fixed order, so a result
+// does not depend on where a row starts or on the thread that computes it.
+typedef float f4 __attribute__((vector_size(16)));
+typedef int32_t i4 __attribute__((vector_size(16)));
+
+inline f4 load4(const float* p) {
+  f4 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store4(float* p, f4 v) { std::memcpy(p, &v, sizeof v); }
+inline f4 splat(float x) { return f4{x, x, x, x}; }
+inline float hsum(f4 v) { return (v[0] + v[1]) + (v[2] + v[3]); }
+#if defined(__clang__)
+#define MSCE_SHUFFLE4(a, b, i, j, k, l) __builtin_shufflevector(a, b, i, j, k, l)
+#else
+#define MSCE_SHUFFLE4(a, b, i, j, k, l) __builtin_shuffle(a, b, i4{i, j, k, l})
+#endif
+// m[r][c] -> m[c][r]
+inline void transpose4(f4 m[4]) {
+  const f4 t0 = MSCE_SHUFFLE4(m[0], m[1], 0, 4, 1, 5), t1 = MSCE_SHUFFLE4(m[0], m[1], 2, 6, 3, 7);
+  const f4 t2 = MSCE_SHUFFLE4(m[2], m[3], 0, 4, 1, 5), t3 = MSCE_SHUFFLE4(m[2], m[3], 2, 6, 3, 7);
+  m[0] = MSCE_SHUFFLE4(t0, t2, 0, 1, 4, 5);
+  m[1] = MSCE_SHUFFLE4(t0, t2, 2, 3, 6, 7);
+  m[2] = MSCE_SHUFFLE4(t1, t3, 0, 1, 4, 5);
+  m[3] = MSCE_SHUFFLE4(t1, t3, 2, 3, 6, 7);
+}
+
 // Luma, 5-tap binomial blur (edges clamped), then zero mean / unit variance.
 void prepare(const uint8_t* src, int h, int w, int channels, std::vector<float>& out, std::vector<float>& tmp) {
   const int64_t n = static_cast<int64_t>(h) * w;
@@ -22,7 +52,7 @@ void prepare(const uint8_t* src, int h, int w, int channels, std::vector<float>&
   if (channels == 3) {
     for (int64_t i = 0; i < n; ++i) {
       const uint8_t* p = src + 3 * i;
-      out[i] = (77.0f * p[0] + 150.0f * p[1] + 29.0f * p[2]) * (1.0f / 256.0f);
+      out[i] = static_cast<float>(77 * p[0] + 150 * p[1] + 29 * p[2]) * (1.0f / 256.0f);
     }
   } else {
     for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(src[i]);
@@ -31,32 +61,62 @@ void prepare(const uint8_t* src, int h, int w, int channels, std::vector<float>&
   for (int y = 0; y < h; ++y) {
     const float* row = out.data() + static_cast<int64_t>(y) * w;
     float* dst = tmp.data() + static_cast<int64_t>(y) * w;
-    for (int x = 0; x < w; ++x) {
-      if (x >= 2 && x + 2 < w) {
-        dst[x] = k[0] * row[x - 2] + k[1] * row[x - 1] + k[2] * row[x] + k[3] * row[x + 1] + k[4] * row[x + 2];
-        continue;
-      }
+    auto clamped = [&](int x) {
       float s = 0.0f;
       for (int d = -2; d <= 2; ++d) s += k[d + 2] * row[std::clamp(x + d, 0, w - 1)];
       dst[x] = s;
+    };
+    const int lo = std::min(2, w), hi = std::max(lo, w - 2);
+    for (int x = 0; x < lo; ++x) clamped(x);
+    for (int x = lo; x < hi; ++x) {
+      dst[x] = k[0] * row[x - 2] + k[1] * row[x - 1] + k[2] * row[x] + k[3] * row[x + 1] + k[4] * row[x + 2];
     }
+    for (int x = hi; x < w; ++x) clamped(x);
   }
+  double sum = 0.0, sum2 = 0.0;
   for (int y = 0; y < h; ++y) {
     const float* r[5];
     for (int d = -2; d <= 2; ++d) r[d + 2] = tmp.data() + static_cast<int64_t>(std::clamp(y + d, 0, h - 1)) * w;
     float* dst = out.data() + static_cast<int64_t>(y) * w;
     for (int x = 0; x < w; ++x) dst[x] = k[0] * r[0][x] + k[1] * r[1][x] + k[2] * r[2][x] + k[3] * r[3][x] + k[4] * r[4][x];
-  }
-  double sum = 0.0, sum2 = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    sum += out[i];
-    sum2 += static_cast<double>(out[i]) * out[i];
+    // row sums in float (a row's values are 0..255), the frame's in double
+    f4 s = splat(0.0f), s2 = splat(0.0f);
+    int x = 0;
+    for (; x + 4 <= w; x += 4) {
+      const f4 v = load4(dst + x);
+      s += v;
+      s2 += v * v;
+    }
+    float ts = hsum(s), ts2 = hsum(s2);
+    for (; x < w; ++x) {
+      ts += dst[x];
+      ts2 += dst[x] * dst[x];
+    }
+    sum += ts;
+    sum2 += ts2;
   }
   const double mean = sum / static_cast<double>(n);
   const double var = std::max(0.0, sum2 / static_cast<double>(n) - mean * mean);
   const float inv = var > 1e-12 ? static_cast<float>(1.0 / std::sqrt(var)) : 1.0f;
   const float m = static_cast<float>(mean);
   for (int64_t i = 0; i < n; ++i) out[i] = (out[i] - m) * inv;
+}
+
+// Sum of |a - b| over h rows of w values (a row in four float running sums, rows in double).
+double abs_diff_sum(const float* a, const float* b, int h, int w) {
+  double total = 0.0;
+  for (int y = 0; y < h; ++y, a += w, b += w) {
+    f4 s = splat(0.0f);
+    int x = 0;
+    for (; x + 4 <= w; x += 4) {
+      const f4 d = load4(a + x) - load4(b + x);
+      s += d < 0 ? -d : d;
+    }
+    float row = hsum(s);
+    for (; x < w; ++x) row += std::fabs(a[x] - b[x]);
+    total += row;
+  }
+  return total;
 }
 
 // 2x2 box average (odd last row/column dropped).
@@ -83,54 +143,124 @@ struct Affine {
   }
 };
 
-// Catmull-Rom weights for a sample at fraction f past tap 1 of taps 0..3.
-inline void cubic_weights(float f, float w[4]) {
-  const float f2 = f * f, f3 = f2 * f;
-  w[0] = 0.5f * (-f3 + 2.0f * f2 - f);
+// Catmull-Rom weights of taps 0..3 for samples at fractions f past tap 1 (one sample per lane).
+inline void cubic_weights(f4 f, f4 w[4]) {
+  const f4 f2 = f * f, f3 = f2 * f;
+  w[0] = 0.5f * (2.0f * f2 - f3 - f);
   w[1] = 0.5f * (3.0f * f3 - 5.0f * f2 + 2.0f);
-  w[2] = 0.5f * (-3.0f * f3 + 4.0f * f2 + f);
+  w[2] = 0.5f * (4.0f * f2 - 3.0f * f3 + f);
   w[3] = 0.5f * (f3 - f2);
+}
+
+// The frame with its edge pixels repeated kPad times on every side (row stride w + 2 kPad):
+// the taps of a clamped sample position are then all in the padded frame.
+constexpr int kPad = 2;
+void pad_edges(const std::vector<float>& src, int h, int w, std::vector<float>& dst) {
+  const int pw = w + 2 * kPad;
+  dst.resize(static_cast<size_t>(h + 2 * kPad) * pw);
+  for (int y = -kPad; y < h + kPad; ++y) {
+    const float* r = src.data() + static_cast<int64_t>(std::clamp(y, 0, h - 1)) * w;
+    float* d = dst.data() + static_cast<int64_t>(y + kPad) * pw;
+    for (int x = 0; x < kPad; ++x) d[x] = r[0];
+    std::memcpy(d + kPad, r, sizeof(float) * static_cast<size_t>(w));
+    for (int x = 0; x < kPad; ++x) d[kPad + w + x] = r[w - 1];
+  }
 }
 
 // dst(x) = src(x - g(x)): the previous frame moved by the head motion (Catmull-Rom
 // bicubic, edges clamped; bilinear would blur the moved frame and read as motion).
-void warp(const std::vector<float>& src, int h, int w, const Affine& g, std::vector<float>& dst,
-          std::vector<uint8_t>& valid) {
-  dst.resize(src.size());
-  valid.resize(src.size());
+// `padded`: src through pad_edges. Four pixels per step: positions, validity and weights
+// in the lanes; a pixel's 4x4 taps are four row vectors, weighted by rows, then by
+// columns, and summed as (c0 + c1) + (c2 + c3).
+void warp(const std::vector<float>& padded, int h, int w, const Affine& g, std::vector<float>& dst,
+          std::vector<float>& valid) {
+  dst.resize(static_cast<size_t>(h) * w);
+  valid.resize(static_cast<size_t>(h) * w);
   const double hw = 0.5 * w, hh = 0.5 * h;
+  const int pw = w + 2 * kPad;
+  const float wmax = static_cast<float>(w - 1), hmax = static_cast<float>(h - 1);
+  // tap (0, 0) of a sample whose integer position is (0, 0): one pixel up and left of it
+  const float* s = padded.data() + static_cast<int64_t>(kPad - 1) * pw + (kPad - 1);
+  const f4 lane = {0.0f, 1.0f, 2.0f, 3.0f};
   for (int y = 0; y < h; ++y) {
     const double cy = (y + 0.5 - hh) / hh;
     // source position = (x, y) - g(x, y): linear along the row
-    const double row_x = -(g.p[0] + g.p[1] * (0.5 - hw) / hw + g.p[2] * cy);
-    const double row_y = y - (g.p[3] + g.p[4] * (0.5 - hw) / hw + g.p[5] * cy);
-    const double step_x = 1.0 - g.p[1] / hw, step_y = -g.p[4] / hw;
+    const f4 row_x = splat(static_cast<float>(-(g.p[0] + g.p[1] * (0.5 - hw) / hw + g.p[2] * cy)));
+    const f4 row_y = splat(static_cast<float>(y - (g.p[3] + g.p[4] * (0.5 - hw) / hw + g.p[5] * cy)));
+    const f4 step_x = splat(static_cast<float>(1.0 - g.p[1] / hw)), step_y = splat(static_cast<float>(-g.p[4] / hw));
     float* out = dst.data() + static_cast<size_t>(y) * w;
-    uint8_t* ok = valid.data() + static_cast<size_t>(y) * w;
-    for (int x = 0; x < w; ++x) {
-      const double ux = row_x + step_x * x, uy = row_y + step_y * x;
+    float* ok = valid.data() + static_cast<size_t>(y) * w;
+    for (int x = 0; x < w; x += 4) {
+      const f4 xs = splat(static_cast<float>(x)) + lane;
+      const f4 ux = row_x + step_x * xs, uy = row_y + step_y * xs;
       // content that came from outside the frame has no counterpart: leave it out
-      ok[x] = ux >= 0.0 && ux <= w - 1.0 && uy >= 0.0 && uy <= h - 1.0;
-      const double sx = std::clamp(ux, 0.0, static_cast<double>(w - 1));
-      const double sy = std::clamp(uy, 0.0, static_cast<double>(h - 1));
-      const int ix = static_cast<int>(sx), iy = static_cast<int>(sy);
-      float wx[4], wy[4];
-      cubic_weights(static_cast<float>(sx - ix), wx);
-      cubic_weights(static_cast<float>(sy - iy), wy);
-      float v = 0.0f;
-      if (ix >= 1 && ix + 2 < w && iy >= 1 && iy + 2 < h) {
-        const float* r = src.data() + static_cast<int64_t>(iy - 1) * w + (ix - 1);
-        for (int j = 0; j < 4; ++j, r += w) v += wy[j] * (wx[0] * r[0] + wx[1] * r[1] + wx[2] * r[2] + wx[3] * r[3]);
+      const i4 in = (ux >= 0.0f) & (ux <= wmax) & (uy >= 0.0f) & (uy <= hmax);
+      const f4 sx = ux < 0.0f ? 0.0f : (ux > wmax ? wmax : ux);
+      const f4 sy = uy < 0.0f ? 0.0f : (uy > hmax ? hmax : uy);
+      const i4 ix = __builtin_convertvector(sx, i4), iy = __builtin_convertvector(sy, i4);
+      f4 wx[4], wy[4];
+      cubic_weights(sx - __builtin_convertvector(ix, f4), wx);
+      cubic_weights(sy - __builtin_convertvector(iy, f4), wy);
+      transpose4(wx);  // wx[l]: the column weights of pixel l
+      int32_t first[4];
+      const i4 offsets = iy * pw + ix;
+      std::memcpy(first, &offsets, sizeof first);
+      f4 c[4];
+#pragma GCC unroll 4
+      for (int l = 0; l < 4; ++l) {
+        const float* r = s + first[l];
+        f4 acc = splat(wy[0][l]) * load4(r);
+        acc += splat(wy[1][l]) * load4(r + pw);
+        acc += splat(wy[2][l]) * load4(r + 2 * pw);
+        acc += splat(wy[3][l]) * load4(r + 3 * pw);
+        c[l] = acc * wx[l];
+      }
+      transpose4(c);
+      const f4 v = (c[0] + c[1]) + (c[2] + c[3]);
+      const i4 one = (i4)splat(1.0f);
+      const f4 flags = (f4)(in & one);  // 1 or 0
+      if (x + 4 <= w) {
+        store4(out + x, v);
+        store4(ok + x, flags);
       } else {
-        for (int j = 0; j < 4; ++j) {
-          const float* row = src.data() + static_cast<int64_t>(std::clamp(iy - 1 + j, 0, h - 1)) * w;
-          float acc = 0.0f;
-          for (int i = 0; i < 4; ++i) acc += wx[i] * row[std::clamp(ix - 1 + i, 0, w - 1)];
-          v += wy[j] * acc;
+        for (int l = 0; l < w - x; ++l) {
+          out[x + l] = v[l];
+          ok[x + l] = flags[l];
         }
       }
-      out[x] = v;
     }
+  }
+}
+
+// Gradients of the mean frame on one row (its first `cols` pixels): central differences,
+// one-sided (halved) at the left and right edges of the frame; times `ok` (if given: 1 or 0
+// per pixel), so that an excluded pixel adds 0 to every sum.
+void gradient_row(const float* __restrict row, const float* __restrict up, const float* __restrict down, int w,
+                  int cols, const float* __restrict ok, float* __restrict dx, float* __restrict dy) {
+  const int inner = std::min(cols, w - 1);
+  dx[0] = 0.5f * (row[std::min(1, w - 1)] - row[0]);
+  for (int x = 1; x < inner; ++x) dx[x] = 0.5f * (row[x + 1] - row[x - 1]);
+  for (int x = std::max(inner, 1); x < cols; ++x) dx[x] = 0.5f * (row[w - 1] - row[x - 1]);
+  for (int x = 0; x < cols; ++x) dy[x] = 0.5f * (down[x] - up[x]);
+  if (ok) {
+    for (int x = 0; x < cols; ++x) {
+      dx[x] *= ok[x];
+      dy[x] *= ok[x];
+    }
+  }
+}
+
+// Adds one row's products to the per-column sums.
+void accumulate_row(const float* __restrict dx, const float* __restrict dy, const float* __restrict p0,
+                    const float* __restrict p1, int cols, float* __restrict cxx, float* __restrict cxy,
+                    float* __restrict cyy, float* __restrict cxt, float* __restrict cyt) {
+  for (int x = 0; x < cols; ++x) {
+    const float it = p1[x] - p0[x];
+    cxx[x] += dx[x] * dx[x];
+    cxy[x] += dx[x] * dy[x];
+    cyy[x] += dy[x] * dy[x];
+    cxt[x] += dx[x] * it;
+    cyt[x] += dy[x] * it;
   }
 }
 
@@ -145,7 +275,7 @@ struct Block {
 struct BlockGrid {
   int h = 0, w = 0, bs = 0, nbx = 0, nby = 0;
   std::vector<Block> blocks;
-  std::vector<float> mid;
+  std::vector<float> mid, gx, gy, cols5;  // work rows of solve()
   double lambda = 0.0;
 
   void init(int height, int width, int block) {
@@ -168,37 +298,51 @@ struct BlockGrid {
   // LK normal equations per block for the pair (i0, i1), gradients of their mean; the
   // regularized block flows; each block's corner strength.
   // `valid` (or null: all pixels) marks the pixels that take part.
-  void solve(const std::vector<float>& i0, const std::vector<float>& i1, const std::vector<uint8_t>* valid,
+  // The products are summed per column over a block row's rows (element-wise loops, which
+  // the compiler vectorizes), then per block over its columns, in that fixed order.
+  void solve(const std::vector<float>& i0, const std::vector<float>& i1, const std::vector<float>* valid,
              double regularization) {
-    for (size_t i = 0; i < mid.size(); ++i) mid[i] = 0.5f * (i0[i] + i1[i]);
-    for (Block& b : blocks) b.sxx = b.sxy = b.syy = b.sxt = b.syt = 0.0;
-    for (int y = 0; y < nby * bs; ++y) {
-      const float* row = mid.data() + static_cast<int64_t>(y) * w;
-      const float* up = mid.data() + static_cast<int64_t>(std::max(y - 1, 0)) * w;
-      const float* down = mid.data() + static_cast<int64_t>(std::min(y + 1, h - 1)) * w;
-      const float* p0 = i0.data() + static_cast<int64_t>(y) * w;
-      const float* p1 = i1.data() + static_cast<int64_t>(y) * w;
-      const uint8_t* ok = valid ? valid->data() + static_cast<int64_t>(y) * w : nullptr;
-      Block* brow = blocks.data() + static_cast<size_t>(y / bs) * nbx;
+    const int64_t n = static_cast<int64_t>(h) * w;
+    float* m = mid.data();
+    for (int64_t i = 0; i < n; ++i) m[i] = 0.5f * (i0[i] + i1[i]);
+    const int cols = nbx * bs;
+    cols5.assign(5 * static_cast<size_t>(cols), 0.0f);
+    gx.resize(cols);
+    gy.resize(cols);
+    float* cxx = cols5.data();
+    float* cxy = cxx + cols;
+    float* cyy = cxy + cols;
+    float* cxt = cyy + cols;
+    float* cyt = cxt + cols;
+    float* dx = gx.data();
+    float* dy = gy.data();
+    for (int by = 0; by < nby; ++by) {
+      std::fill(cols5.begin(), cols5.end(), 0.0f);
+      for (int y = by * bs; y < (by + 1) * bs; ++y) {
+        const float* row = m + static_cast<int64_t>(y) * w;
+        const float* up = m + static_cast<int64_t>(std::max(y - 1, 0)) * w;
+        const float* down = m + static_cast<int64_t>(std::min(y + 1, h - 1)) * w;
+        const float* p0 = i0.data() + static_cast<int64_t>(y) * w;
+        const float* p1 = i1.data() + static_cast<int64_t>(y) * w;
+        gradient_row(row, up, down, w, cols, valid ? valid->data() + static_cast<int64_t>(y) * w : nullptr, dx, dy);
+        accumulate_row(dx, dy, p0, p1, cols, cxx, cxy, cyy, cxt, cyt);
+      }
+      Block* brow = blocks.data() + static_cast<size_t>(by) * nbx;
       for (int bx = 0; bx < nbx; ++bx) {
         float sxx = 0, sxy = 0, syy = 0, sxt = 0, syt = 0;
         for (int x = bx * bs; x < (bx + 1) * bs; ++x) {
-          if (ok && !ok[x]) continue;
-          const float ix = 0.5f * (row[std::min(x + 1, w - 1)] - row[std::max(x - 1, 0)]);
-          const float iy = 0.5f * (down[x] - up[x]);
-          const float it = p1[x] - p0[x];
-          sxx += ix * ix;
-          sxy += ix * iy;
-          syy += iy * iy;
-          sxt += ix * it;
-          syt += iy * it;
+          sxx += cxx[x];
+          sxy += cxy[x];
+          syy += cyy[x];
+          sxt += cxt[x];
+          syt += cyt[x];
         }
         Block& b = brow[bx];
-        b.sxx += sxx;
-        b.sxy += sxy;
-        b.syy += syy;
-        b.sxt += sxt;
-        b.syt += syt;
+        b.sxx = sxx;
+        b.sxy = sxy;
+        b.syy = syy;
+        b.sxt = sxt;
+        b.syt = syt;
       }
     }
     double mean_trace = 0.0;
@@ -353,16 +497,15 @@ MotionCurves motion_energy(const uint8_t* frames, int64_t count, int height, int
     BlockGrid fine, half;
     fine.init(h, w, o.block);
     if (coarse) half.init(h / 2, w / 2, o.block);
-    std::vector<float> prev, cur, tmp, warped, prev_half, cur_half;
-    std::vector<uint8_t> valid;
+    std::vector<float> prev, cur, tmp, warped, prev_half, cur_half, prev_padded;
+    std::vector<float> valid;  // 1 where the moved frame has a source pixel, else 0
     const size_t top_k = std::max<size_t>(1, static_cast<size_t>(std::ceil(o.top_fraction * fine.blocks.size())));
     std::vector<double> mags(fine.blocks.size());
     prepare(frames + (begin - 1) * frame_bytes, h, w, channels, prev, tmp);
     if (coarse) halve(prev, h, w, prev_half);
     for (int64_t t = begin; t < end; ++t) {
       prepare(frames + t * frame_bytes, h, w, channels, cur, tmp);
-      double diff = 0.0;
-      for (int64_t i = 0; i < npix; ++i) diff += std::fabs(cur[i] - prev[i]);
+      const double diff = abs_diff_sum(cur.data(), prev.data(), h, w);
       // Head motion, coarse to fine: estimated at half size, then refined twice at full
       // size on the previous frame moved by the estimate so far (LK only sees small
       // displacements, and its linearization bias shrinks with each step).
@@ -371,7 +514,8 @@ MotionCurves motion_energy(const uint8_t* frames, int64_t count, int height, int
         halve(cur, h, w, cur_half);
         half.solve(prev_half, cur_half, nullptr, o.regularization);
         g = robust_fit(half.blocks).scaled(2.0);
-        warp(prev, h, w, g, warped, valid);
+        pad_edges(prev, h, w, prev_padded);
+        warp(prev_padded, h, w, g, warped, valid);
         fine.solve(warped, cur, &valid, o.regularization);
       } else {
         fine.solve(prev, cur, nullptr, o.regularization);
@@ -379,7 +523,7 @@ MotionCurves motion_energy(const uint8_t* frames, int64_t count, int height, int
       Affine dg = robust_fit(fine.blocks);
       if (coarse) {
         g = add(g, dg);
-        warp(prev, h, w, g, warped, valid);
+        warp(prev_padded, h, w, g, warped, valid);
         fine.solve(warped, cur, &valid, o.regularization);
         dg = robust_fit(fine.blocks);
       }
