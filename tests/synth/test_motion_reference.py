@@ -220,3 +220,13 @@ def test_motion_energy_is_the_same_for_any_thread_count():
         other = motion.motion_energy(frames, threads=threads)
         for key in one:
             np.testing.assert_array_equal(other[key], one[key])
+
+
+@pytest.mark.parametrize("h,w,block", [(10, 6, 2), (7, 9, 3), (24, 26, 4)])
+def test_motion_energy_matches_the_reference_on_tiny_frames(h, w, block):
+    # narrower than the warp's 4-pixel step, rows and blocks that do not fill the frame
+    frames = clip(h + 100 * w, h, w, n=4, rgb=False)
+    got = motion.motion_energy(frames, block=block, threads=1)
+    ref = ref_motion_energy(frames, block=block)
+    for key in ("difference", "global_dx", "global_dy", "energy"):
+        np.testing.assert_allclose(got[key], ref[key], rtol=1e-4, atol=2e-5, err_msg=key)
