@@ -339,6 +339,17 @@ void run_frame_list_host(const std::vector<Frame>& frames, std::vector<LoadJob>&
   }
 }
 
+// A load's counters (LoadStats) as the dict the Python layer reads.
+py::dict stats_dict(const LoadStats& st) {
+  py::dict d;
+  d["frames_decoded"] = st.frames_decoded;
+  d["frames_transformed"] = st.frames_transformed;
+  d["seeks"] = st.seeks;
+  d["decode_seconds"] = st.decode_seconds;
+  d["total_seconds"] = st.total_seconds;
+  return d;
+}
+
 #if defined(MSCE_HAVE_CUDA)
 struct CudaArray {
   void* ptr = nullptr;
@@ -395,15 +406,6 @@ std::vector<LoadJob> cuda_jobs(const py::list& jobs) {
   return out;
 }
 
-py::dict stats_dict(const LoadStats& st) {
-  py::dict d;
-  d["frames_decoded"] = st.frames_decoded;
-  d["frames_transformed"] = st.frames_transformed;
-  d["seeks"] = st.seeks;
-  d["decode_seconds"] = st.decode_seconds;
-  d["total_seconds"] = st.total_seconds;
-  return d;
-}
 #endif
 
 [[noreturn]] void no_cuda() {
@@ -702,13 +704,7 @@ PYBIND11_MODULE(_C, m) {
                py::gil_scoped_release release;
                st = run_load_jobs(r, native, threads);
              }
-             py::dict d;
-             d["frames_decoded"] = st.frames_decoded;
-             d["frames_transformed"] = st.frames_transformed;
-             d["seeks"] = st.seeks;
-             d["decode_seconds"] = st.decode_seconds;
-             d["total_seconds"] = st.total_seconds;
-             return d;
+             return stats_dict(st);
            },
            py::arg("jobs"), py::arg("threads") = 0);
 
@@ -952,13 +948,7 @@ PYBIND11_MODULE(_C, m) {
           py::gil_scoped_release release;
           st = face::decode_and_hold(r, hold, native, threads, *held);
         }
-        py::dict d;
-        d["frames_decoded"] = st.frames_decoded;
-        d["frames_transformed"] = st.frames_transformed;
-        d["seeks"] = st.seeks;
-        d["decode_seconds"] = st.decode_seconds;
-        d["total_seconds"] = st.total_seconds;
-        return py::make_tuple(py::cast(std::move(held)), d);
+        return py::make_tuple(py::cast(std::move(held)), stats_dict(st));
       },
       py::arg("reader"), py::arg("hold"), py::arg("jobs"), py::arg("threads") = 0);
   m.def(

@@ -182,6 +182,7 @@ void warp(const std::vector<float>& padded, int h, int w, const Affine& g, std::
   // tap (0, 0) of a sample whose integer position is (0, 0): one pixel up and left of it
   const float* s = padded.data() + static_cast<int64_t>(kPad - 1) * pw + (kPad - 1);
   const f4 lane = {0.0f, 1.0f, 2.0f, 3.0f};
+  const i4 one = (i4)splat(1.0f);  // the bits of 1.0f in every lane
   for (int y = 0; y < h; ++y) {
     const double cy = (y + 0.5 - hh) / hh;
     // source position = (x, y) - g(x, y): linear along the row
@@ -217,7 +218,6 @@ void warp(const std::vector<float>& padded, int h, int w, const Affine& g, std::
       }
       transpose4(c);
       const f4 v = (c[0] + c[1]) + (c[2] + c[3]);
-      const i4 one = (i4)splat(1.0f);
       const f4 flags = (f4)(in & one);  // 1 or 0
       if (x + 4 <= w) {
         store4(out + x, v);
@@ -306,7 +306,7 @@ struct BlockGrid {
     float* m = mid.data();
     for (int64_t i = 0; i < n; ++i) m[i] = 0.5f * (i0[i] + i1[i]);
     const int cols = nbx * bs;
-    cols5.assign(5 * static_cast<size_t>(cols), 0.0f);
+    cols5.resize(5 * static_cast<size_t>(cols));  // zeroed per block row below
     gx.resize(cols);
     gy.resize(cols);
     float* cxx = cols5.data();
