@@ -3,8 +3,9 @@
 Placeholders: ``<|image_pad|>`` / ``<|video_pad|>`` (Omni: ``<|IMAGE|>`` / ``<|VIDEO|>``)
 become ``t*h*w / merge_size**2`` pads of the part's grid; for Qwen3-VL a video becomes,
 per temporal patch, ``<{t:.1f} seconds><|vision_start|>`` + ``h*w/merge_size**2`` pads +
-``<|vision_end|>``, keeping the template's outer vision markers, as ``Qwen3VLProcessor``
-writes it. The time ``t`` of a temporal patch is the mean of its first and last frame time
+``<|vision_end|>``, as ``Qwen3VLProcessor`` writes it: transformers <= 5.24 keeps the
+template's outer vision markers around the whole video, 5.25 drops them (msce follows the
+installed version). The time ``t`` of a temporal patch is the mean of its first and last frame time
 (the last frame repeats when the count is odd).
 
 Targets (``backend.target()``, a VideoOrImage): clips through msce.QwenVL of the video path
@@ -144,6 +145,19 @@ class QwenFamily(TokenFamily):
     def target(self) -> Target:
         video = QwenVL(version=self.version, min_pixels=self.min_pixels, max_pixels=self.max_pixels)
         return VideoOrImage(video=video, image=self.image_target())
+
+    def collapses_video_wrapper(self) -> bool:
+        """Whether the HF processor drops the chat template's outer ``<|vision_start|>`` /
+        ``<|vision_end|>`` around a Qwen3-VL video (each frame carries its own pair): transformers
+        5.25 added this to ``Qwen3VLProcessor`` (its own ``get_text_with_replacements``); earlier
+        versions keep both. msce writes the prompt as the installed processor does."""
+        return self.version == "3" and "get_text_with_replacements" in vars(type(self.processor))
+
+    def expand(self, texts: Sequence[str], image_repl: Sequence[str], video_repl: Sequence[str]) -> list[str]:
+        if video_repl and self.collapses_video_wrapper():
+            wrapper = "<|vision_start|>" + self.video_token + "<|vision_end|>"
+            texts = [t.replace(wrapper, self.video_token) for t in texts]
+        return super().expand(texts, image_repl, video_repl)
 
     def with_pixel_dtype(self, target: Target, dtype: str) -> Target:
         # get_video_features / get_image_features start with pixel_values.type(self.visual.dtype)
