@@ -55,7 +55,9 @@ $(VENV)/.built: $(VENV)/.deps $(NATIVE_SOURCES)
 SAN_BUILD ?= build-sanitize
 SAN_TESTS ?= tests/native/test_decode.py tests/native/test_hardening.py tests/native/test_fuzz.py \
              tests/native/test_plan.py tests/native/test_pixel_math.py tests/native/test_output_pool.py \
-             tests/native/test_simd_paths.py tests/synth/test_motion_reference.py
+             tests/native/test_simd_paths.py tests/synth/test_motion_reference.py \
+             tests/synth/test_motion.py::test_motion_aware_load_decodes_the_clip_once \
+             tests/synth/test_motion.py::test_motion_aware_load_releases_the_clip_on_error
 sanitize: $(VENV)/.deps
 	cmake -S . -B $(SAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMSCE_SANITIZE=ON -DMSCE_CUDA=OFF \
 	  -DMSCE_BUILD_PYTHON=ON -DMSCE_BUILD_BENCH=OFF -DMSCE_NATIVE_ARCH=OFF -DPython_EXECUTABLE=$(abspath $(PY)) \

@@ -16,7 +16,10 @@ m = 1, 2, 4. Spotting: precision / recall / F1 at temporal IoU >= 0.5. Cost per 
 (median of repeats; wall and process CPU time), on the synthetic clips and on a 720p 5-s face
 clip: the motion pass = dense decode of the face crop at 96x96 (msce.load) + native motion
 energy (+ spotting and planning); against the full-resolution dense decode and the MSCE
-plan's decode into Qwen2.5-VL tensors.
+plan's decode into Qwen2.5-VL tensors. And the whole motion-aware load (analysis + load of
+its plan into Qwen2.5-VL tensors, analysis cache cleared each call) with the clip decoded
+once (held for both) and twice (``buffer_mb=0``), outputs checked equal before timing; on
+the 720p face clip also ``msce demo``'s cell (analysis and crop on the detected face).
 """
 
 from __future__ import annotations
@@ -48,9 +51,25 @@ def make_set(name: str, n: int, seed: int, force: bool, **spec_kw) -> tuple[Path
     return d, recs, (time.perf_counter() - t0) / n
 
 
-def cost_clip(path: Path, crop: tuple[int, int, int, int], size: int) -> dict:
+def _motion_aware_load(path: Path, crop, size: int, buffer_mb: float):
+    """msce.load_segments of a motion-aware MSCE plan into Qwen2.5-VL tensors, analysis
+    included (its cache cleared first); ``crop`` for both the analysis and the load."""
+    import msce
+    from msce import motion
+
+    def run():
+        motion._CACHE.clear()
+        spec = motion.motion_aware_gaps(1.0, 4, crop=crop, size=size, buffer_mb=buffer_mb)
+        return msce.load_segments(path, spec, msce.QwenVL("2.5"), crop=crop, pin_memory=False)
+
+    return run
+
+
+def cost_clip(path: Path, crop: tuple[int, int, int, int], size: int, face: bool = False) -> dict:
     """Median wall / CPU ms of each step of the motion pass on one clip, and of the decodes
     it is compared with."""
+    import torch
+
     import msce
     from msce import motion
 
@@ -68,6 +87,14 @@ def cost_clip(path: Path, crop: tuple[int, int, int, int], size: int) -> dict:
         "msce_qwen25": lambda: msce.load_segments(path, msce.plan.keyframes_with_gaps(1.0, 4), msce.QwenVL("2.5"),
                                                   pin_memory=False),
     }
+    for name, c in [("box", crop)] + ([("face", "face")] if face else []):
+        once, twice = _motion_aware_load(path, c, size, 512.0), _motion_aware_load(path, c, size, 0.0)
+        a, b = once(), twice()
+        if not (a[0].stats.get("shared_decode") and [x.plan.indices for x in a] == [x.plan.indices for x in b]
+                and all(torch.equal(x.data, y.data) for x, y in zip(a, b))):
+            raise SystemExit(f"{path}: the one-pass motion-aware load differs from the two-pass one ({name})")
+        cells[f"motion_aware_qwen25_{name}_one_pass"] = once
+        cells[f"motion_aware_qwen25_{name}_two_passes"] = twice
     out = {k: time_fn(fn, budget_s=2.0) for k, fn in cells.items()}
     return {"frames": int(meta.num_frames), "size": f"{meta.width}x{meta.height}",
             **{k: {"median_ms": v["median_ms"], "cpu_median_ms": v.get("cpu_median_ms")} for k, v in out.items()}}
@@ -85,7 +112,10 @@ def cost(directory: Path, records: list, clips: int, size: int) -> dict:
     try:
         from faces_bench import make_face_clip
 
-        out["face_720p_5s"] = cost_clip(make_face_clip("720p_5s"), (448, 120, 512, 480), size)
+        import importlib.util
+
+        has_face = importlib.util.find_spec("mediapipe") is not None
+        out["face_720p_5s"] = cost_clip(make_face_clip("720p_5s"), (448, 120, 512, 480), size, face=has_face)
     except ImportError as exc:  # PyAV or PIL missing: the synthetic numbers stand alone
         print(f"skipping the 720p clip: {exc}")
     return out
@@ -165,7 +195,7 @@ def main() -> int:
         print(f"cost on {clip} ({cells['frames']} frames, {cells['size']}), median ms wall / CPU:")
         for k, v in cells.items():
             if isinstance(v, dict):
-                print(f"  {k:24s} {v['median_ms']:8.1f} / {v['cpu_median_ms']:8.1f}")
+                print(f"  {k:38s} {v['median_ms']:8.1f} / {v['cpu_median_ms']:8.1f}")
     write_json(args.out, out)
     print(f"wrote {args.out}")
     return 0

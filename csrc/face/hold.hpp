@@ -1,9 +1,10 @@
 // Decode once, crop later: for crop="face" the crop boxes are known only after the face has
 // been found on a subsample, which needs the whole clip's detections (the smoother looks
 // both ways). Instead of decoding twice, one pass runs the small detection jobs as frames
-// arrive and holds the planned frames as decoded (their planes shared with the decoder's
-// output by reference: no copy, no colour conversion); the crop jobs then run on the held
-// frames through the same fused transform.
+// arrive and holds the planned frames as decoded (their planes copied as they are into one
+// reused block of msce's output pool, no colour conversion); the crop jobs then run on the
+// held frames through the same fused transform. The motion-aware plan holds a whole clip the
+// same way for its analysis and the load that follows.
 #pragma once
 
 #include <cstdint>

@@ -161,3 +161,25 @@ def test_track_alone_and_frames_in_memory_agree_with_load(face_clips):
     mem = msce.preprocess(decoded, SMALL, fps=25, crop=FaceCrop(detect_fps=5)).faces
     assert mem.stats["mode"] == "frames in memory" and len(mem) == len(clip.frames)
     assert min(ious(mem, clip.boxes["astronaut"])) >= 0.5
+
+
+def test_motion_aware_face_plan_decodes_once(face_clips):
+    """MSCE's demo cell: motion-aware gaps analysed on the face, then face crops. One decode
+    pass held for both equals the two-pass path (face tracks, plan and tensors)."""
+    from msce import motion
+
+    clip = face_clips("pan")
+
+    def run(buffer_mb):
+        motion._CACHE.clear()
+        spec = motion.motion_aware_gaps(1.0, 2, crop="face", buffer_mb=buffer_mb)
+        return msce.load_segments(clip.path, spec, msce.QwenVL("2.5"), crop="face")
+
+    two, one = run(0), run(512)
+    motion._CACHE.clear()
+    assert [s.plan.indices for s in one] == [s.plan.indices for s in two]
+    for a, b in zip(one, two):
+        assert a.stats["shared_decode"] and "shared_decode" not in b.stats
+        assert a.stats["faces"]["mode"] == "decoded clip held by the plan"
+        np.testing.assert_array_equal(a.faces.crops, b.faces.crops)
+        np.testing.assert_array_equal(a.data.numpy(), b.data.numpy())

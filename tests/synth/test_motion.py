@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 import msce
 from msce import motion
@@ -214,3 +215,60 @@ def test_motion_aware_gaps_with_load_segments(tmp_path):
     assert roles == ["keyframe", "gap", "keyframe", "gap", "keyframe"]
     (gap_frame,) = segs[3].indices
     assert spec.onset < gap_frame / spec.fps < spec.offset
+
+
+@needs_ffmpeg
+def test_motion_aware_load_decodes_the_clip_once(tmp_path):
+    """The analysis and the load share one decode pass (the clip held on the reader) when it
+    fits in buffer_mb; the tensors, plans and curve equal those of two separate passes."""
+    from msce.synth import generate_clip
+
+    spec = ClipSpec(seed=5, action="smile", onset=0.9, apex=1.02, offset=1.3, seconds=2.0, width=128, height=128)
+    path = tmp_path / "once.mp4"
+    rec = generate_clip(path, spec)
+    target = msce.Frames(size=(40, 40))
+
+    def load(buffer_mb, segments, reader=None):
+        motion._CACHE.clear()
+        spec_ = msce.motion.motion_aware_gaps(1.0, 2, crop=rec.crop(), size=48, buffer_mb=buffer_mb)
+        src = reader if reader is not None else path
+        out = msce.load_segments(src, spec_, target) if segments else [msce.load(src, spec_, target)]
+        return out, next(iter(motion._CACHE.values()))
+
+    for segments in (False, True):
+        two, curve_two = load(0, segments)
+        one, curve_one = load(512, segments)
+        assert [b.plan.indices for b in one] == [b.plan.indices for b in two]
+        for a, b in zip(one, two):
+            assert torch.equal(a.data, b.data)
+            assert a.stats.get("shared_decode") is True and "shared_decode" not in b.stats
+            assert a.stats["frames_decoded"] == spec.num_frames  # the single pass decoded the clip
+        np.testing.assert_array_equal(curve_one.energy, curve_two.energy)
+    # A reader the caller gave is released after the load, and reads on as before.
+    reader = msce.VideoReader(path)
+    (got,), _ = load(512, False, reader)
+    assert getattr(reader, "_held", None) is None and got.stats["shared_decode"]
+    again = msce.load(reader, msce.plan.at_indices(list(got.plan.indices)), target)
+    assert torch.equal(again.data, got.data) and "shared_decode" not in again.stats
+    # Too large for the buffer: the analysis decodes on its own (two passes).
+    (big,), _ = load(0.001, False)
+    assert "shared_decode" not in big.stats
+    with pytest.raises(PlanError, match="buffer_mb"):
+        msce.motion.motion_aware_gaps(1.0, 2, buffer_mb=-1)
+
+
+@needs_ffmpeg
+def test_motion_aware_load_releases_the_clip_on_error(tmp_path):
+    from msce.synth import generate_clip
+
+    spec = ClipSpec(seed=6, onset=0.5, apex=0.6, offset=0.8, seconds=1.2, width=96, height=96)
+    path = tmp_path / "err.mp4"
+    generate_clip(path, spec)
+    reader = msce.VideoReader(path)
+    motion._CACHE.clear()
+    with pytest.raises(TransformError):  # a crop box outside the frame, found after the analysis
+        msce.load(reader, msce.motion.motion_aware_gaps(1.0, 1, size=32), msce.Frames(size=(16, 16)),
+                  crop=(500, 500, 10, 10))
+    assert len(motion._CACHE) == 1  # the analysis ran on the held clip before the load failed
+    assert getattr(reader, "_held", None) is None
+    motion._CACHE.clear()

@@ -7,10 +7,11 @@
    crop boxes, which the fused transform uses like explicit boxes.
 
 When the planned frames fit in ``FaceCrop.buffer_mb`` the clip is decoded once: that pass
-writes the detection frames and holds the planned frames as decoded (planes shared with
-the decoder, no conversion; csrc/face/hold.hpp), which the fused transform then crops.
+writes the detection frames and holds the planned frames as decoded (planes copied into a
+reused output-pool block, no conversion; csrc/face/hold.hpp), which the fused transform then crops.
 Otherwise the clip is decoded twice (detection frames, then the crops), which keeps memory
-flat for long dense plans.
+flat for long dense plans. When the reader already holds the whole clip (the motion-aware
+plan's single pass, msce.io.jobs.hold_all) both steps run on those frames.
 """
 
 from __future__ import annotations
@@ -103,12 +104,6 @@ def _detect(frames: np.ndarray, det_indices: Sequence[int], meta: VideoMetadata,
     return track_
 
 
-def _held_bytes(meta: VideoMetadata, frames: int) -> float:
-    """Memory the decoded planned frames take when held (4:2:0 planes, else RGB24)."""
-    per_pixel = 1.5 if meta.pixel_format in ("yuv420p", "yuvj420p", "nv12") else 3.0
-    return frames * meta.height * meta.width * per_pixel
-
-
 def _detection_job(meta: VideoMetadata, plan: Plan, options: FaceCrop):
     from msce.io.jobs import allocate as _allocate
 
@@ -151,21 +146,28 @@ def load_faces(reader: VideoReader, plan: Plan, target: Target, options: FaceCro
                segments: bool = False) -> list[FrameBatch]:
     """The FrameBatch of ``plan`` (or one per ``plan.segments()``) with face crops."""
     from msce._native import C
-    from msce.io.jobs import allocate as _allocate
+    from msce.io.jobs import allocate as _allocate, held_bytes, held_frames
 
     t0 = time.perf_counter()
     meta = reader.metadata
     det_idx, det_job, det_batch = _detection_job(meta, plan, options)
     uniq = sorted(set(plan.indices))
-    buffered = _held_bytes(meta, len(uniq)) <= options.buffer_mb * 2 ** 20
-    if buffered:
-        held, decode = C.face_decode_and_hold(reader._native, uniq, [det_job], threads)
-        decode = dict(decode)
+    clip = held_frames(reader)
+    if clip is not None:  # the reader holds the decoded clip: no decode here
+        held, decode = clip[0], dict(clip[1], shared_decode=True)
+        C.face_run_held_jobs(held, [det_job], threads)
+        buffered, mode = True, "decoded clip held by the plan"
     else:
-        decode = dict(reader._native.run_jobs([det_job], threads))
+        buffered = held_bytes(meta, len(uniq)) <= options.buffer_mb * 2 ** 20
+        mode = "one decode pass" if buffered else "two decode passes"
+        if buffered:
+            held, decode = C.face_decode_and_hold(reader._native, uniq, [det_job], threads)
+            decode = dict(decode)
+        else:
+            decode = dict(reader._native.run_jobs([det_job], threads))
     t1 = time.perf_counter()
     faces = _detect(det_batch.data.numpy(), det_idx, meta, plan, options,
-                    {"mode": "one decode pass" if buffered else "two decode passes", "detect_decode_seconds": t1 - t0})
+                    {"mode": mode, "detect_decode_seconds": t1 - t0})
 
     jobs, batches = [], []
     start = 0

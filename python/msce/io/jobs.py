@@ -25,7 +25,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _DTYPES = {"uint8": torch.uint8, "float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
-__all__ = ["threads_arg", "pin", "crops_for", "allocate", "run", "to_device", "check_target",
+__all__ = ["threads_arg", "pin", "crops_for", "allocate", "run", "run_native", "held_bytes", "hold_all",
+           "held_frames", "release_held", "to_device", "check_target",
            "MAX_OUTPUT_BYTES_ENV", "DEFAULT_MAX_OUTPUT_BYTES", "max_output_bytes", "output_cache"]
 
 #: msce's choice: one output tensor (one load call's batch, one segment) may take at most this
@@ -186,12 +187,50 @@ def allocate(target: Target, plan: Plan, crops, meta: VideoMetadata, pin: bool,
     return job, batch
 
 
+# ---- one decode pass shared by several loads of one reader ------------------------------------
+# A plan that must look at every frame before it knows which ones it wants (the motion-aware
+# gaps) decodes the clip once, holds the decoded frames on the reader (planes copied into a
+# reused output-pool block, no conversion: csrc/face/hold.hpp) and lets its analysis load and the load that
+# follows run their jobs on them; the reader's last decode call stays that pass, so damage
+# flags are reported as usual.
+
+
+def held_bytes(meta: VideoMetadata, frames: int) -> float:
+    """Memory ``frames`` decoded frames take when held (4:2:0 planes, else RGB24)."""
+    per_pixel = 1.5 if meta.pixel_format in ("yuv420p", "yuvj420p", "nv12") else 3.0
+    return frames * meta.height * meta.width * per_pixel
+
+
+def hold_all(reader: VideoReader, threads: int) -> None:
+    """Decode every frame of ``reader`` once and hold them for the loads that follow."""
+    held, stats = C.face_decode_and_hold(reader._native, list(range(reader.metadata.num_frames)), [], threads)
+    reader._held = (held, dict(stats))
+
+
+def held_frames(reader: VideoReader):
+    """(held frames, stats of their decode pass) when ``reader`` holds its clip, else None."""
+    return getattr(reader, "_held", None)
+
+
+def release_held(reader: VideoReader) -> None:
+    reader._held = None
+
+
+def run_native(reader: VideoReader, jobs: list, threads: int) -> dict:
+    """Runs CPU jobs: on the frames ``reader`` holds, else in a decode pass of their own."""
+    held = held_frames(reader)
+    if held is None:
+        return dict(reader._native.run_jobs(jobs, threads))
+    C.face_run_held_jobs(held[0], jobs, threads)
+    return dict(held[1], shared_decode=True)
+
+
 def run(reader: VideoReader, plan: Plan, target: Target, crop: CropArg, threads: int,
-         pin_memory: bool | None, device: torch.device | None = None) -> FrameBatch:
+        pin_memory: bool | None, device: torch.device | None = None) -> FrameBatch:
     crops = crops_for(crop, plan, reader.metadata)
     job, batch = allocate(target, plan, crops, reader.metadata, pin(pin_memory), device)
     if device is None:
-        batch.stats = dict(reader._native.run_jobs([job], threads))
+        batch.stats = run_native(reader, [job], threads)
     else:
         batch.stats = _cuda.run_jobs(reader, [job], device, reader._seek_threshold)
     record_damage(reader, [batch], batch.stats)

@@ -3,7 +3,10 @@
 ``load(path, plan, target)`` decodes only the planned frames (seeking when that skips
 work, never past the last one), transforms each frame on a thread pool as soon as it is
 decoded, and writes it straight into its slot of the output tensor: a clip is never held
-decoded in memory. The GIL is released for the whole native call.
+decoded in memory, except where holding decoded frames (under a memory limit) saves a
+second decode pass: ``crop="face"`` holds the planned frames (``FaceCrop.buffer_mb``) and
+``motion_aware_gaps`` the whole clip for its analysis and the load
+(``MotionAwareGaps.buffer_mb``). The GIL is released for the whole native call.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from msce.errors import ConfigError, TransformError
 from msce.io import cuda as _cuda
 from msce.io.batch import CropArg, FrameBatch, Target
 from msce.io.damage import DEFAULT_ON_DAMAGE, apply_on_damage, check_on_damage, record_damage
-from msce.io.jobs import allocate, check_target, crops_for, pin, run, threads_arg, to_device
+from msce.io.jobs import (allocate, check_target, crops_for, pin, release_held, run, run_native, threads_arg,
+                          to_device)
 from msce.io.metadata import VideoMetadata
 from msce.io.reader import VideoReader, stream_arg
 from msce.plan import Plan, PlanSpec, at_indices, resolve
@@ -102,8 +106,12 @@ def load(path: str | os.PathLike | VideoReader, plan: PlanSpec | Plan, target: T
                               segments=False)
     if done is not None:
         return done[0]
-    reader, p, dev = video
-    batches = [run(reader, p, target, crop, threads_arg(threads), pin_memory, dev)]
+    reader, p, dev, held = video
+    try:
+        batches = [run(reader, p, target, crop, threads_arg(threads), pin_memory, dev)]
+    finally:
+        if held:
+            release_held(reader)
     apply_on_damage(reader.path, batches, on_damage)
     return batches[0]
 
@@ -111,7 +119,8 @@ def load(path: str | os.PathLike | VideoReader, plan: PlanSpec | Plan, target: T
 def _load_start(path, plan, target, crop, threads, pin_memory, device, on_damage, stream, segments: bool):
     """What load and load_segments share: the checks, then (batches, None) for a frame folder
     or a crop provider (damage applied, on the device), else (None, (reader, resolved plan,
-    device)) for the caller's own decode of the video."""
+    device, held)) for the caller's own decode of the video; ``held``: this call made the
+    reader hold its decoded clip (a plan's ``decode_once`` hook), which the caller releases."""
     check_target(target)
     check_on_damage(on_damage)
     folder = _as_folder(path)
@@ -121,13 +130,26 @@ def _load_start(path, plan, target, crop, threads, pin_memory, device, on_damage
         return _load_folder(folder, plan, target, crop, threads, pin_memory, device, segments=segments), None
     dev = _cuda.resolve_device(device)
     reader = _open(path, threads, stream)
-    p = resolve(plan, reader.metadata)
-    mode = _provider_for(crop)
-    if mode is None:
-        return None, (reader, p, dev)
-    provider, options = mode
-    batches = provider.load(reader, p, target, options, threads_arg(threads), pin(pin_memory) or dev is not None,
-                            segments=segments)
+    held = False
+    try:
+        # A plan that analyses every frame first (motion-aware gaps) may decode the clip once
+        # for its analysis and for this load (CPU loads only; see MotionAwareGaps.decode_once).
+        decode_once = getattr(plan, "decode_once", None)
+        if dev is None and callable(decode_once) and getattr(reader, "_held", None) is None:
+            held = bool(decode_once(reader, threads_arg(threads)))
+        p = resolve(plan, reader.metadata)
+        mode = _provider_for(crop)
+        if mode is None:
+            return None, (reader, p, dev, held)
+        provider, options = mode
+        batches = provider.load(reader, p, target, options, threads_arg(threads),
+                                pin(pin_memory) or dev is not None, segments=segments)
+    except BaseException:
+        if held:
+            release_held(reader)
+        raise
+    if held:
+        release_held(reader)
     record_damage(reader, batches, batches[0].stats if batches else {})
     apply_on_damage(reader.path, batches, on_damage)
     return to_device(batches, dev), None
@@ -183,20 +205,24 @@ def load_segments(path: str | os.PathLike | VideoReader, plan: PlanSpec | Plan, 
                               segments=True)
     if done is not None:
         return done
-    reader, p, dev = video
-    crops = crops_for(crop, p, reader.metadata)
-    jobs, batches = [], []
-    start = 0
-    for seg in p.segments():
-        seg_crops = crops[start:start + len(seg)] if crops else None
-        start += len(seg)
-        job, batch = allocate(target, seg, seg_crops, reader.metadata, pin(pin_memory), dev)
-        jobs.append(job)
-        batches.append(batch)
-    if dev is None:
-        stats = dict(reader._native.run_jobs(jobs, threads_arg(threads)))
-    else:
-        stats = _cuda.run_jobs(reader, jobs, dev, reader._seek_threshold)
+    reader, p, dev, held = video
+    try:
+        crops = crops_for(crop, p, reader.metadata)
+        jobs, batches = [], []
+        start = 0
+        for seg in p.segments():
+            seg_crops = crops[start:start + len(seg)] if crops else None
+            start += len(seg)
+            job, batch = allocate(target, seg, seg_crops, reader.metadata, pin(pin_memory), dev)
+            jobs.append(job)
+            batches.append(batch)
+        if dev is None:
+            stats = run_native(reader, jobs, threads_arg(threads))
+        else:
+            stats = _cuda.run_jobs(reader, jobs, dev, reader._seek_threshold)
+    finally:
+        if held:
+            release_held(reader)
     for b in batches:
         b.stats = stats
     record_damage(reader, batches, stats)

@@ -260,23 +260,31 @@ _CACHE: OrderedDict = OrderedDict()
 _CACHE_SIZE = 32
 
 
-def _cached_analyze(path: str, crop: Any, size: tuple[int, int], threads: int | None,
-                    stream: int | None = None) -> MotionCurve:
-    """analyze(path, ...) memoized per file version, crop, size and video stream."""
+def _cache_key(path: str, crop: Any, size: tuple[int, int], stream: int | None) -> tuple | None:
+    """The analysis cache's key: file version, crop, size and video stream (None: no file)."""
     try:
         st = os.stat(path)
-        key: tuple | None = (os.path.abspath(path), st.st_mtime_ns, st.st_size, repr(crop), size, stream)
     except OSError:
-        key = None
-    if key is not None and key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
-    curve = analyze(path, crop=crop, size=size, threads=threads, stream=stream)
+        return None
+    return (os.path.abspath(path), st.st_mtime_ns, st.st_size, repr(crop), size, stream)
+
+
+def _remember(key: tuple | None, curve: MotionCurve) -> MotionCurve:
     if key is not None:
         _CACHE[key] = curve
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
     return curve
+
+
+def _cached_analyze(path: str, crop: Any, size: tuple[int, int], threads: int | None,
+                    stream: int | None = None) -> MotionCurve:
+    """analyze(path, ...) memoized per file version, crop, size and video stream."""
+    key = _cache_key(path, crop, size, stream)
+    if key is not None and key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    return _remember(key, analyze(path, crop=crop, size=size, threads=threads, stream=stream))
 
 
 def _jsonable(crop: Any) -> Any:
@@ -293,12 +301,19 @@ class MotionAwareGaps(PlanSpec):
     docstring). ``resolve(meta, motion=None)``: the motion is, in order, the ``motion``
     argument, the ``motion`` given to the constructor, or :func:`analyze` of
     ``meta.path`` (with ``crop`` and ``size``; cached per file), so the spec also works
-    where a plain ``spec.resolve(meta)`` is called (``msce.load``, ``load_segments``)."""
+    where a plain ``spec.resolve(meta)`` is called (``msce.load``, ``load_segments``).
+
+    In ``msce.load`` / ``load_segments`` on the CPU, when the analysis is not cached yet and
+    the whole clip fits in ``buffer_mb`` MiB as decoded (H*W*1.5 bytes a frame for 4:2:0;
+    msce's default 512, 0 = never), the clip is decoded once: the decoded frames are held
+    while the analysis runs on them, and the load then transforms its planned frames from
+    them (the same tensors as two passes; ``batch.stats["shared_decode"]``). Otherwise the
+    analysis decodes the clip on its own and the load decodes it again."""
 
     def __init__(self, keyframe_fps: float = 1.0, gap_frames: int = 4, crop: Any = None,
                  size: int | Sequence[int] = DEFAULT_SIZE, options: SpotOptions | dict | None = None,
                  separation_s: float = 0.08, motion: MotionCurve | np.ndarray | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, buffer_mb: float = 512.0):
         self.keyframe_fps = _positive("keyframe_fps", keyframe_fps)
         if isinstance(gap_frames, bool) or not isinstance(gap_frames, int) or gap_frames < 0:
             raise PlanError(f"gap_frames must be a non-negative integer (got {gap_frames!r})")
@@ -315,6 +330,31 @@ class MotionAwareGaps(PlanSpec):
         self.separation_s = sep
         self.motion = motion
         self.threads = threads
+        self.buffer_mb = number("motion_aware_gaps", "buffer_mb", buffer_mb, lo=0.0, lo_open=False, error=PlanError)
+
+    def decode_once(self, reader: Any, threads: int) -> bool:
+        """msce.load's hook: when this plan will analyse ``reader``'s clip and the clip fits in
+        ``buffer_mb``, decode it once, hold it on the reader, run the analysis on the held
+        frames (cached like any analysis) and return True; the load then runs on the same
+        frames and releases them. False: nothing held (motion given or cached, too large)."""
+        from msce.io.jobs import held_bytes, hold_all, release_held
+
+        if self.motion is not None or self.buffer_mb <= 0:
+            return False
+        meta = reader.metadata
+        stream = meta.stream if meta.stream >= 0 else None
+        key = _cache_key(meta.path, self.crop, self.size, stream)
+        if key is None or key in _CACHE or meta.num_frames < 1:
+            return False
+        if held_bytes(meta, meta.num_frames) > self.buffer_mb * 2 ** 20:
+            return False
+        hold_all(reader, threads)
+        try:
+            _remember(key, analyze(reader, crop=self.crop, size=self.size, threads=self.threads, stream=stream))
+        except BaseException:
+            release_held(reader)
+            raise
+        return True
 
     def _energy(self, meta: VideoMetadata, motion: MotionCurve | np.ndarray | None) -> tuple[np.ndarray, dict]:
         m = motion if motion is not None else self.motion
