@@ -183,3 +183,20 @@ def test_motion_aware_face_plan_decodes_once(face_clips):
         assert a.stats["faces"]["mode"] == "decoded clip held by the plan"
         np.testing.assert_array_equal(a.faces.crops, b.faces.crops)
         np.testing.assert_array_equal(a.data.numpy(), b.data.numpy())
+
+
+def test_blazeface_closes_quietly_at_exit():
+    """mediapipe imported before the first detector: the detectors (shared, collected,
+    closed) must close before mediapipe's executor stops, with nothing printed at exit."""
+    import subprocess
+    import sys
+
+    code = ("import mediapipe, numpy as np\n"
+            "from msce.faces import BlazeFace, get_detector\n"
+            "get_detector('blazeface').detect(np.zeros((1, 64, 64, 3), np.uint8))\n"
+            "gone = BlazeFace(); gone.detect(np.zeros((1, 32, 32, 3), np.uint8)); del gone\n"
+            "closed = BlazeFace(); closed.close()\n"
+            "print('done')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip().endswith("done"), r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr[-2000:]

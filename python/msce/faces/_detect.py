@@ -89,6 +89,19 @@ def _need(module: str, extra: str = "faces"):
         raise FaceError(f"this face detector needs the {module!r} package: pip install 'msce[{extra}]' ({exc})") from exc
 
 
+def _close_before_thread_shutdown(finalizer: weakref.finalize) -> None:
+    """Runs ``finalizer`` among the threading module's exit hooks (which run in reverse order
+    of registration, so before those of executors made earlier), else at normal atexit."""
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:
+        return
+    try:
+        register(finalizer)  # calling a finalizer again after it ran is a no-op
+        finalizer.atexit = False
+    except RuntimeError:  # already shutting down: leave it to atexit
+        pass
+
+
 # ---- BlazeFace ---------------------------------------------------------------------------------
 class BlazeFace:
     """MediaPipe BlazeFace short-range detector (the default).
@@ -118,8 +131,12 @@ class BlazeFace:
             min_detection_confidence=self.min_score, min_suppression_threshold=self.nms_iou)
         self._task = vision.FaceDetector.create_from_options(options)
         self._lock = threading.Lock()
-        # Close the native task before interpreter teardown (its __del__ fails late at exit).
+        # Close the native task when this object goes, or at exit while mediapipe can still do it:
+        # its calls run on a ThreadPoolExecutor, which refuses work once the threading module's
+        # exit hooks have run, i.e. before any atexit hook (a plain weakref.finalize closed it too
+        # late whenever mediapipe was imported before the first detector: a traceback at exit).
         self._finalizer = weakref.finalize(self, self._task.close)
+        _close_before_thread_shutdown(self._finalizer)
 
     def close(self) -> None:
         self._finalizer()
