@@ -272,3 +272,27 @@ def test_motion_aware_load_releases_the_clip_on_error(tmp_path):
     assert len(motion._CACHE) == 1  # the analysis ran on the held clip before the load failed
     assert getattr(reader, "_held", None) is None
     motion._CACHE.clear()
+
+
+@needs_ffmpeg
+def test_msce_keyframe_controls_share_the_motion_decode(tmp_path):
+    """The MSCE controls load only the keyframes of a motion-aware plan; the wrapper passes the
+    one-pass hook on, so they decode once too, with the keyframes of the two-pass path."""
+    from msce.models.strategies.msce import _KeyframesOf
+    from msce.synth import generate_clip
+
+    spec = ClipSpec(seed=7, onset=0.6, apex=0.7, offset=0.9, seconds=2.0, width=96, height=96)
+    path = tmp_path / "kf.mp4"
+    rec = generate_clip(path, spec)
+    out = {}
+    for mb in (0, 512):
+        motion._CACHE.clear()
+        out[mb] = msce.load_segments(path, _KeyframesOf(msce.motion.motion_aware_gaps(1.0, 2, crop=rec.crop(),
+                                                                                      buffer_mb=mb)),
+                                     msce.Frames(size=(24, 24)))
+    motion._CACHE.clear()
+    assert [s.indices for s in out[512]] == [s.indices for s in out[0]]
+    assert out[512][0].plan.spec["gaps_with_frames"] == out[0][0].plan.spec["gaps_with_frames"]
+    assert out[512][0].stats.get("shared_decode") is True and "shared_decode" not in out[0][0].stats
+    for a, b in zip(out[512], out[0]):
+        assert torch.equal(a.data, b.data)

@@ -179,6 +179,11 @@ class _KeyframesOf(PlanSpec):
     def __init__(self, inner: PlanSpec):
         self.inner = inner
 
+    def decode_once(self, reader: Any, threads: int) -> bool:
+        """The inner plan's one-pass hook (msce.motion.MotionAwareGaps.decode_once), if any."""
+        hook = getattr(self.inner, "decode_once", None)
+        return bool(hook(reader, threads)) if callable(hook) else False
+
     def resolve(self, meta: Any) -> Plan:
         full = self.inner.resolve(meta)
         kf = full.keyframes()
