@@ -178,6 +178,9 @@ def test_motion_aware_face_plan_decodes_once(face_clips):
     two, one = run(0), run(512)
     motion._CACHE.clear()
     assert [s.plan.indices for s in one] == [s.plan.indices for s in two]
+    # The load's detection frames that the analysis already detected (the keyframes) are not
+    # detected again: the same frame at the same size, the same detections.
+    assert one[0].stats["faces"]["detect_reused"] > 0 and "detect_reused" not in two[0].stats["faces"]
     for a, b in zip(one, two):
         assert a.stats["shared_decode"] and "shared_decode" not in b.stats
         assert a.stats["faces"]["mode"] == "decoded clip held by the plan"

@@ -18,11 +18,15 @@ import argparse
 import html
 import json
 import time
+from pathlib import Path
+
+import numpy as np
+
 from msce import plan
+from msce.faces import get_detector
 from msce.io import load
 from msce.motion import motion_aware_gaps
 from msce.targets import QwenVL
-from pathlib import Path
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
@@ -51,7 +55,7 @@ def _backend(args: argparse.Namespace, workdir: Path):
     return get_backend("transformers", model=str(path), device="cpu", dtype="float32"), True
 
 
-def _pipeline_table(console, clip: Path, threads: int | None) -> list[dict]:
+def _pipeline_table(console, clip: Path, threads: int | None) -> tuple[list[dict], float]:
     from rich.table import Table
 
 
@@ -68,6 +72,12 @@ def _pipeline_table(console, clip: Path, threads: int | None) -> list[dict]:
     table = Table(title=f"decode -> Qwen2.5-VL tensors ({clip.name})")
     for col in ("plan", "frames", "indices", "grid_thw", "LLM tokens", "ms"):
         table.add_column(col)
+    # The face detector is made once per process: load it (and run it once) before the timed
+    # calls, and report that time on its own line rather than inside the first face-crop row.
+    t0 = time.perf_counter()
+    detector = get_detector("blazeface")
+    detector.detect(np.zeros((1, 64, 64, 3), dtype=np.uint8))
+    load_ms = (time.perf_counter() - t0) * 1000
     for name, spec, crop in cases:
         t0 = time.perf_counter()
         batch = load(clip, spec, target, crop=crop, threads=threads)
@@ -78,7 +88,9 @@ def _pipeline_table(console, clip: Path, threads: int | None) -> list[dict]:
         rows.append({"plan": name, "frames": len(batch), "indices": idx, "grid_thw": batch.grid_thw[0].tolist(),
                      "tokens": batch.num_tokens, "ms": round(ms, 1)})
     console.print(table)
-    return rows
+    console.print(f"face detector ({detector.name}) loaded and run once before these calls: {load_ms:.0f} ms, "
+                  "once per process; each row is one call, the motion-aware row including its motion analysis")
+    return rows, load_ms
 
 
 def _run_strategies(console, backend, clips: list, labels, cache_path: Path, tiny: bool) -> list[dict]:
@@ -113,7 +125,8 @@ def _run_strategies(console, backend, clips: list, labels, cache_path: Path, tin
     return out
 
 
-def _report(path: Path, coverage_html: str, pipeline: list[dict], runs: list[dict], tiny: bool) -> None:
+def _report(path: Path, coverage_html: str, pipeline: list[dict], detector_ms: float, runs: list[dict],
+            tiny: bool) -> None:
     esc = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>msce demo</title><style>"
              "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
@@ -130,7 +143,9 @@ def _report(path: Path, coverage_html: str, pipeline: list[dict], runs: list[dic
     for r in pipeline:
         parts.append(f"<tr><td>{esc(r['plan'])}</td><td>{r['frames']}</td><td>{r['grid_thw']}</td>"
                      f"<td>{r['tokens']}</td><td>{r['ms']}</td></tr>")
-    parts.append("</table><h2>Strategies: prompts and answers</h2>")
+    parts.append(f"</table><p>One call per row. The face detector was loaded and run once before them "
+                 f"({detector_ms:.0f} ms, once per process); the motion-aware row includes its motion "
+                 f"analysis.</p><h2>Strategies: prompts and answers</h2>")
     for r in runs:
         res = r["result"]
         parts.append(f"<h3>{esc(r['clip'])} — {esc(r['strategy'])} (true: {esc(r['label'])}, parsed: "
@@ -158,7 +173,7 @@ def _run(args: argparse.Namespace) -> int:
     clips = [{"path": str(Path(cov["paths"]["clips"]) / r["video"]), "label": r["emotion"]}
              for r in _records(Path(cov["paths"]["clips"]))]
     console.rule("[bold]2. decode -> token-ready tensors")
-    pipeline = _pipeline_table(console, Path(clips[0]["path"]), args.threads)
+    pipeline, detector_ms = _pipeline_table(console, Path(clips[0]["path"]), args.threads)
     console.rule("[bold]3. strategies through a VLM")
     backend, tiny = _backend(args, out)  # the tiny model is rebuilt identically (seeded) on every run
     if tiny:
@@ -167,7 +182,7 @@ def _run(args: argparse.Namespace) -> int:
                       "real model.[/]")
     runs = _run_strategies(console, backend, clips[: args.vlm_clips], MAFW, out / "responses.sqlite", tiny)
     report = out / "demo_report.html"
-    _report(report, cov["html"], pipeline, runs, tiny)
+    _report(report, cov["html"], pipeline, detector_ms, runs, tiny)
     (out / "demo_runs.json").write_text(json.dumps(runs, indent=1, default=str))
     console.print(f"report: {report}   ({time.perf_counter() - t_start:.0f} s in all)")
     return 0

@@ -71,17 +71,38 @@ def detection_size(height: int, width: int, long_side: int) -> tuple[int, int]:
     return max(1, round(height * s)), max(1, round(width * s))
 
 
+def _run_detector(detector: Any, frames: np.ndarray, det_indices: Sequence[int], memo: dict | None) -> tuple[list, int]:
+    """The detector's results for ``frames`` (source frames ``det_indices``) and how many came
+    from ``memo`` (a held clip's: the same frame at the same size gave them before)."""
+    def checked(found: list, n: int) -> list:
+        if len(found) != n:
+            raise FaceError(f"detector {getattr(detector, 'name', detector)!r} returned {len(found)} results "
+                            f"for {n} frames")
+        return found
+
+    if memo is None:
+        return checked(detector.detect(frames), len(det_indices)), 0
+    owner, seen = memo.setdefault(id(detector), (detector, {}))
+    if owner is not detector:  # another object at a reused address: start its own memo
+        owner, seen = memo[id(detector)] = (detector, {})
+    size = tuple(frames.shape[1:3])
+    todo = [k for k, i in enumerate(det_indices) if (int(i), size) not in seen]
+    if todo:
+        for k, faces in zip(todo, checked(detector.detect(frames[todo]), len(todo))):
+            seen[(int(det_indices[k]), size)] = faces
+    return [seen[(int(i), size)] for i in det_indices], len(det_indices) - len(todo)
+
+
 def _detect(frames: np.ndarray, det_indices: Sequence[int], meta: VideoMetadata, plan: Plan,
-            options: FaceCrop, extra_stats: dict) -> FaceTrack:
+            options: FaceCrop, extra_stats: dict, memo: dict | None = None) -> FaceTrack:
     detector = get_detector(options.detector)
     h, w = frames.shape[1:3]
     sx, sy = meta.width / w, meta.height / h
     t0 = time.perf_counter()
-    found = detector.detect(frames)
+    found, reused = _run_detector(detector, frames, det_indices, memo)
     seconds = time.perf_counter() - t0
-    if len(found) != len(det_indices):
-        raise FaceError(f"detector {getattr(detector, 'name', detector)!r} returned {len(found)} results "
-                        f"for {len(det_indices)} frames")
+    if reused:
+        extra_stats = {**extra_stats, "detect_reused": reused}
     scale = np.array([sx, sy])
     detections = []
     for idx, faces in zip(det_indices, found):
@@ -95,7 +116,7 @@ def _detect(frames: np.ndarray, det_indices: Sequence[int], meta: VideoMetadata,
     n = len(det_indices)
     stats = {"detector": getattr(detector, "name", type(detector).__name__), "detect_frames": n,
              "detect_size": [int(h), int(w)], "detect_seconds": seconds,
-             "detect_ms_per_frame": 1000.0 * seconds / max(n, 1), **extra_stats}
+             "detect_ms_per_frame": 1000.0 * seconds / max(n - reused, 1), **extra_stats}
     t1 = time.perf_counter()
     track_ = track_detections(detections, plan.indices, [meta.timestamps[i] for i in plan.indices],
                               (meta.height, meta.width), tuple(detector.landmark_names), options,
@@ -153,8 +174,9 @@ def load_faces(reader: VideoReader, plan: Plan, target: Target, options: FaceCro
     det_idx, det_job, det_batch = _detection_job(meta, plan, options)
     uniq = sorted(set(plan.indices))
     clip = held_frames(reader)
+    memo = None
     if clip is not None:  # the reader holds the decoded clip: no decode here
-        held, decode = clip[0], dict(clip[1], shared_decode=True)
+        held, decode, memo = clip.frames, dict(clip.stats, shared_decode=True), clip.detections
         C.face_run_held_jobs(held, [det_job], threads)
         buffered, mode = True, "decoded clip held by the plan"
     else:
@@ -167,7 +189,7 @@ def load_faces(reader: VideoReader, plan: Plan, target: Target, options: FaceCro
             decode = dict(reader._native.run_jobs([det_job], threads))
     t1 = time.perf_counter()
     faces = _detect(det_batch.data.numpy(), det_idx, meta, plan, options,
-                    {"mode": mode, "detect_decode_seconds": t1 - t0})
+                    {"mode": mode, "detect_decode_seconds": t1 - t0}, memo)
 
     jobs, batches = [], []
     start = 0

@@ -4,7 +4,7 @@ and its native job, running the job, and moving CPU-made batches to a device."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import math
 import os
@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _DTYPES = {"uint8": torch.uint8, "float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
-__all__ = ["threads_arg", "pin", "crops_for", "allocate", "run", "run_native", "held_bytes", "hold_all",
+__all__ = ["threads_arg", "pin", "crops_for", "allocate", "run", "run_native", "held_bytes", "HeldClip", "hold_all",
            "held_frames", "release_held", "to_device", "check_target",
            "MAX_OUTPUT_BYTES_ENV", "DEFAULT_MAX_OUTPUT_BYTES", "max_output_bytes", "output_cache"]
 
@@ -201,14 +201,25 @@ def held_bytes(meta: VideoMetadata, frames: int) -> float:
     return frames * meta.height * meta.width * per_pixel
 
 
+class HeldClip(NamedTuple):
+    """A clip decoded once and held on its reader: the native frames, the stats of their
+    decode pass, and ``detections``, a memo the face-crop loads on these frames share (per
+    detector object: (frame index, detection size) -> that frame's detections), so a frame
+    detected by the analysis is not detected again by the load that follows."""
+
+    frames: Any
+    stats: dict
+    detections: dict
+
+
 def hold_all(reader: VideoReader, threads: int) -> None:
     """Decode every frame of ``reader`` once and hold them for the loads that follow."""
     held, stats = C.face_decode_and_hold(reader._native, list(range(reader.metadata.num_frames)), [], threads)
-    reader._held = (held, dict(stats))
+    reader._held = HeldClip(held, dict(stats), {})
 
 
-def held_frames(reader: VideoReader):
-    """(held frames, stats of their decode pass) when ``reader`` holds its clip, else None."""
+def held_frames(reader: VideoReader) -> HeldClip | None:
+    """The clip ``reader`` holds, else None."""
     return getattr(reader, "_held", None)
 
 
@@ -221,8 +232,8 @@ def run_native(reader: VideoReader, jobs: list, threads: int) -> dict:
     held = held_frames(reader)
     if held is None:
         return dict(reader._native.run_jobs(jobs, threads))
-    C.face_run_held_jobs(held[0], jobs, threads)
-    return dict(held[1], shared_decode=True)
+    C.face_run_held_jobs(held.frames, jobs, threads)
+    return dict(held.stats, shared_decode=True)
 
 
 def run(reader: VideoReader, plan: Plan, target: Target, crop: CropArg, threads: int,
