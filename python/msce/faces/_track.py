@@ -29,9 +29,10 @@ class FaceCrop:
 
     Detection: ``detector`` ("blazeface", "retinaface" or your :class:`FaceDetector`) runs on
     the planned frames nearest to a ``detect_fps`` grid (and the last one), resized so their
-    long side is ``detect_size`` px (0 = source size). BlazeFace costs 2-4 ms of CPU per
-    detection frame; at the default 2 FPS that is 10-20 % of decoding a 720p H.264 clip
-    (bench/README.md, "Faces"). Raise it for fast head motion.
+    long side is ``detect_size`` px (0 = source size). BlazeFace costs 3-5 ms per detection
+    frame through mediapipe (whatever the frame size: the model sees 128x128); at 1 FPS that
+    adds about 5-10 % to a 720p call and about 30 % to a short 360p one (bench/README.md,
+    "Faces" and "Issue 17, fifth pass"). Raise ``detect_fps`` for fast head motion.
 
     Tracking: detections are linked into tracks when IoU with the track's predicted box is
     >= ``min_iou`` (else, for fast motion, when the face moved at most 1.5 face sizes and
