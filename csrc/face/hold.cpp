@@ -13,26 +13,6 @@
 
 namespace msce::face {
 
-int64_t HeldFrames::bytes() const {
-  int64_t total = 0;
-  for (const Frame& f : frames) {
-    const int chroma_rows = (f.height + 1) / 2;
-    switch (f.layout) {
-      case PixelLayout::kYUV420P:
-        total += static_cast<int64_t>(f.linesize[0]) * f.height +
-                 static_cast<int64_t>(f.linesize[1] + f.linesize[2]) * chroma_rows;
-        break;
-      case PixelLayout::kNV12:
-        total += static_cast<int64_t>(f.linesize[0]) * f.height + static_cast<int64_t>(f.linesize[1]) * chroma_rows;
-        break;
-      case PixelLayout::kRGB24:
-        total += static_cast<int64_t>(f.linesize[0]) * f.height;
-        break;
-    }
-  }
-  return total;
-}
-
 namespace {
 
 constexpr size_t kSlack = 64;  // after each plane: the SIMD kernels may read a vector past a row
@@ -43,12 +23,15 @@ int planes_of(PixelLayout layout) {
 
 int rows_of(const Frame& f, int plane) { return plane == 0 ? f.height : (f.height + 1) / 2; }
 
+// Bytes of a plane's rows at its line size.
+size_t plane_bytes(const Frame& f, int plane) {
+  return static_cast<size_t>(std::abs(f.linesize[plane])) * static_cast<size_t>(rows_of(f, plane));
+}
+
 // Bytes one frame takes in the arena: each plane's rows at the decoder's line size, plus slack.
 size_t arena_bytes(const Frame& f) {
   size_t total = 0;
-  for (int p = 0; p < planes_of(f.layout); ++p) {
-    total += static_cast<size_t>(std::abs(f.linesize[p])) * static_cast<size_t>(rows_of(f, p)) + kSlack;
-  }
+  for (int p = 0; p < planes_of(f.layout); ++p) total += plane_bytes(f, p) + kSlack;
   return (total + 63) / 64 * 64;
 }
 
@@ -60,36 +43,43 @@ size_t arena_bytes(const Frame& f) {
 class Arena {
  public:
   Arena(size_t frames, size_t frame_bytes)
-      : frame_bytes_(frame_bytes), block_(std::make_shared<PooledBuffer>(frames * frame_bytes)), free_(frames) {}
+      : frames_(frames), frame_bytes_(frame_bytes), block_(std::make_shared<PooledBuffer>(frames * frame_bytes)) {}
 
   // The copy of `f` (same line sizes) owned by the arena, or false when it does not fit.
   bool copy(const Frame& f, Frame& out) {
-    if (free_ == 0 || arena_bytes(f) > frame_bytes_) return false;
+    if (used_ == frames_ || arena_bytes(f) > frame_bytes_) return false;
     for (int p = 0; p < planes_of(f.layout); ++p) {
       if (f.linesize[p] <= 0) return false;  // negative strides (flipped planes): keep the decoder's
     }
     auto* dst = static_cast<uint8_t*>(block_->data()) + used_ * frame_bytes_;
     out = f;
     for (int p = 0; p < planes_of(f.layout); ++p) {
-      const size_t n = static_cast<size_t>(f.linesize[p]) * static_cast<size_t>(rows_of(f, p));
+      const size_t n = plane_bytes(f, p);
       std::memcpy(dst, f.data[p], n);
       out.data[p] = dst;
       dst += n + kSlack;
     }
     out.owner = block_;
     ++used_;
-    --free_;
     return true;
   }
 
  private:
+  size_t frames_;
   size_t frame_bytes_;
   std::shared_ptr<PooledBuffer> block_;
   size_t used_ = 0;
-  size_t free_;
 };
 
 }  // namespace
+
+int64_t HeldFrames::bytes() const {
+  int64_t total = 0;
+  for (const Frame& f : frames) {
+    for (int p = 0; p < planes_of(f.layout); ++p) total += static_cast<int64_t>(plane_bytes(f, p));
+  }
+  return total;
+}
 
 LoadStats decode_and_hold(VideoReader& reader, const std::vector<int64_t>& hold, std::vector<LoadJob>& jobs,
                           int threads, HeldFrames& held) {

@@ -167,29 +167,27 @@ def load_faces(reader: VideoReader, plan: Plan, target: Target, options: FaceCro
                segments: bool = False) -> list[FrameBatch]:
     """The FrameBatch of ``plan`` (or one per ``plan.segments()``) with face crops."""
     from msce._native import C
-    from msce.io.jobs import allocate as _allocate, held_bytes, held_frames
+    from msce.io.jobs import allocate as _allocate, held_bytes, held_frames, run_native
 
     t0 = time.perf_counter()
     meta = reader.metadata
     det_idx, det_job, det_batch = _detection_job(meta, plan, options)
     uniq = sorted(set(plan.indices))
-    clip = held_frames(reader)
-    memo = None
-    if clip is not None:  # the reader holds the decoded clip: no decode here
-        held, decode, memo = clip.frames, dict(clip.stats, shared_decode=True), clip.detections
-        C.face_run_held_jobs(held, [det_job], threads)
-        buffered, mode = True, "decoded clip held by the plan"
+    clip = held_frames(reader)  # a clip the reader holds already: no decode here
+    own = None  # frames this call holds
+    if clip is not None:
+        mode = "decoded clip held by the plan"
+    elif held_bytes(meta, len(uniq)) <= options.buffer_mb * 2 ** 20:
+        mode = "one decode pass"
+        own, decode = C.face_decode_and_hold(reader._native, uniq, [det_job], threads)
+        decode = dict(decode)
     else:
-        buffered = held_bytes(meta, len(uniq)) <= options.buffer_mb * 2 ** 20
-        mode = "one decode pass" if buffered else "two decode passes"
-        if buffered:
-            held, decode = C.face_decode_and_hold(reader._native, uniq, [det_job], threads)
-            decode = dict(decode)
-        else:
-            decode = dict(reader._native.run_jobs([det_job], threads))
+        mode = "two decode passes"
+    if own is None:
+        decode = run_native(reader, [det_job], threads)
     t1 = time.perf_counter()
     faces = _detect(det_batch.data.numpy(), det_idx, meta, plan, options,
-                    {"mode": mode, "detect_decode_seconds": t1 - t0}, memo)
+                    {"mode": mode, "detect_decode_seconds": t1 - t0}, clip.detections if clip else None)
 
     jobs, batches = [], []
     start = 0
@@ -201,14 +199,15 @@ def load_faces(reader: VideoReader, plan: Plan, target: Target, options: FaceCro
         batches.append(batch)
         start = stop
     t2 = time.perf_counter()
-    if buffered:
-        C.face_run_held_jobs(held, jobs, threads)
-        del held  # releases the decoded frames
+    if own is not None:
+        C.face_run_held_jobs(own, jobs, threads)
+        del own  # releases the decoded frames
         stats = decode
     else:
-        stats = dict(reader._native.run_jobs(jobs, threads))
-        for key in ("frames_decoded", "seeks", "decode_seconds"):
-            stats[key] = stats.get(key, 0) + decode.get(key, 0)
+        stats = run_native(reader, jobs, threads)
+        if clip is None:  # two decode passes: count both
+            for key in ("frames_decoded", "seeks", "decode_seconds"):
+                stats[key] = stats.get(key, 0) + decode.get(key, 0)
     faces.stats["crop_transform_seconds"] = time.perf_counter() - t2
     stats["total_seconds"] = time.perf_counter() - t0
     stats["faces"] = faces.stats

@@ -220,7 +220,7 @@ def hold_all(reader: VideoReader, threads: int) -> None:
 
 def held_frames(reader: VideoReader) -> HeldClip | None:
     """The clip ``reader`` holds, else None."""
-    return getattr(reader, "_held", None)
+    return reader._held
 
 
 def release_held(reader: VideoReader) -> None:

@@ -65,6 +65,7 @@ class VideoReader:
         self._native = C.VideoReader(self.path, self._threads, self._seek_threshold, self._protocols or "",
                                      stream_arg(stream))
         self.metadata = VideoMetadata._from_native(self._native.metadata())
+        self._held = None  # a decoded clip held for several loads (msce.io.jobs.hold_all)
 
     def __repr__(self) -> str:
         m = self.metadata

@@ -22,8 +22,8 @@ from msce.errors import ConfigError, TransformError
 from msce.io import cuda as _cuda
 from msce.io.batch import CropArg, FrameBatch, Target
 from msce.io.damage import DEFAULT_ON_DAMAGE, apply_on_damage, check_on_damage, record_damage
-from msce.io.jobs import (allocate, check_target, crops_for, pin, release_held, run, run_native, threads_arg,
-                          to_device)
+from msce.io.jobs import (allocate, check_target, crops_for, held_frames, pin, release_held, run, run_native,
+                          threads_arg, to_device)
 from msce.io.metadata import VideoMetadata
 from msce.io.reader import VideoReader, stream_arg
 from msce.plan import Plan, PlanSpec, at_indices, resolve
@@ -135,7 +135,7 @@ def _load_start(path, plan, target, crop, threads, pin_memory, device, on_damage
         # A plan that analyses every frame first (motion-aware gaps) may decode the clip once
         # for its analysis and for this load (CPU loads only; see MotionAwareGaps.decode_once).
         decode_once = getattr(plan, "decode_once", None)
-        if dev is None and callable(decode_once) and getattr(reader, "_held", None) is None:
+        if dev is None and callable(decode_once) and held_frames(reader) is None:
             held = bool(decode_once(reader, threads_arg(threads)))
         p = resolve(plan, reader.metadata)
         mode = _provider_for(crop)
